@@ -1,0 +1,47 @@
+# keras_vae developer entry points. Each target creates .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+RUN_DIR ?= runs/fashion_mnist-default
+TRAIN_ARGS ?=
+
+.PHONY: install data train test lint format clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's dataset-fashion-mnist where apt-get works; otherwise train.py falls
+# back to tensorflow-datasets, which downloads Fashion-MNIST when online.
+data:
+	@if [ -f $(FASHION_MNIST) ]; then \
+		echo "Fashion-MNIST: $(dir $(FASHION_MNIST))"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) \
+		|| echo "apt-get failed: train.py will use tensorflow-datasets"; \
+	else \
+		echo "No Debian Fashion-MNIST and no root apt-get: train.py will use tensorflow-datasets"; \
+	fi
+
+train: install data
+	$(PY) train.py --run-dir $(RUN_DIR) $(TRAIN_ARGS)
+
+test: install
+	$(PY) -m pytest tests
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,211 @@
+"""The variational autoencoder, as a subclassed `keras.Model`."""
+
+import math
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_vae import losses, networks
+from keras_vae.layers import Sampling
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VAE(keras.Model):
+    """Variational autoencoder trained on reconstruction NLL + beta * KL.
+
+    The encoder maps an image to N(mean, exp(log_var)); `Sampling` draws
+    z = mean + sigma * eps; the decoder maps z back to per-pixel logits. The
+    loss of one image, in nats, is
+
+        reconstruction_loss + beta * kl_loss
+        = -log p(x | z) + beta * KL(N(mean, sigma^2) || N(0, I)),
+
+    averaged over the batch; with beta = 1 it is the negative ELBO.
+
+    Args:
+        image_shape: `(height, width, channels)`.
+        latent_dim: size of z; `None` takes the preset's.
+        preset: one of `keras_vae.networks.PRESETS` ("keras_example",
+            "default", "mlp").
+        conv_filters, encoder_units, decoder_units: override the preset's
+            layer widths (tuples of ints); `None` keeps the preset's.
+        likelihood: "bernoulli" (pixels in [0, 1], sigmoid cross-entropy on
+            the decoder's logits) or "gaussian" (mean = sigmoid(logits)).
+        gaussian_scale: the Gaussian likelihood's standard deviation: a
+            positive float (fixed), or "learned" (one trainable scale shared
+            by all pixels, starting at 0.1). Ignored for "bernoulli".
+        beta: weight of the KL term, >= 0. The loss uses the non-trainable
+            variable `kl_weight` (initialized to beta), which
+            `keras_vae.callbacks.KLWarmup` ramps from 0 to beta; evaluation
+            (`test_step`) always weighs the KL with beta.
+        seed: seeds the `Sampling` layer.
+        **kwargs: standard `keras.Model` arguments (`name`...).
+
+    Call arguments:
+        images: float `[batch, H, W, C]` in [0, 1].
+        training: if True, decodes a sampled z; else the posterior mean.
+
+    Example:
+    >>> vae = VAE(image_shape=(28, 28, 1), preset="keras_example")
+    >>> vae.compile(optimizer="adam")
+    >>> vae.fit(x_train, epochs=5, batch_size=128, validation_data=x_test)
+    >>> images = vae.sample(16, seed=0)
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        latent_dim=None,
+        preset="default",
+        conv_filters=None,
+        encoder_units=None,
+        decoder_units=None,
+        likelihood="bernoulli",
+        gaussian_scale="learned",
+        beta=1.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(
+                f"Unknown likelihood {likelihood!r}. Valid likelihoods: {', '.join(LIKELIHOODS)}."
+            )
+        if not beta >= 0:
+            raise ValueError(f"beta must be >= 0; got {beta}.")
+        if gaussian_scale != "learned" and not float(gaussian_scale) > 0:
+            raise ValueError(
+                f"gaussian_scale must be 'learned' or a positive float; got {gaussian_scale!r}."
+            )
+        architecture = networks.resolve_architecture(
+            preset,
+            latent_dim=latent_dim,
+            conv_filters=conv_filters,
+            encoder_units=encoder_units,
+            decoder_units=decoder_units,
+        )
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.latent_dim = architecture.latent_dim
+        self.preset = preset
+        self.conv_filters = architecture.conv_filters
+        self.encoder_units = architecture.encoder_units
+        self.decoder_units = architecture.decoder_units
+        self.likelihood = likelihood
+        self.gaussian_scale = gaussian_scale
+        self.beta = float(beta)
+        self.seed = seed
+
+        self.encoder = networks.build_encoder(self.image_shape, architecture)
+        self.decoder = networks.build_decoder(self.image_shape, architecture)
+        self.sampling = Sampling(seed=seed, name="sampling")
+        self.kl_weight = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(self.beta),
+            trainable=False,
+            name="kl_weight",
+        )
+        self.log_scale = None
+        if likelihood == "gaussian":
+            learned = gaussian_scale == "learned"
+            self.log_scale = self.add_weight(
+                shape=(),
+                initializer=keras.initializers.Constant(
+                    math.log(0.1 if learned else float(gaussian_scale))
+                ),
+                trainable=learned,
+                name="log_scale",
+            )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
+
+    def encode(self, images):
+        """Posterior parameters `(mean, log_var)`, each `[batch, latent_dim]`."""
+        return self.encoder(images)
+
+    def decode(self, z):
+        """Images `[batch, H, W, C]` in [0, 1] for latent codes `[batch, latent_dim]`.
+
+        The Bernoulli probabilities or Gaussian means: sigmoid(decoder(z)).
+        """
+        return ops.sigmoid(self.decoder(z))
+
+    def sample(self, n, seed=None):
+        """Decodes `n` codes drawn from the prior N(0, I); `[n, H, W, C]` in [0, 1]."""
+        z = keras.random.normal((int(n), self.latent_dim), seed=seed)
+        return self.decode(z)
+
+    def call(self, images, training=False):
+        mean, log_var = self.encode(images)
+        z = self.sampling((mean, log_var)) if training else mean
+        return self.decode(z)
+
+    def loss_terms(self, images, training=False):
+        """Per-image `(reconstruction_loss, kl_loss)` in nats, each `[batch]`.
+
+        One z is sampled per image (the usual single-sample ELBO estimate);
+        the KL is analytic.
+        """
+        mean, log_var = self.encoder(images, training=training)
+        z = self.sampling((mean, log_var))
+        logits = self.decoder(z, training=training)
+        if self.likelihood == "bernoulli":
+            reconstruction = losses.bernoulli_nll(images, logits)
+        else:
+            reconstruction = losses.gaussian_nll(images, ops.sigmoid(logits), self.log_scale)
+        return reconstruction, losses.kl_to_standard_normal(mean, log_var)
+
+    def _batch_losses(self, data, kl_weight, training):
+        images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        images = ops.cast(images, self.compute_dtype)
+        reconstruction, kl = self.loss_terms(images, training=training)
+        reconstruction = ops.mean(reconstruction)
+        kl = ops.mean(kl)
+        return reconstruction + ops.cast(kl_weight, kl.dtype) * kl, reconstruction, kl
+
+    def _update_metrics(self, loss, reconstruction, kl):
+        self.loss_tracker.update_state(loss)
+        self.reconstruction_loss_tracker.update_state(reconstruction)
+        self.kl_loss_tracker.update_state(kl)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, reconstruction, kl = self._batch_losses(data, self.kl_weight, training=True)
+            # Each replica sees 1/N of the global batch; the gradients are
+            # summed across replicas, so the replica's mean loss is scaled by
+            # 1/N to give the gradient of the global-batch mean.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_loss = self.optimizer.scale_loss(loss / replicas)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
+        return self._update_metrics(loss, reconstruction, kl)
+
+    def test_step(self, data):
+        return self._update_metrics(*self._batch_losses(data, self.beta, training=False))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_shape": list(self.image_shape),
+                "latent_dim": self.latent_dim,
+                "preset": self.preset,
+                "conv_filters": list(self.conv_filters),
+                "encoder_units": list(self.encoder_units),
+                "decoder_units": list(self.decoder_units),
+                "likelihood": self.likelihood,
+                "gaussian_scale": self.gaussian_scale,
+                "beta": self.beta,
+                "seed": self.seed,
+            }
+        )
+        return config

@@ -1,0 +1,196 @@
+"""train_and_evaluate(config, run_dir): fit a VAE, evaluate it, write the run dir.
+
+A run dir holds:
+    config.json           the TrainingConfig that made it
+    model.keras           the checkpoint with the best validation loss
+    logs/                 TensorBoard event files (train/ and validation/ scalars)
+    backup/               BackupAndRestore state while training (removed when done)
+    metrics.json          test metrics of model.keras, in nats per image
+    samples.png           8x8 grid decoded from z ~ N(0, I)
+    reconstructions.png   test inputs (odd rows) above their reconstructions
+"""
+
+import json
+import math
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_vae import data
+from keras_vae import images as image_io
+from keras_vae.callbacks import KLWarmup
+from keras_vae.model import VAE
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+
+
+def write_json(path, values):
+    """Writes `values` as JSON to `path` atomically (temp file + rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(values, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp_path, path)
+    except BaseException:
+        os.unlink(tmp_path)
+        raise
+
+
+def split_validation(images, validation_size, seed):
+    """A seeded random split of `images` into (train, validation)."""
+    if validation_size >= len(images):
+        raise ValueError(
+            f"validation_size ({validation_size}) must be smaller than the training split "
+            f"({len(images)} images)."
+        )
+    order = np.random.default_rng(seed).permutation(len(images))
+    return images[order[validation_size:]], images[order[:validation_size]]
+
+
+def _load_splits(config):
+    train_images, _ = data.load(config.dataset, "train", config.data_dir)
+    test_images, test_labels = data.load(config.dataset, "test", config.data_dir)
+    if config.train_subset:
+        train_images = train_images[: config.train_subset]
+    if config.test_subset:
+        test_images = test_images[: config.test_subset]
+        test_labels = test_labels[: config.test_subset]
+    return train_images, test_images, test_labels
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Records each epoch's training wall time (validation included) in seconds."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def _log_config(log_dir, config):
+    writer = tf.summary.create_file_writer(os.path.join(log_dir, "config"))
+    with writer.as_default():
+        tf.summary.text("config", "```\n" + config.to_json() + "\n```", step=0)
+    writer.close()
+
+
+def write_samples(model, path, seed, rows=8, cols=8):
+    """Writes a rows x cols grid of images decoded from z ~ N(0, I)."""
+    samples = keras.ops.convert_to_numpy(model.sample(rows * cols, seed=seed))
+    image_io.save_png(path, image_io.grid(samples, rows, cols))
+
+
+def write_reconstructions(model, path, test_images, cols=8, pairs=2):
+    """Writes `pairs` rows of test inputs, each above its reconstruction."""
+    inputs = test_images[: cols * pairs]
+    outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
+    rows = []
+    for pair in range(pairs):
+        rows.append(inputs[pair * cols : (pair + 1) * cols])
+        rows.append(outputs[pair * cols : (pair + 1) * cols])
+    image_io.save_png(path, image_io.grid(np.concatenate(rows), 2 * pairs, cols))
+
+
+def train_and_evaluate(config, run_dir, verbose="auto"):
+    """Trains a VAE as `config` says and writes every artifact into `run_dir`.
+
+    Running the same call again on an interrupted run resumes from the last
+    finished epoch (Keras's BackupAndRestore).
+
+    Args:
+        config: a `keras_vae.config.TrainingConfig`.
+        run_dir: output directory, created if missing.
+        verbose: passed to `fit`.
+
+    Returns:
+        dict of test metrics in nats per image: `loss`, `reconstruction_loss`,
+        `kl_loss`, `negative_elbo` (= reconstruction_loss + kl_loss), plus
+        `train_seconds` and `train_images_per_second` (median epoch).
+    """
+    config.validate()
+    os.makedirs(run_dir, exist_ok=True)
+    write_json(os.path.join(run_dir, CONFIG_FILE), config.to_dict())
+    keras.utils.set_random_seed(config.seed)
+
+    train_images, test_images, _ = _load_splits(config)
+    train_images, validation_images = (
+        split_validation(train_images, config.validation_size, config.seed)
+        if config.validation_size
+        else (train_images, None)
+    )
+
+    model = VAE(**config.model_kwargs(train_images.shape[1:]))
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+
+    batch_size = min(config.batch_size, len(train_images))
+    steps_per_epoch = len(train_images) // batch_size
+    train_data = data.make_dataset(
+        train_images,
+        batch_size=batch_size,
+        shuffle=True,
+        seed=config.seed,
+        repeat=True,
+        drop_remainder=True,
+    )
+    validation = {}
+    if validation_images is not None:
+        validation = {
+            "validation_data": data.make_dataset(
+                validation_images, batch_size=config.batch_size, repeat=True
+            ),
+            "validation_steps": math.ceil(len(validation_images) / config.batch_size),
+        }
+    log_dir = os.path.join(run_dir, "logs")
+    _log_config(log_dir, config)
+    model_path = os.path.join(run_dir, MODEL_FILE)
+    timer = _EpochTimer()
+    callbacks = [
+        KLWarmup(config.kl_warmup_epochs),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        keras.callbacks.ModelCheckpoint(
+            model_path,
+            monitor="val_loss" if validation else "loss",
+            save_best_only=True,
+        ),
+        timer,
+        keras.callbacks.TensorBoard(log_dir=log_dir),
+    ]
+    start = time.perf_counter()
+    model.fit(
+        train_data,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=verbose,
+        **validation,
+    )
+    train_seconds = time.perf_counter() - start
+
+    best = keras.models.load_model(model_path)
+    test_data = data.make_dataset(test_images, batch_size=config.batch_size)
+    metrics = best.evaluate(test_data, return_dict=True, verbose=0)
+    metrics = {name: float(value) for name, value in metrics.items()}
+    metrics["negative_elbo"] = metrics["reconstruction_loss"] + metrics["kl_loss"]
+    metrics["train_seconds"] = train_seconds
+    if timer.seconds:
+        epoch_seconds = float(np.median(timer.seconds))
+        metrics["train_images_per_second"] = steps_per_epoch * batch_size / epoch_seconds
+    write_json(os.path.join(run_dir, METRICS_FILE), metrics)
+    write_samples(best, os.path.join(run_dir, "samples.png"), seed=config.seed)
+    write_reconstructions(best, os.path.join(run_dir, "reconstructions.png"), test_images)
+    return metrics
