@@ -28,7 +28,7 @@ class TrainingConfig:
     gaussian_scale: float | str = "learned"
     beta: float = 1.0
     kl_warmup_epochs: int = 0
-    epochs: int = 10
+    epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 1e-3
     seed: int = 0

@@ -112,9 +112,14 @@ def load_idx_split(directory, split):
 def _load_tfds_split(tfds_name, split):
     import tensorflow_datasets as tfds
 
-    images, labels = tfds.as_numpy(
-        tfds.load(tfds_name, split=split, batch_size=-1, as_supervised=True)
-    )
+    # Batches of 10,000 rather than batch_size=-1: the latter aborts the
+    # process on datasets of unknown cardinality (tfds.testing.mock_data).
+    dataset = tfds.load(tfds_name, split=split, as_supervised=True).batch(10_000)
+    batches = list(tfds.as_numpy(dataset))
+    if not batches:
+        raise DataError(f"tensorflow-datasets {tfds_name!r} split {split!r} is empty.")
+    images = np.concatenate([images for images, _ in batches])
+    labels = np.concatenate([labels for _, labels in batches])
     return images.astype(np.float32) / 255.0, labels.astype(np.int64)
 
 

@@ -54,3 +54,53 @@ def fashion_mnist():
     train = data.load("fashion_mnist", "train")
     test = data.load("fashion_mnist", "test")
     return train, test
+
+
+TINY_TRAIN_ARGS = [
+    "--preset",
+    "keras_example",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--train-subset",
+    "1024",
+    "--validation-size",
+    "256",
+    "--test-subset",
+    "256",
+    "--kl-warmup-epochs",
+    "1",
+    "--verbose",
+    "0",
+]
+
+
+def run_train(run_dir, *extra_args):
+    """Runs train.py in a subprocess; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "train.py"),
+            "--run-dir",
+            str(run_dir),
+            *TINY_TRAIN_ARGS,
+            *extra_args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A run dir made by train.py end to end: 2 tiny epochs on real Fashion-MNIST."""
+    run_dir = tmp_path_factory.mktemp("run")
+    result = run_train(run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
