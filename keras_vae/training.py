@@ -8,6 +8,9 @@ A run dir holds:
     metrics.json          test metrics of model.keras, in nats per image
     samples.png           8x8 grid decoded from z ~ N(0, I)
     reconstructions.png   test inputs (odd rows) above their reconstructions
+    export/               the decoder as a generator (keras_vae.export): SavedModel,
+                          float32/float16/int8 .tflite, generator.json
+    generated_tflite.png  8x8 grid rendered by export/generator_float32.tflite
 """
 
 import json
@@ -20,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import data
+from keras_vae import data, export
 from keras_vae import images as image_io
 from keras_vae.callbacks import KLWarmup
 from keras_vae.model import VAE
@@ -28,6 +31,7 @@ from keras_vae.model import VAE
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+EXPORT_DIR = "export"
 
 
 def write_json(path, values):
@@ -193,4 +197,9 @@ def train_and_evaluate(config, run_dir, verbose="auto"):
     write_json(os.path.join(run_dir, METRICS_FILE), metrics)
     write_samples(best, os.path.join(run_dir, "samples.png"), seed=config.seed)
     write_reconstructions(best, os.path.join(run_dir, "reconstructions.png"), test_images)
+    export_dir = os.path.join(run_dir, EXPORT_DIR)
+    export.export_generator(best, export_dir, overwrite=True, training_config=config.to_dict())
+    export.render_preview(
+        export_dir, os.path.join(run_dir, "generated_tflite.png"), seed=config.seed
+    )
     return metrics

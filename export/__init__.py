@@ -1,0 +1,1 @@
+"""Command-line export of a trained VAE's decoder: `python -m export --help`."""

@@ -1,0 +1,405 @@
+"""Decoder-only generator export: SavedModel + LiteRT (.tflite) + generator.json.
+
+The export directory is self-contained; a server or phone needs neither this
+package nor Keras:
+
+    saved_model/              tf.saved_model.load(...).signatures["generate"]
+    generator_float32.tflite  LiteRT, float32 weights
+    generator_float16.tflite  LiteRT, float16 weights (dequantized at load)
+    generator_int8.tflite     LiteRT, dynamic-range int8 weights
+    generator.json            shapes, dtypes, signatures, sizes, parity errors
+
+Signatures (in the SavedModel and every .tflite):
+    generate(z: float32 [batch, latent_dim])
+        -> images: float32 [batch, H, W, C] in [0, 1]
+           pixels: uint8   [batch, H, W, C] in [0, 255] (round(images * 255))
+    sample(count: int32 scalar)
+        -> images, pixels as above, and z: float32 [count, latent_dim] ~ N(0, I)
+`serving_default` is `generate` in the SavedModel. The batch is dynamic.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_vae
+
+from tensorflow.python.framework.convert_to_constants import (  # isort: skip
+    convert_variables_to_constants_v2,
+)
+
+GENERATE = "generate"
+SAMPLE = "sample"
+SAVED_MODEL_DIR = "saved_model"
+METADATA_FILE = "generator.json"
+TFLITE_VARIANTS = ("float32", "float16", "int8")
+# Ops that mean the .tflite is not self-contained: Select TF (Flex) kernels
+# would force apps to link the Flex delegate, and resource-variable ops run
+# without error yet read uninitialized weights.
+FORBIDDEN_OP_PREFIXES = ("Flex",)
+FORBIDDEN_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "CUSTOM")
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported, or an artifact failed verification."""
+
+
+def tflite_filename(variant):
+    return f"generator_{variant}.tflite"
+
+
+def _check_exportable(model):
+    decoder = getattr(model, "decoder", None)
+    if not isinstance(decoder, keras.Model):
+        raise ExportError(
+            f"{type(model).__name__} has no `decoder` network: export needs a keras_vae.VAE."
+        )
+    if not decoder.built or not decoder.weights:
+        raise ExportError(
+            "The decoder is not built yet (it has no weights): build or train the VAE first."
+        )
+
+
+class _Generator(tf.Module):
+    """The decoder wrapped in the two exported signatures."""
+
+    def __init__(self, decoder, latent_dim):
+        super().__init__(name="generator")
+        self.decoder = decoder
+        self.latent_dim = latent_dim
+        self.generate = tf.function(
+            self._generate,
+            input_signature=[tf.TensorSpec([None, latent_dim], tf.float32, name="z")],
+        )
+        self.sample = tf.function(
+            self._sample, input_signature=[tf.TensorSpec([], tf.int32, name="count")]
+        )
+
+    def _images(self, z):
+        images = tf.sigmoid(tf.cast(self.decoder(z, training=False), tf.float32))
+        pixels = tf.cast(tf.round(images * 255.0), tf.uint8)
+        return images, pixels
+
+    def _generate(self, z):
+        images, pixels = self._images(z)
+        return {"images": images, "pixels": pixels}
+
+    def _sample(self, count):
+        # Stateful tf.random.normal becomes the LiteRT builtin
+        # RANDOM_STANDARD_NORMAL; keras.random's stateless ops would need Flex.
+        z = tf.random.normal(tf.stack([count, self.latent_dim]))
+        images, pixels = self._images(z)
+        return {"images": images, "pixels": pixels, "z": z}
+
+
+class _FrozenGenerator(tf.Module):
+    """The generator's signatures with every weight folded into a constant.
+
+    Converting the variable-holding SavedModel directly leaves VAR_HANDLE /
+    READ_VARIABLE ops in the .tflite (TF 2.21), which run without error and
+    return garbage; a graph without variables cannot.
+    """
+
+    def __init__(self, generator):
+        super().__init__(name="frozen_generator")
+        frozen_generate = convert_variables_to_constants_v2(
+            generator.generate.get_concrete_function()
+        )
+        frozen_sample = convert_variables_to_constants_v2(generator.sample.get_concrete_function())
+        latent_dim = generator.latent_dim
+
+        def generate(z):
+            # LiteRT lets an app resize an input to any shape, and a fully
+            # connected layer then silently reads [b, k] as
+            # [b * k / latent_dim, latent_dim]: garbage, no error. With the
+            # last dimension left dynamic, the converter cannot fold this
+            # reshape away, and it fails at allocation unless k == latent_dim.
+            z = tf.reshape(z, tf.stack([tf.shape(z)[0], latent_dim]))
+            return _as_dict(frozen_generate(z), ("images", "pixels"))
+
+        self.generate = tf.function(
+            generate, input_signature=[tf.TensorSpec([None, None], tf.float32, name="z")]
+        )
+        self.sample = tf.function(
+            lambda count: _as_dict(frozen_sample(count), ("images", "pixels", "z")),
+            input_signature=generator.sample.input_signature,
+        )
+
+
+def _as_dict(outputs, names):
+    # A frozen function returns its outputs as a flat list, in sorted key order.
+    if isinstance(outputs, dict):
+        return outputs
+    return dict(zip(sorted(names), outputs, strict=True))
+
+
+def _convert_tflite(frozen_saved_model_dir, variant):
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        frozen_saved_model_dir, signature_keys=[GENERATE, SAMPLE]
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
+
+
+def tflite_op_names(model_path):
+    """Names of the ops used by every subgraph (signature) of a .tflite file.
+
+    Builtin ops by their LiteRT name (e.g. "FULLY_CONNECTED"); custom ops,
+    Select TF ops among them ("FlexRandomStandardNormal"), by their custom code.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    with open(model_path, "rb") as f:
+        model = schema.Model.GetRootAsModel(f.read(), 0)
+    builtin_names = {
+        value: name for name, value in vars(schema.BuiltinOperator).items() if name.isupper()
+    }
+    names = set()
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for o in range(subgraph.OperatorsLength()):
+            code = model.OperatorCodes(subgraph.Operators(o).OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            if builtin == schema.BuiltinOperator.CUSTOM:
+                names.add(code.CustomCode().decode())
+            else:
+                names.add(builtin_names[builtin])
+    return sorted(names)
+
+
+def check_builtin_ops(model_path):
+    """Raises ExportError if the .tflite holds Flex, custom or variable ops."""
+    bad = [
+        name
+        for name in tflite_op_names(model_path)
+        if name.startswith(FORBIDDEN_OP_PREFIXES) or name in FORBIDDEN_OPS
+    ]
+    if bad:
+        raise ExportError(f"{model_path}: non-builtin or variable ops {bad}.")
+
+
+def run_tflite_generate(model_path, z):
+    """Runs the `generate` signature of a .tflite on `z`; returns its outputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=model_path).get_signature_runner(GENERATE)
+    return runner(z=np.asarray(z, dtype=np.float32))
+
+
+def _tensor_spec_json(spec):
+    return {"shape": [None if d is None else int(d) for d in spec.shape], "dtype": spec.dtype.name}
+
+
+def _signatures_json(model):
+    height, width, channels = model.image_shape
+    image = [None, height, width, channels]
+    return {
+        GENERATE: {
+            "inputs": {"z": {"shape": [None, model.latent_dim], "dtype": "float32"}},
+            "outputs": {
+                "images": {"shape": image, "dtype": "float32", "range": [0.0, 1.0]},
+                "pixels": {"shape": image, "dtype": "uint8", "range": [0, 255]},
+            },
+        },
+        SAMPLE: {
+            "inputs": {"count": {"shape": [], "dtype": "int32"}},
+            "outputs": {
+                "images": {"shape": image, "dtype": "float32", "range": [0.0, 1.0]},
+                "pixels": {"shape": image, "dtype": "uint8", "range": [0, 255]},
+                "z": {"shape": [None, model.latent_dim], "dtype": "float32"},
+            },
+        },
+    }
+
+
+def _write_artifacts(model, directory, parity_z, variants):
+    """Writes every artifact into `directory`; returns the per-variant facts."""
+    generator = _Generator(model.decoder, model.latent_dim)
+    saved_model_dir = os.path.join(directory, SAVED_MODEL_DIR)
+    tf.saved_model.save(
+        generator,
+        saved_model_dir,
+        signatures={
+            GENERATE: generator.generate,
+            "serving_default": generator.generate,
+            SAMPLE: generator.sample,
+        },
+    )
+    expected = np.asarray(model.decode(parity_z), dtype=np.float32)
+    loaded = tf.saved_model.load(saved_model_dir)
+    saved_images = loaded.signatures[GENERATE](z=tf.constant(parity_z))["images"].numpy()
+    facts = {
+        "saved_model": {
+            "path": SAVED_MODEL_DIR,
+            "size_bytes": _tree_size(saved_model_dir),
+            "max_abs_error": float(np.max(np.abs(saved_images - expected))),
+        }
+    }
+    frozen = _FrozenGenerator(generator)
+    with tempfile.TemporaryDirectory(dir=directory) as frozen_dir:
+        tf.saved_model.save(
+            frozen, frozen_dir, signatures={GENERATE: frozen.generate, SAMPLE: frozen.sample}
+        )
+        flatbuffers = {variant: _convert_tflite(frozen_dir, variant) for variant in variants}
+    for variant, flatbuffer in flatbuffers.items():
+        path = os.path.join(directory, tflite_filename(variant))
+        with open(path, "wb") as f:
+            f.write(flatbuffer)
+        check_builtin_ops(path)
+        images = run_tflite_generate(path, parity_z)["images"]
+        facts[variant] = {
+            "path": tflite_filename(variant),
+            "size_bytes": os.path.getsize(path),
+            "max_abs_error": float(np.max(np.abs(images - expected))),
+        }
+    return facts
+
+
+def _tree_size(directory):
+    return sum(
+        os.path.getsize(os.path.join(root, name))
+        for root, _, names in os.walk(directory)
+        for name in names
+    )
+
+
+def export_generator(
+    model,
+    out_dir,
+    overwrite=False,
+    training_config=None,
+    variants=TFLITE_VARIANTS,
+    parity_samples=16,
+):
+    """Exports `model`'s decoder as a generator into `out_dir`, atomically.
+
+    Everything is written into a temporary sibling directory, verified (ops,
+    parity against `model.decode`), then renamed into place; a failure at
+    any point leaves an existing `out_dir` untouched.
+
+    Args:
+        model: a built `keras_vae.VAE`.
+        out_dir: the export directory.
+        overwrite: replace an existing `out_dir`; without it an existing
+            directory is an error.
+        training_config: optional dict (the run's config.json) stored in
+            the metadata; its "dataset" is also recorded at the top level.
+        variants: which .tflite variants to write.
+        parity_samples: how many z ~ N(0, I) the parity check decodes.
+
+    Returns:
+        The metadata dict written to `generator.json`.
+
+    Raises:
+        FileExistsError: `out_dir` exists and `overwrite` is False.
+        ExportError: the model has no built decoder, or verification failed.
+    """
+    _check_exportable(model)
+    unknown = sorted(set(variants) - set(TFLITE_VARIANTS))
+    if unknown:
+        raise ValueError(f"Unknown variants {unknown}. Valid variants: {TFLITE_VARIANTS}.")
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir) and not overwrite:
+        raise FileExistsError(
+            f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it."
+        )
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+    try:
+        parity_z = (
+            np.random.default_rng(0)
+            .standard_normal((parity_samples, model.latent_dim))
+            .astype(np.float32)
+        )
+        artifacts = _write_artifacts(model, staging, parity_z, variants)
+        metadata = {
+            "keras_vae_version": keras_vae.__version__,
+            "latent_dim": int(model.latent_dim),
+            "image_shape": list(model.image_shape),
+            "likelihood": model.likelihood,
+            "dataset": (training_config or {}).get("dataset"),
+            "model_config": model.get_config(),
+            "training_config": training_config,
+            "signatures": _signatures_json(model),
+            "serving_default": GENERATE,
+            "latent_prior": "z ~ N(0, I): draw latent_dim independent standard normals",
+            "parity_check": f"max |artifact - VAE.decode| over {parity_samples} z ~ N(0, I)",
+            "artifacts": artifacts,
+        }
+        with open(os.path.join(staging, METADATA_FILE), "w") as f:
+            json.dump(metadata, f, indent=2, sort_keys=True)
+            f.write("\n")
+        _commit(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return metadata
+
+
+def _commit(staging, out_dir):
+    """Moves `staging` to `out_dir`; an existing `out_dir` is removed only after."""
+    if not os.path.exists(out_dir):
+        os.rename(staging, out_dir)
+        return
+    retired = tempfile.mkdtemp(
+        prefix=f".{os.path.basename(out_dir)}.old-", dir=os.path.dirname(out_dir)
+    )
+    os.rename(out_dir, os.path.join(retired, "export"))
+    try:
+        os.rename(staging, out_dir)
+    except BaseException:
+        os.rename(os.path.join(retired, "export"), out_dir)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def load_model_for_export(path):
+    """Loads a VAE from a run dir or a `.keras` file.
+
+    Returns:
+        `(model, training_config)`; the config is the run dir's config.json
+        as a dict, or None for a bare `.keras` file.
+
+    Raises:
+        FileNotFoundError: nothing at `path`.
+        ExportError: the file is not a keras_vae VAE.
+    """
+    training_config = None
+    model_path = path
+    if os.path.isdir(path):
+        model_path = os.path.join(path, "model.keras")
+        config_path = os.path.join(path, "config.json")
+        if os.path.exists(config_path):
+            with open(config_path) as f:
+                training_config = json.load(f)
+    if not os.path.exists(model_path):
+        raise FileNotFoundError(f"No model at {model_path}: give a run dir or a .keras file.")
+    try:
+        model = keras.models.load_model(model_path)
+    except Exception as error:  # Keras raises many types for a bad file.
+        raise ExportError(f"{model_path} is not a loadable .keras model: {error}") from error
+    if not isinstance(model, keras_vae.VAE):
+        raise ExportError(f"{model_path} holds a {type(model).__name__}, not a keras_vae VAE.")
+    return model, training_config
+
+
+def render_preview(export_dir, png_path, rows=8, cols=8, seed=0):
+    """Writes a grid of images generated by the exported float32 .tflite."""
+    from keras_vae import images as image_io
+
+    with open(os.path.join(export_dir, METADATA_FILE)) as f:
+        latent_dim = json.load(f)["latent_dim"]
+    z = np.random.default_rng(seed).standard_normal((rows * cols, latent_dim))
+    generated = run_tflite_generate(os.path.join(export_dir, tflite_filename("float32")), z)
+    image_io.save_png(png_path, image_io.grid(generated["images"], rows, cols))

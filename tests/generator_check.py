@@ -1,0 +1,75 @@
+"""Runs an exported generator the way a server or an app would: no keras_vae.
+
+Usage: python generator_check.py EXPORT_DIR Z.npy OUT.npz
+
+Loads the SavedModel (`generate` signature) and every .tflite variant
+(signature runner), decodes the z in Z.npy at batch sizes 1 and len(z),
+draws from the `sample` signatures, feeds a wrong-size z, and writes
+everything to OUT.npz. Fails if keras_vae got imported.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+
+def wrong_size_errors(call, latent_dim):
+    """The error each wrong-size z raised ("" where it returned images instead).
+
+    [2, 2 * latent_dim] is the dangerous one: a fully connected layer could
+    read it as 4 codes of the right size.
+    """
+    messages = []
+    for shape in ((2, 2 * latent_dim), (3, latent_dim + 3)):
+        try:
+            call(np.zeros(shape, np.float32))
+            messages.append("")
+        except Exception as error:  # each runtime raises its own type
+            messages.append(type(error).__name__ + ": " + str(error).splitlines()[0][:200])
+    return messages
+
+
+def main(export_dir, z_path, out_path):
+    z = np.load(z_path)
+    with open(os.path.join(export_dir, "generator.json")) as f:
+        metadata = json.load(f)
+    results, errors = {}, {}
+
+    saved = tf.saved_model.load(os.path.join(export_dir, "saved_model"))
+    generate = saved.signatures["generate"]
+    assert saved.signatures["serving_default"] is not None
+    for batch in (1, len(z)):
+        outputs = generate(z=tf.constant(z[:batch]))
+        results[f"saved_model/images/{batch}"] = outputs["images"].numpy()
+        results[f"saved_model/pixels/{batch}"] = outputs["pixels"].numpy()
+    errors["saved_model"] = wrong_size_errors(lambda bad: generate(z=tf.constant(bad)), z.shape[1])
+
+    for variant, facts in metadata["artifacts"].items():
+        if variant == "saved_model":
+            continue
+        interpreter = Interpreter(model_path=os.path.join(export_dir, facts["path"]))
+        runner = interpreter.get_signature_runner("generate")
+        for batch in (1, len(z)):
+            outputs = runner(z=z[:batch])
+            results[f"{variant}/images/{batch}"] = outputs["images"]
+            results[f"{variant}/pixels/{batch}"] = outputs["pixels"]
+        errors[variant] = wrong_size_errors(lambda bad, r=runner: r(z=bad), z.shape[1])
+        # The runner still works after refusing a wrong z.
+        results[f"{variant}/after_error"] = runner(z=z[:2])["images"]
+        sample = interpreter.get_signature_runner("sample")
+        first = sample(count=np.array(2000, np.int32))
+        second = sample(count=np.array(3, np.int32))
+        results[f"{variant}/sample/z"] = first["z"]
+        results[f"{variant}/sample/images"] = first["images"]
+        results[f"{variant}/sample/z_again"] = second["z"]
+
+    assert "keras_vae" not in sys.modules, "the generator must run without keras_vae"
+    np.savez(out_path, **results, errors=json.dumps(errors))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,259 @@
+"""The exported generator, run in a fresh process that never imports keras_vae."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vae import VAE, export
+from tests.conftest import REPO_ROOT
+
+TOLERANCE = {"saved_model": 1e-5, "float32": 1e-4, "float16": 2e-2, "int8": 0.1}
+
+
+@pytest.fixture(scope="module")
+def generator_outputs(trained_run, tmp_path_factory):
+    run_dir, _ = trained_run
+    export_dir = run_dir / "export"
+    model = keras.models.load_model(run_dir / "model.keras")
+    work = tmp_path_factory.mktemp("generator")
+    z = np.random.default_rng(42).standard_normal((16, model.latent_dim)).astype(np.float32)
+    np.save(work / "z.npy", z)
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "tests", "generator_check.py"),
+            str(export_dir),
+            str(work / "z.npy"),
+            str(work / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(work),
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = dict(np.load(work / "out.npz"))
+    expected = keras.ops.convert_to_numpy(model.decode(z))
+    return export_dir, model, z, expected, outputs
+
+
+def test_run_dir_holds_every_artifact(trained_run):
+    run_dir, _ = trained_run
+    export_dir = run_dir / "export"
+    names = sorted(os.listdir(export_dir))
+    assert names == [
+        "generator.json",
+        "generator_float16.tflite",
+        "generator_float32.tflite",
+        "generator_int8.tflite",
+        "saved_model",
+    ]
+    assert (run_dir / "generated_tflite.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("variant", list(TOLERANCE))
+@pytest.mark.parametrize("batch", [1, 16])
+def test_fresh_process_outputs_match_keras_decoder(generator_outputs, variant, batch):
+    _, _, _, expected, outputs = generator_outputs
+    images = outputs[f"{variant}/images/{batch}"]
+    assert images.shape == expected[:batch].shape and images.dtype == np.float32
+    error = np.max(np.abs(images - expected[:batch]))
+    assert error <= TOLERANCE[variant], (variant, batch, error)
+    pixels = outputs[f"{variant}/pixels/{batch}"]
+    assert pixels.dtype == np.uint8
+    assert np.max(np.abs(pixels.astype(int) - np.rint(images * 255))) <= 1
+
+
+def test_wrong_latent_size_is_an_error_not_garbage(generator_outputs):
+    errors = json.loads(str(generator_outputs[4]["errors"]))
+    assert set(errors) == set(TOLERANCE)
+    for variant, messages in errors.items():
+        assert len(messages) == 2 and all(messages), (variant, messages)
+    expected = generator_outputs[3]
+    for variant in ("float32", "float16", "int8"):
+        after = generator_outputs[4][f"{variant}/after_error"]
+        assert np.max(np.abs(after - expected[:2])) <= TOLERANCE[variant]
+
+
+@pytest.mark.parametrize("variant", ["float32", "float16", "int8"])
+def test_on_device_sample_draws_standard_normal_z(generator_outputs, variant):
+    _, model, _, _, outputs = generator_outputs
+    z = outputs[f"{variant}/sample/z"]
+    assert z.shape == (2000, model.latent_dim)
+    # 2000 * latent_dim draws: the mean's standard error is < 0.016.
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+    assert outputs[f"{variant}/sample/z_again"].shape == (3, model.latent_dim)
+    assert not np.allclose(z[:3], outputs[f"{variant}/sample/z_again"])
+    images = outputs[f"{variant}/sample/images"]
+    # The images are the decoder's output for the z it returned.
+    expected = keras.ops.convert_to_numpy(model.decode(z[:8]))
+    assert np.max(np.abs(images[:8] - expected)) <= TOLERANCE[variant]
+
+
+def test_metadata_describes_the_generator(trained_run, generator_outputs):
+    run_dir, _ = trained_run
+    metadata = json.loads((run_dir / "export" / "generator.json").read_text())
+    model = generator_outputs[1]
+    assert metadata["latent_dim"] == model.latent_dim
+    assert metadata["image_shape"] == [28, 28, 1]
+    assert metadata["likelihood"] == "bernoulli" and metadata["dataset"] == "fashion_mnist"
+    assert metadata["training_config"]["preset"] == "keras_example"
+    assert metadata["keras_vae_version"]
+    generate = metadata["signatures"]["generate"]
+    assert generate["inputs"]["z"] == {"shape": [None, model.latent_dim], "dtype": "float32"}
+    assert generate["outputs"]["pixels"]["dtype"] == "uint8"
+    for name, tolerance in TOLERANCE.items():
+        facts = metadata["artifacts"][name]
+        assert 0 < facts["size_bytes"] and 0 <= facts["max_abs_error"] <= tolerance
+
+
+@pytest.mark.parametrize("variant", ["float32", "float16", "int8"])
+def test_tflite_holds_builtin_ops_only(trained_run, variant):
+    run_dir, _ = trained_run
+    ops = export.tflite_op_names(str(run_dir / "export" / export.tflite_filename(variant)))
+    assert "RANDOM_STANDARD_NORMAL" in ops and "TRANSPOSE_CONV" in ops
+    assert not [op for op in ops if op.startswith("Flex") or op in export.FORBIDDEN_OPS]
+
+
+def test_op_check_rejects_variable_and_flex_ops(tmp_path):
+    class Holder(tf.Module):
+        def __init__(self):
+            self.weight = tf.Variable(tf.ones([2, 2]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+        def __call__(self, x):
+            self.weight.assign_add(tf.ones([2, 2]))
+            return tf.matmul(x, self.weight)
+
+    holder = Holder()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [holder.__call__.get_concrete_function()], holder
+    )
+    path = tmp_path / "variables.tflite"
+    path.write_bytes(converter.convert())
+    with pytest.raises(export.ExportError, match="VAR_HANDLE"):
+        export.check_builtin_ops(str(path))
+
+    @tf.function(input_signature=[tf.TensorSpec([2], tf.int32)])
+    def stateless(seed):
+        return tf.random.stateless_normal([3], seed=seed)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([stateless.get_concrete_function()])
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+        tf.lite.OpsSet.SELECT_TF_OPS,
+    ]
+    path = tmp_path / "flex.tflite"
+    path.write_bytes(converter.convert())
+    with pytest.raises(export.ExportError, match="Flex"):
+        export.check_builtin_ops(str(path))
+
+
+def tree_digest(directory):
+    digest = hashlib.sha256()
+    for root, dirs, files in sorted(os.walk(directory)):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, directory).encode())
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def small_vae():
+    return VAE(preset="mlp", latent_dim=4, encoder_units=(8,), decoder_units=(8,), seed=0)
+
+
+def test_existing_export_is_not_overwritten_without_overwrite(tmp_path, small_vae):
+    out = tmp_path / "gen"
+    export.export_generator(small_vae, out, variants=("float32",))
+    before = tree_digest(out)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        export.export_generator(small_vae, out, variants=("float32",))
+    assert tree_digest(out) == before
+    other = VAE(preset="mlp", latent_dim=4, encoder_units=(8,), decoder_units=(8,), seed=1)
+    export.export_generator(other, out, overwrite=True, variants=("float32",))
+    assert tree_digest(out) != before
+    assert sorted(os.listdir(tmp_path)) == ["gen"]
+
+
+def test_failure_mid_export_leaves_previous_export_intact(tmp_path, small_vae, monkeypatch):
+    out = tmp_path / "gen"
+    export.export_generator(small_vae, out)
+    before = tree_digest(out)
+    convert = export._convert_tflite
+
+    def fail_on_int8(saved_model_dir, variant):
+        if variant == "int8":
+            raise RuntimeError("injected converter failure")
+        return convert(saved_model_dir, variant)
+
+    monkeypatch.setattr(export, "_convert_tflite", fail_on_int8)
+    with pytest.raises(RuntimeError, match="injected"):
+        export.export_generator(small_vae, out, overwrite=True)
+    assert tree_digest(out) == before
+    assert sorted(os.listdir(tmp_path)) == ["gen"]  # no staging dir left behind
+
+
+def test_model_without_built_decoder_is_a_clear_error(tmp_path):
+    class Unbuilt(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.decoder = keras.Sequential([keras.layers.Dense(4)])
+
+    with pytest.raises(export.ExportError, match="decoder is not built"):
+        export.export_generator(Unbuilt(), tmp_path / "gen")
+    with pytest.raises(export.ExportError, match="no `decoder`"):
+        export.export_generator(keras.Sequential([keras.layers.Dense(2)]), tmp_path / "gen")
+    assert not (tmp_path / "gen").exists()
+
+
+def test_cli_exports_refuses_overwrite_and_rejects_non_vae(tmp_path, small_vae):
+    small_vae.save(tmp_path / "vae.keras")
+    command = [
+        sys.executable,
+        "-m",
+        "export",
+        "--model",
+        str(tmp_path / "vae.keras"),
+        "--variants",
+        "float32",
+        "--preview",
+        str(tmp_path / "preview.png"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "generator_float32.tflite" in result.stdout
+    assert (tmp_path / "vae_export" / "generator.json").exists()
+    assert (tmp_path / "preview.png").exists()
+    again = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert "Traceback" not in again.stderr
+
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(tmp_path / "other.keras")
+    other = subprocess.run(
+        [sys.executable, "-m", "export", "--model", str(tmp_path / "other.keras")],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert other.returncode == 2 and "not a keras_vae VAE" in other.stderr
+
+
+def test_cli_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "export", "--help"], capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    assert result.returncode == 0
+    for flag in ("--model", "--out", "--overwrite", "--variants", "--preview"):
+        assert flag in result.stdout
