@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN_DIR ?= runs/fashion_mnist-default
 TRAIN_ARGS ?=
 
-.PHONY: install data train test lint format clean
+.PHONY: install data train test lint format clean bench-export
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,3 +45,7 @@ format: install
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# Latency and size of the exported generator of $(RUN_DIR) (run `make train` first).
+bench-export: install
+	$(PY) -m benchmarks.export_latency --run-dir $(RUN_DIR)

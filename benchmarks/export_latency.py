@@ -1,0 +1,128 @@
+"""Generation latency and size of the exported generator, per artifact.
+
+    python -m benchmarks.export_latency --run-dir runs/fashion_mnist-default
+
+For batch 1 and 64: the median wall time of one call (after warm-up) of the
+Keras decoder (eager, `model.predict`, and a `tf.function`), the SavedModel's
+`generate` signature and each .tflite variant's signature runner, plus file
+sizes and max abs error against the Keras decoder. Prints a Markdown table
+and writes it with machine facts to --out (JSON).
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+from keras_vae import export
+
+
+def median_ms(call, calls, warmup=10):
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", default="runs/fashion_mnist-default")
+    parser.add_argument("--calls", type=int, default=200, help="Timed calls per measurement.")
+    parser.add_argument("--out", default="benchmarks/results/export_latency.json")
+    args = parser.parse_args()
+
+    export_dir = os.path.join(args.run_dir, "export")
+    model = keras.models.load_model(os.path.join(args.run_dir, "model.keras"))
+    with open(os.path.join(export_dir, export.METADATA_FILE)) as f:
+        metadata = json.load(f)
+    saved = tf.saved_model.load(os.path.join(export_dir, export.SAVED_MODEL_DIR))
+    generate = saved.signatures[export.GENERATE]
+    decode_fn = tf.function(model.decode, input_signature=[tf.TensorSpec([None, model.latent_dim])])
+    runners = {
+        variant: Interpreter(
+            model_path=os.path.join(export_dir, export.tflite_filename(variant))
+        ).get_signature_runner(export.GENERATE)
+        for variant in export.TFLITE_VARIANTS
+    }
+
+    rows = []
+    for batch in (1, 64):
+        z = np.random.default_rng(0).standard_normal((batch, model.latent_dim)).astype(np.float32)
+        z_tensor = tf.constant(z)
+        candidates = {
+            "Keras decoder, eager call": lambda z_tensor=z_tensor: model.decode(z_tensor),
+            "Keras decoder, predict": lambda z=z: model.decoder.predict(z, verbose=0),
+            "Keras decoder, tf.function": lambda z_tensor=z_tensor: decode_fn(z_tensor),
+            "SavedModel generate": lambda z_tensor=z_tensor: generate(z=z_tensor),
+        }
+        for variant, runner in runners.items():
+            candidates[f"LiteRT {variant}"] = lambda z=z, runner=runner: runner(z=z)
+        calls = max(20, args.calls // 4) if batch > 1 else args.calls
+        for name, call in candidates.items():
+            calls_here = min(calls, 30) if "predict" in name else calls
+            rows.append(
+                {
+                    "artifact": name,
+                    "batch": batch,
+                    "median_ms": median_ms(call, calls_here),
+                    "calls": calls_here,
+                }
+            )
+
+    sizes = {name: facts["size_bytes"] for name, facts in metadata["artifacts"].items()}
+    errors = {name: facts["max_abs_error"] for name, facts in metadata["artifacts"].items()}
+    result = {
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "run_dir": args.run_dir,
+        "latent_dim": model.latent_dim,
+        "preset": model.preset,
+        "latency": rows,
+        "size_bytes": sizes,
+        "max_abs_error": errors,
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+
+    print(f"{result['machine']}; preset {model.preset}, latent_dim {model.latent_dim}")
+    print("| artifact | batch 1 (ms) | batch 64 (ms) |")
+    print("|---|---|---|")
+    for name in dict.fromkeys(row["artifact"] for row in rows):
+        ms = {row["batch"]: row["median_ms"] for row in rows if row["artifact"] == name}
+        print(f"| {name} | {ms[1]:.3f} | {ms[64]:.3f} |")
+    print()
+    print("| artifact | size (bytes) | max abs error vs Keras |")
+    print("|---|---|---|")
+    for name, size in sizes.items():
+        print(f"| {name} | {size:,} | {errors[name]:.2e} |")
+
+
+if __name__ == "__main__":
+    main()
