@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 from keras_vae import data, networks
+from keras_vae.distribute import STRATEGIES
 from keras_vae.model import LIKELIHOODS
 
 
@@ -17,7 +18,9 @@ class TrainingConfig:
     (0 = all) keep the first images of each split, for quick runs.
     `validation_size` images are held out of the training split (a seeded
     random choice) for `val_*` curves and checkpoint selection; the test
-    split is used only for the final evaluation.
+    split is used only for the final evaluation. `strategy` is one of
+    `keras_vae.distribute.STRATEGIES`; `mixed_precision` trains in
+    mixed_float16 on GPU, mixed_bfloat16 on CPU (losses stay float32).
     """
 
     dataset: str = "fashion_mnist"
@@ -35,6 +38,8 @@ class TrainingConfig:
     validation_size: int = 5000
     train_subset: int = 0
     test_subset: int = 0
+    strategy: str = "auto"
+    mixed_precision: bool = False
 
     def __post_init__(self):
         self.validate()
@@ -49,6 +54,10 @@ class TrainingConfig:
             raise ValueError(
                 f"Unknown preset {self.preset!r}. "
                 f"Valid presets: {', '.join(sorted(networks.PRESETS))}."
+            )
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"Unknown strategy {self.strategy!r}. Valid strategies: {', '.join(STRATEGIES)}."
             )
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(

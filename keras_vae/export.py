@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_vae
+from keras_vae.files import atomic_write_json
 
 from tensorflow.python.framework.convert_to_constants import (  # isort: skip
     convert_variables_to_constants_v2,
@@ -337,9 +338,7 @@ def export_generator(
             "parity_check": f"max |artifact - VAE.decode| over {parity_samples} z ~ N(0, I)",
             "artifacts": artifacts,
         }
-        with open(os.path.join(staging, METADATA_FILE), "w") as f:
-            json.dump(metadata, f, indent=2, sort_keys=True)
-            f.write("\n")
+        atomic_write_json(os.path.join(staging, METADATA_FILE), metadata)
         _commit(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

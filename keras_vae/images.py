@@ -1,10 +1,9 @@
 """Image grids and PNG files."""
 
-import os
-import tempfile
-
 import numpy as np
 from PIL import Image
+
+from keras_vae.files import atomic_write
 
 
 def to_uint8(images):
@@ -43,12 +42,5 @@ def save_png(path, image):
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(suffix=".png", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image).save(f, format="PNG")
-        os.replace(tmp_path, path)
-    except BaseException:
-        os.unlink(tmp_path)
-        raise
+    picture = Image.fromarray(image)
+    atomic_write(path, lambda tmp_path: picture.save(tmp_path, format="PNG"), suffix=".png")

@@ -6,10 +6,13 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_vae import losses, networks
+from keras_vae import distribute, losses, networks
 from keras_vae.layers import Sampling
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+# log_var is clipped to this range: sigma^2 from 1e-13 to 5e8, so exp() can
+# neither overflow nor underflow to a zero variance, in float32 or bfloat16.
+LOG_VAR_RANGE = (-30.0, 20.0)
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -127,16 +130,47 @@ class VAE(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
 
-    def encode(self, images):
-        """Posterior parameters `(mean, log_var)`, each `[batch, latent_dim]`."""
-        return self.encoder(images)
+    def _check_images(self, images):
+        shape = tuple(images.shape[1:])
+        if len(images.shape) != 4 or any(
+            got is not None and got != want
+            for got, want in zip(shape, self.image_shape, strict=False)
+        ):
+            height, width, channels = self.image_shape
+            raise ValueError(
+                f"This VAE takes images of shape (batch, {height}, {width}, {channels}); "
+                f"got {tuple(images.shape)}. Resize the images to {height}x{width}x{channels} "
+                "or build a VAE with a matching image_shape."
+            )
+
+    def encode(self, images, training=False):
+        """Posterior parameters `(mean, log_var)`, float32 `[batch, latent_dim]`.
+
+        log_var is clipped to LOG_VAR_RANGE.
+        """
+        images = ops.convert_to_tensor(images, dtype=self.compute_dtype)
+        self._check_images(images)
+        mean, log_var = self.encoder(images, training=training)
+        log_var = ops.clip(ops.cast(log_var, "float32"), *LOG_VAR_RANGE)
+        return ops.cast(mean, "float32"), log_var
+
+    def decoder_logits(self, z, training=False):
+        """The decoder's raw output in float32, `[batch, H, W, C]`."""
+        z = ops.convert_to_tensor(z)
+        if len(z.shape) != 2 or z.shape[-1] != self.latent_dim:
+            raise ValueError(
+                f"This VAE decodes latent codes of shape (batch, {self.latent_dim}); got "
+                f"{tuple(z.shape)}."
+            )
+        return ops.cast(self.decoder(ops.cast(z, self.compute_dtype), training=training), "float32")
 
     def decode(self, z):
         """Images `[batch, H, W, C]` in [0, 1] for latent codes `[batch, latent_dim]`.
 
-        The Bernoulli probabilities or Gaussian means: sigmoid(decoder(z)).
+        The Bernoulli probabilities or Gaussian means: sigmoid(decoder(z)),
+        computed in float32.
         """
-        return ops.sigmoid(self.decoder(z))
+        return ops.sigmoid(self.decoder_logits(z))
 
     def sample(self, n, seed=None):
         """Decodes `n` codes drawn from the prior N(0, I); `[n, H, W, C]` in [0, 1]."""
@@ -152,11 +186,12 @@ class VAE(keras.Model):
         """Per-image `(reconstruction_loss, kl_loss)` in nats, each `[batch]`.
 
         One z is sampled per image (the usual single-sample ELBO estimate);
-        the KL is analytic.
+        the KL is analytic. Computed in float32 whatever the dtype policy.
         """
-        mean, log_var = self.encoder(images, training=training)
+        mean, log_var = self.encode(images, training=training)
         z = self.sampling((mean, log_var))
-        logits = self.decoder(z, training=training)
+        logits = self.decoder_logits(z, training=training)
+        images = ops.cast(images, "float32")
         if self.likelihood == "bernoulli":
             reconstruction = losses.bernoulli_nll(images, logits)
         else:
@@ -165,7 +200,6 @@ class VAE(keras.Model):
 
     def _batch_losses(self, data, kl_weight, training):
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        images = ops.cast(images, self.compute_dtype)
         reconstruction, kl = self.loss_terms(images, training=training)
         reconstruction = ops.mean(reconstruction)
         kl = ops.mean(kl)
@@ -175,7 +209,14 @@ class VAE(keras.Model):
         self.loss_tracker.update_state(loss)
         self.reconstruction_loss_tracker.update_state(reconstruction)
         self.kl_loss_tracker.update_state(kl)
-        return {m.name: m.result() for m in self.metrics}
+        results = {m.name: m.result() for m in self.metrics}
+        if distribute.is_multi_worker(tf.distribute.get_strategy()):
+            # Keras reduces a multi-worker step's outputs with
+            # strategy.reduce("MEAN", value, axis=0), which rejects scalars
+            # ("Invalid reduction dimension 0"); a [1] tensor reduces to the
+            # scalar that every other strategy returns.
+            results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
+        return results
 
     def train_step(self, data):
         with tf.GradientTape() as tape:

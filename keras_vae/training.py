@@ -11,41 +11,34 @@ A run dir holds:
     export/               the decoder as a generator (keras_vae.export): SavedModel,
                           float32/float16/int8 .tflite, generator.json
     generated_tflite.png  8x8 grid rendered by export/generator_float32.tflite
+
+In multi-worker training only the chief writes the run dir; the other
+workers checkpoint into private temporary directories that are removed at
+the end.
 """
 
+import contextlib
 import json
 import math
 import os
-import tempfile
+import shutil
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import data, export
+from keras_vae import data, distribute, export
 from keras_vae import images as image_io
-from keras_vae.callbacks import KLWarmup
+from keras_vae.callbacks import BestModelCheckpoint, FlushingTensorBoard, KLWarmup
+from keras_vae.files import atomic_write_json
 from keras_vae.model import VAE
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 EXPORT_DIR = "export"
-
-
-def write_json(path, values):
-    """Writes `values` as JSON to `path` atomically (temp file + rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(values, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp_path, path)
-    except BaseException:
-        os.unlink(tmp_path)
-        raise
+BACKUP_DIR = "backup"
 
 
 def split_validation(images, validation_size, seed):
@@ -67,6 +60,8 @@ def _load_splits(config):
     if config.test_subset:
         test_images = test_images[: config.test_subset]
         test_labels = test_labels[: config.test_subset]
+    data.check_images(train_images, config.likelihood, "training images")
+    data.check_images(test_images, config.likelihood, "test images")
     return train_images, test_images, test_labels
 
 
@@ -91,6 +86,33 @@ def _log_config(log_dir, config):
     writer.close()
 
 
+def _mark_restart(log_dir, backup_dir):
+    """On a resumed run, tells TensorBoard to drop scalars of the epochs to redo.
+
+    A SessionLog START event at step k makes TensorBoard discard the events
+    with step >= k written before it, so an epoch logged just before a kill
+    and run again after the restart does not appear twice.
+    """
+    metadata_path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(metadata_path):
+        return
+    with open(metadata_path) as f:
+        epoch = int(json.load(f)["epoch"])
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    for split in ("train", "validation"):
+        writer = EventFileWriter(os.path.join(log_dir, split))
+        writer.add_event(
+            event_pb2.Event(
+                wall_time=time.time(),
+                step=epoch,
+                session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START),
+            )
+        )
+        writer.close()
+
+
 def write_samples(model, path, seed, rows=8, cols=8):
     """Writes a rows x cols grid of images decoded from z ~ N(0, I)."""
     samples = keras.ops.convert_to_numpy(model.sample(rows * cols, seed=seed))
@@ -108,36 +130,24 @@ def write_reconstructions(model, path, test_images, cols=8, pairs=2):
     image_io.save_png(path, image_io.grid(np.concatenate(rows), 2 * pairs, cols))
 
 
-def train_and_evaluate(config, run_dir, verbose="auto"):
-    """Trains a VAE as `config` says and writes every artifact into `run_dir`.
+@contextlib.contextmanager
+def _dtype_policy(mixed_precision):
+    """mixed_float16 on GPU, mixed_bfloat16 on CPU, for the duration of the block."""
+    previous = keras.mixed_precision.global_policy()
+    if mixed_precision:
+        gpu = bool(tf.config.list_logical_devices("GPU"))
+        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
-    Running the same call again on an interrupted run resumes from the last
-    finished epoch (Keras's BackupAndRestore).
 
-    Args:
-        config: a `keras_vae.config.TrainingConfig`.
-        run_dir: output directory, created if missing.
-        verbose: passed to `fit`.
-
-    Returns:
-        dict of test metrics in nats per image: `loss`, `reconstruction_loss`,
-        `kl_loss`, `negative_elbo` (= reconstruction_loss + kl_loss), plus
-        `train_seconds` and `train_images_per_second` (median epoch).
-    """
-    config.validate()
-    os.makedirs(run_dir, exist_ok=True)
-    write_json(os.path.join(run_dir, CONFIG_FILE), config.to_dict())
-    keras.utils.set_random_seed(config.seed)
-
-    train_images, test_images, _ = _load_splits(config)
-    train_images, validation_images = (
-        split_validation(train_images, config.validation_size, config.seed)
-        if config.validation_size
-        else (train_images, None)
-    )
-
-    model = VAE(**config.model_kwargs(train_images.shape[1:]))
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+def _fit(config, strategy, train_images, validation_images, out_dir, verbose):
+    """Builds and fits the model under `strategy`, writing into `out_dir`."""
+    with strategy.scope():
+        model = VAE(**config.model_kwargs(train_images.shape[1:]))
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
 
     batch_size = min(config.batch_size, len(train_images))
     steps_per_epoch = len(train_images) // batch_size
@@ -157,21 +167,24 @@ def train_and_evaluate(config, run_dir, verbose="auto"):
             ),
             "validation_steps": math.ceil(len(validation_images) / config.batch_size),
         }
-    log_dir = os.path.join(run_dir, "logs")
+    log_dir = os.path.join(out_dir, "logs")
+    backup_dir = os.path.join(out_dir, BACKUP_DIR)
     _log_config(log_dir, config)
-    model_path = os.path.join(run_dir, MODEL_FILE)
+    _mark_restart(log_dir, backup_dir)
     timer = _EpochTimer()
+    # Order matters at each epoch end: the scalars are flushed, then the best
+    # model is saved, then the backup that a restart resumes from.
     callbacks = [
         KLWarmup(config.kl_warmup_epochs),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-        keras.callbacks.ModelCheckpoint(
-            model_path,
-            monitor="val_loss" if validation else "loss",
-            save_best_only=True,
-        ),
         timer,
-        keras.callbacks.TensorBoard(log_dir=log_dir),
+        FlushingTensorBoard(log_dir=log_dir),
+        BestModelCheckpoint(
+            os.path.join(out_dir, MODEL_FILE),
+            monitor="val_loss" if validation else "loss",
+            state_path=os.path.join(backup_dir, "best.json"),
+        ),
+        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
     ]
     start = time.perf_counter()
     model.fit(
@@ -184,17 +197,59 @@ def train_and_evaluate(config, run_dir, verbose="auto"):
         **validation,
     )
     train_seconds = time.perf_counter() - start
+    facts = {"train_seconds": train_seconds}
+    if timer.seconds:
+        epoch_seconds = float(np.median(timer.seconds))
+        facts["train_images_per_second"] = steps_per_epoch * batch_size / epoch_seconds
+    return facts
 
-    best = keras.models.load_model(model_path)
+
+def train_and_evaluate(config, run_dir, verbose="auto"):
+    """Trains a VAE as `config` says and writes every artifact into `run_dir`.
+
+    Running the same call again on an interrupted run resumes from the last
+    finished epoch (Keras's BackupAndRestore).
+
+    Args:
+        config: a `keras_vae.config.TrainingConfig`.
+        run_dir: output directory, created if missing.
+        verbose: passed to `fit`.
+
+    Returns:
+        dict of test metrics in nats per image: `loss`, `reconstruction_loss`,
+        `kl_loss`, `negative_elbo` (= reconstruction_loss + kl_loss), plus
+        `train_seconds` and `train_images_per_second` (median epoch). Empty
+        on the non-chief workers of a cluster.
+    """
+    config.validate()
+    keras.utils.set_random_seed(config.seed)
+    train_images, test_images, _ = _load_splits(config)
+    validation_images = None
+    if config.validation_size:
+        train_images, validation_images = split_validation(
+            train_images, config.validation_size, config.seed
+        )
+
+    strategy = distribute.make_strategy(config.strategy)
+    chief = distribute.is_chief(strategy)
+    out_dir = distribute.worker_dir(run_dir, strategy)
+    os.makedirs(out_dir, exist_ok=True)
+    if chief:
+        atomic_write_json(os.path.join(run_dir, CONFIG_FILE), config.to_dict())
+    with _dtype_policy(config.mixed_precision):
+        facts = _fit(config, strategy, train_images, validation_images, out_dir, verbose)
+    if not chief:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return {}
+
+    # Evaluated outside the strategy: one local model, no collectives.
+    best = keras.models.load_model(os.path.join(run_dir, MODEL_FILE))
     test_data = data.make_dataset(test_images, batch_size=config.batch_size)
     metrics = best.evaluate(test_data, return_dict=True, verbose=0)
     metrics = {name: float(value) for name, value in metrics.items()}
     metrics["negative_elbo"] = metrics["reconstruction_loss"] + metrics["kl_loss"]
-    metrics["train_seconds"] = train_seconds
-    if timer.seconds:
-        epoch_seconds = float(np.median(timer.seconds))
-        metrics["train_images_per_second"] = steps_per_epoch * batch_size / epoch_seconds
-    write_json(os.path.join(run_dir, METRICS_FILE), metrics)
+    metrics.update(facts)
+    atomic_write_json(os.path.join(run_dir, METRICS_FILE), metrics)
     write_samples(best, os.path.join(run_dir, "samples.png"), seed=config.seed)
     write_reconstructions(best, os.path.join(run_dir, "reconstructions.png"), test_images)
     export_dir = os.path.join(run_dir, EXPORT_DIR)

@@ -1,0 +1,76 @@
+"""tf.distribute strategies for training, and who writes what in a cluster.
+
+`train.py --strategy` picks one of STRATEGIES; the model and optimizer are
+built under its scope. In multi-worker training every worker runs the same
+command with its own TF_CONFIG; only the chief writes the run dir, the
+others write their checkpoints to a private temporary directory, as
+TensorFlow's multi-worker guide does.
+"""
+
+import hashlib
+import os
+import tempfile
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+
+
+def make_strategy(name="auto"):
+    """Returns the tf.distribute strategy called `name`.
+
+    "auto": MirroredStrategy over all GPUs when there are several, else the
+    default (no-op) strategy. "one_device": the first GPU, else the CPU.
+    "mirrored": MirroredStrategy over the local GPUs (the CPU without any).
+    "multi_worker": MultiWorkerMirroredStrategy configured by TF_CONFIG.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}. Valid strategies: {', '.join(STRATEGIES)}.")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError(
+            "--strategy multi_worker needs the TF_CONFIG environment variable "
+            '(e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+            '"task": {"type": "worker", "index": 0}}) on every worker.'
+        )
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_multi_worker(strategy):
+    """True when `strategy` synchronizes several workers (collective ops)."""
+    return (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+    )
+
+
+def is_chief(strategy):
+    """True for the worker that writes the run dir (always, out of a cluster)."""
+    if not is_multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def worker_dir(run_dir, strategy):
+    """Where this worker writes: `run_dir` for the chief, else a private temp dir.
+
+    The private dir is derived from `run_dir` and the task, so the same worker
+    finds its checkpoints again when the command is run again.
+    """
+    if is_chief(strategy):
+        return run_dir
+    resolver = strategy.cluster_resolver
+    key = hashlib.sha256(os.path.abspath(run_dir).encode()).hexdigest()[:12]
+    name = f"keras_vae-{key}-{resolver.task_type}-{resolver.task_id}"
+    return os.path.join(tempfile.gettempdir(), name)
