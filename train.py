@@ -67,6 +67,17 @@ def parse_args(argv, defaults):
         default=defaults.test_subset,
         help="Evaluate on the first N test images only (0: all).",
     )
+    parser.add_argument(
+        "--strategy",
+        default=defaults.strategy,
+        help="tf.distribute strategy: auto, one_device, mirrored or multi_worker "
+        "(reads TF_CONFIG; run the same command on every worker).",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="Train in mixed_float16 (GPU) or mixed_bfloat16 (CPU); losses stay float32.",
+    )
     parser.add_argument("--run-dir", default="runs/latest", help="Output directory of the run.")
     parser.add_argument(
         "--verbose",
@@ -96,6 +107,9 @@ def main(argv=None):
     except (ValueError, DataError, OSError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
+    if not metrics:
+        print("worker done (only the chief evaluates and writes the run dir)")
+        return 0
     print(
         "test: negative_elbo {negative_elbo:.2f}  reconstruction_loss {reconstruction_loss:.2f}  "
         "kl_loss {kl_loss:.2f}  loss {loss:.2f}  (nats per image)".format(**metrics)

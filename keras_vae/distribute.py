@@ -26,7 +26,9 @@ def make_strategy(name="auto"):
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}. Valid strategies: {', '.join(STRATEGIES)}.")
-    gpus = tf.config.list_logical_devices("GPU")
+    # physical, not logical: listing logical devices would initialize the
+    # runtime, after which collectives can no longer be configured.
+    gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     if name == "one_device":
@@ -71,6 +73,10 @@ def worker_dir(run_dir, strategy):
     if is_chief(strategy):
         return run_dir
     resolver = strategy.cluster_resolver
+    return private_worker_dir(run_dir, resolver.task_type, resolver.task_id)
+
+
+def private_worker_dir(run_dir, task_type, task_id):
+    """The temporary directory of a non-chief worker of the run `run_dir`."""
     key = hashlib.sha256(os.path.abspath(run_dir).encode()).hexdigest()[:12]
-    name = f"keras_vae-{key}-{resolver.task_type}-{resolver.task_id}"
-    return os.path.join(tempfile.gettempdir(), name)
+    return os.path.join(tempfile.gettempdir(), f"keras_vae-{key}-{task_type}-{task_id}")

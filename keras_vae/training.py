@@ -197,7 +197,10 @@ def _fit(config, strategy, train_images, validation_images, out_dir, verbose):
         **validation,
     )
     train_seconds = time.perf_counter() - start
-    facts = {"train_seconds": train_seconds}
+    facts = {
+        "train_seconds": train_seconds,
+        "optimizer_iterations": int(model.optimizer.iterations.numpy()),
+    }
     if timer.seconds:
         epoch_seconds = float(np.median(timer.seconds))
         facts["train_images_per_second"] = steps_per_epoch * batch_size / epoch_seconds
@@ -218,10 +221,13 @@ def train_and_evaluate(config, run_dir, verbose="auto"):
     Returns:
         dict of test metrics in nats per image: `loss`, `reconstruction_loss`,
         `kl_loss`, `negative_elbo` (= reconstruction_loss + kl_loss), plus
-        `train_seconds` and `train_images_per_second` (median epoch). Empty
+        `train_seconds`, `train_images_per_second` (median epoch) and
+        `optimizer_iterations` (of the last epoch's model). Empty
         on the non-chief workers of a cluster.
     """
     config.validate()
+    # First: a multi-worker strategy must configure collectives before any op runs.
+    strategy = distribute.make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     train_images, test_images, _ = _load_splits(config)
     validation_images = None
@@ -230,7 +236,6 @@ def train_and_evaluate(config, run_dir, verbose="auto"):
             train_images, config.validation_size, config.seed
         )
 
-    strategy = distribute.make_strategy(config.strategy)
     chief = distribute.is_chief(strategy)
     out_dir = distribute.worker_dir(run_dir, strategy)
     os.makedirs(out_dir, exist_ok=True)

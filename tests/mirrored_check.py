@@ -1,0 +1,68 @@
+"""One training step on a global batch, mirrored over 2 logical CPUs vs one device.
+
+Usage: python mirrored_check.py OUT.json
+
+Runs in its own process because logical devices must be configured before
+TensorFlow initializes. The posterior's log-variance is pinned at the floor
+of LOG_VAR_RANGE (sigma = 3e-7), so eps, which the replicas draw
+separately, changes z by < 1e-6: both runs take the same step on the same
+z up to that. Writes the largest weight difference between the two updated
+models and the size of the step itself.
+"""
+
+import json
+import sys
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_vae import VAE  # noqa: E402
+
+TINY = {"conv_filters": (4, 8), "encoder_units": (16,), "decoder_units": (16,), "latent_dim": 3}
+GLOBAL_BATCH = 8
+
+
+def build(strategy):
+    with strategy.scope():
+        model = VAE(seed=0, **TINY)
+        model.compile(optimizer=keras.optimizers.SGD(0.05))
+    return model
+
+
+def pin_log_var(model):
+    layer = model.encoder.get_layer("log_var")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([np.zeros_like(kernel), np.full_like(bias, -30.0)])
+
+
+def main(out_path):
+    images = np.random.default_rng(0).uniform(size=(GLOBAL_BATCH, 28, 28, 1)).astype("float32")
+    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored_strategy.num_replicas_in_sync == 2
+    single = build(tf.distribute.get_strategy())
+    mirrored = build(mirrored_strategy)
+    pin_log_var(single)
+    mirrored.set_weights(single.get_weights())
+    before = [w.copy() for w in single.get_weights()]
+    results = {}
+    for name, model in (("single", single), ("mirrored", mirrored)):
+        history = model.fit(images, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0)
+        results[name + "_loss"] = history.history["loss"][0]
+    pairs = list(zip(single.get_weights(), mirrored.get_weights(), strict=True))
+    results["max_weight_diff"] = max(float(np.max(np.abs(a - b))) for a, b in pairs)
+    results["max_step"] = max(
+        float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), before, strict=True)
+    )
+    with open(out_path, "w") as f:
+        json.dump(results, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,132 @@
+"""Bad input gets a clear one-line error; numerically extreme input trains without NaN."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_vae import VAE, data, training
+from tests.conftest import run_train, write_idx
+
+TINY = {"conv_filters": (4, 8), "encoder_units": (16,), "decoder_units": (16,), "latent_dim": 3}
+
+
+def assert_one_line_error(result, message):
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("train.py: error:")]
+    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--latent-dim", "0"], "latent_dim must be > 0; got 0."),
+        (["--beta", "-1"], "beta must be >= 0; got -1.0."),
+        (["--batch-size", "0"], "batch_size must be > 0; got 0."),
+        (["--epochs", "0"], "epochs must be > 0; got 0."),
+        (["--dataset", "cifar10"], "Valid datasets: fashion_mnist, mnist."),
+        (["--preset", "resnet"], "Valid presets: default, keras_example, mlp."),
+        (["--likelihood", "laplace"], "Valid likelihoods: bernoulli, gaussian."),
+        (["--strategy", "tpu"], "Valid strategies: auto, one_device, mirrored, multi_worker."),
+    ],
+)
+def test_invalid_flags(tmp_path, args, message):
+    assert_one_line_error(run_train(tmp_path / "run", *args), message)
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_truncated_idx_file_at_the_cli(tmp_path, idx_dir):
+    path = idx_dir / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:40])
+    result = run_train(tmp_path / "run", "--data-dir", str(idx_dir))
+    assert_one_line_error(result, "train-images-idx3-ubyte.gz")
+
+
+def test_empty_dataset_at_the_cli(tmp_path, idx_dir):
+    write_idx(idx_dir / "train-images-idx3-ubyte.gz", np.zeros((0, 8, 8), np.uint8))
+    write_idx(idx_dir / "train-labels-idx1-ubyte.gz", np.zeros((0,), np.uint8))
+    result = run_train(tmp_path / "run", "--data-dir", str(idx_dir))
+    assert_one_line_error(result, "expected a non-empty array")
+
+
+def test_image_shape_the_model_cannot_take_at_the_cli(tmp_path):
+    for split, count in (("train", 40), ("test", 8)):
+        images = np.random.default_rng(0).integers(0, 256, (count, 30, 30), dtype=np.uint8)
+        write_idx(tmp_path / f"{data.IDX_FILES[split][0]}.gz", images)
+        write_idx(tmp_path / f"{data.IDX_FILES[split][1]}.gz", np.zeros(count, np.uint8))
+    result = run_train(tmp_path / "run", "--data-dir", str(tmp_path), "--validation-size", "8")
+    assert_one_line_error(result, "height and width must be divisible by 4")
+
+
+def test_wrong_image_shape_for_fit_and_encode():
+    model = VAE(seed=0, **TINY)
+    model.compile(optimizer="adam")
+    rgb = np.zeros((4, 32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match=r"takes images of shape \(batch, 28, 28, 1\)"):
+        model.fit(rgb, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"got \(4, 32, 32, 3\)"):
+        model.encode(rgb)
+    with pytest.raises(ValueError, match="takes images of shape"):
+        model.encode(np.zeros((4, 28, 28), np.float32))
+
+
+def test_wrong_latent_size_to_decode():
+    model = VAE(seed=0, **TINY)
+    with pytest.raises(
+        ValueError, match=r"decodes latent codes of shape \(batch, 3\); got \(2, 5\)"
+    ):
+        model.decode(np.zeros((2, 5), np.float32))
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.full((2, 4, 4, 1), np.nan, np.float32), "32 pixels are NaN or infinite"),
+        (np.array([np.inf]).reshape(1, 1, 1, 1), "1 pixels are NaN or infinite"),
+        (np.full((2, 4, 4, 1), 255.0), r"span \[255, 255\].*divide 8-bit images by 255"),
+        (np.zeros((0, 4, 4, 1)), "non-empty array"),
+        (np.zeros((4, 4, 1)), "shape \\(N, H, W, C\\)"),
+    ],
+)
+def test_check_images_rejects_unusable_pixels(images, message):
+    with pytest.raises(data.DataError, match=message):
+        data.check_images(images, "bernoulli")
+
+
+def test_gaussian_likelihood_accepts_any_finite_range():
+    data.check_images(np.full((2, 4, 4, 1), 255.0), "gaussian")
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+def test_all_zero_and_all_one_images_train_without_nan(fill):
+    images = np.full((32, 28, 28, 1), fill, np.float32)
+    model = VAE(seed=0, **TINY)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = model.fit(images, epochs=5, batch_size=8, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_log_variance_is_clipped_so_exp_cannot_overflow():
+    model = VAE(seed=0, **TINY)
+    layer = model.encoder.get_layer("log_var")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, np.full_like(bias, 1000.0)])
+    images = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype(np.float32)
+    _, log_var = model.encode(images)
+    assert float(np.max(log_var)) == 20.0
+    reconstruction, kl = model.loss_terms(images)
+    assert np.all(np.isfinite(reconstruction)) and np.all(np.isfinite(kl))
+
+
+def test_mixed_precision_keeps_losses_in_float32():
+    images = np.random.default_rng(0).uniform(size=(16, 28, 28, 1)).astype(np.float32)
+    with training._dtype_policy(mixed_precision=True):
+        model = VAE(seed=0, **TINY)
+        model.compile(optimizer="adam")
+        assert model.compute_dtype == "bfloat16"
+        reconstruction, kl = model.loss_terms(images)
+        history = model.fit(images, epochs=2, batch_size=8, verbose=0)
+    assert reconstruction.dtype == "float32" and kl.dtype == "float32"
+    assert all(np.isfinite(history.history["loss"]))
+    assert keras.mixed_precision.global_policy().name == "float32"

@@ -1,0 +1,140 @@
+"""A run killed with SIGKILL resumes where it stopped; a killed export loses nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import REPO_ROOT
+from tests.test_export import tree_digest
+
+EPOCHS = 4
+RESUME_ARGS = [
+    "--preset",
+    "keras_example",
+    "--epochs",
+    str(EPOCHS),
+    "--batch-size",
+    "64",
+    "--train-subset",
+    "4096",
+    "--validation-size",
+    "256",
+    "--test-subset",
+    "256",
+    "--verbose",
+    "2",
+]
+STEPS_PER_EPOCH = (4096 - 256) // 64
+
+
+def start_train(run_dir):
+    return subprocess.Popen(
+        [sys.executable, "train.py", "--run-dir", str(run_dir), *RESUME_ARGS],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def epoch_steps(log_dir, tag):
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return [event.step for event in accumulator.Tensors(tag)]
+
+
+def test_sigkill_after_first_epoch_then_same_command_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    metadata = run_dir / "backup" / "training_metadata.json"
+    first = start_train(run_dir)
+    try:
+        wait_for(lambda: metadata.exists() or first.poll() is not None, 300, "the first backup")
+        os.kill(first.pid, signal.SIGKILL)
+    finally:
+        first.kill()
+        first.communicate()
+    assert first.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    resume_epoch = json.loads(metadata.read_text())["epoch"]
+    assert 1 <= resume_epoch < EPOCHS
+    assert not (run_dir / "metrics.json").exists()
+
+    second = subprocess.run(
+        [sys.executable, "train.py", "--run-dir", str(run_dir), *RESUME_ARGS],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    epochs_run = [line for line in second.stdout.splitlines() if line.startswith("Epoch ")]
+    # Continues at the next epoch, not from scratch.
+    assert epochs_run[0] == f"Epoch {resume_epoch + 1}/{EPOCHS}"
+    assert len(epochs_run) == EPOCHS - resume_epoch
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    # The optimizer state was restored too: its step count went on.
+    assert metrics["optimizer_iterations"] == EPOCHS * STEPS_PER_EPOCH
+    for split in ("train", "validation"):
+        for tag in ("epoch_loss", "epoch_reconstruction_loss", "epoch_kl_loss"):
+            assert epoch_steps(run_dir / "logs" / split, tag) == list(range(EPOCHS)), (split, tag)
+    for name in (
+        "config.json",
+        "model.keras",
+        "samples.png",
+        "reconstructions.png",
+        "generated_tflite.png",
+        "export/generator.json",
+        "export/generator_int8.tflite",
+        "export/saved_model/saved_model.pb",
+    ):
+        assert (run_dir / name).exists(), name
+    assert not (run_dir / "backup").exists()
+
+
+def test_sigkill_during_export_leaves_the_previous_export_intact(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    out = tmp_path / "generator"
+    command = [sys.executable, "-m", "export", "--model", str(run_dir), "--out", str(out)]
+    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
+    before = tree_digest(out)
+
+    process = subprocess.Popen(
+        [*command, "--overwrite"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Kill once the new export is being written into its staging dir.
+        wait_for(
+            lambda: (
+                any(name.startswith(".generator.tmp-") for name in os.listdir(tmp_path))
+                or process.poll() is not None
+            ),
+            300,
+            "the staging directory",
+        )
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert tree_digest(out) == before
+    # A later export replaces it normally; the killed staging dir is no obstacle.
+    subprocess.run(
+        [*command, "--overwrite"], cwd=REPO_ROOT, check=True, capture_output=True, timeout=300
+    )
+    assert json.loads((out / "generator.json").read_text())["latent_dim"] == 2
