@@ -191,12 +191,15 @@ class VAE(keras.Model):
         mean, log_var = self.encode(images, training=training)
         z = self.sampling((mean, log_var))
         logits = self.decoder_logits(z, training=training)
+        reconstruction = self.reconstruction_nll(images, logits)
+        return reconstruction, losses.kl_to_standard_normal(mean, log_var)
+
+    def reconstruction_nll(self, images, logits):
+        """-log p(x | z) in nats per image, `[batch]`, from the decoder's logits."""
         images = ops.cast(images, "float32")
         if self.likelihood == "bernoulli":
-            reconstruction = losses.bernoulli_nll(images, logits)
-        else:
-            reconstruction = losses.gaussian_nll(images, ops.sigmoid(logits), self.log_scale)
-        return reconstruction, losses.kl_to_standard_normal(mean, log_var)
+            return losses.bernoulli_nll(images, logits)
+        return losses.gaussian_nll(images, ops.sigmoid(logits), self.log_scale)
 
     def _batch_losses(self, data, kl_weight, training):
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
