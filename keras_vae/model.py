@@ -178,7 +178,7 @@ class VAE(keras.Model):
         return self.decode(z)
 
     def call(self, images, training=False):
-        mean, log_var = self.encode(images)
+        mean, log_var = self.encode(images, training=training)
         z = self.sampling((mean, log_var)) if training else mean
         return self.decode(z)
 
