@@ -3,7 +3,9 @@
 A run dir holds:
     config.json           the TrainingConfig that made it
     model.keras           the checkpoint with the best validation loss
-    logs/                 TensorBoard event files (train/ and validation/ scalars)
+    logs/                 TensorBoard event files: train/ and validation/ scalars,
+                          images/ latent grids (keras_vae.callbacks.LatentImages),
+                          projector/ test posterior means with labels and sprite
     backup/               BackupAndRestore state while training (removed when done)
     metrics.json          test metrics of model.keras, in nats per image
     samples.png           8x8 grid decoded from z ~ N(0, I)
@@ -25,7 +27,7 @@ import tensorflow as tf
 
 from keras_vae import data, export
 from keras_vae import images as image_io
-from keras_vae.callbacks import KLWarmup
+from keras_vae.callbacks import KLWarmup, LatentImages
 from keras_vae.model import VAE
 
 MODEL_FILE = "model.keras"
@@ -129,7 +131,7 @@ def train_and_evaluate(config, run_dir, verbose="auto"):
     write_json(os.path.join(run_dir, CONFIG_FILE), config.to_dict())
     keras.utils.set_random_seed(config.seed)
 
-    train_images, test_images, _ = _load_splits(config)
+    train_images, test_images, test_labels = _load_splits(config)
     train_images, validation_images = (
         split_validation(train_images, config.validation_size, config.seed)
         if config.validation_size
@@ -172,6 +174,13 @@ def train_and_evaluate(config, run_dir, verbose="auto"):
         ),
         timer,
         keras.callbacks.TensorBoard(log_dir=log_dir),
+        LatentImages(
+            log_dir,
+            test_images[:1000],
+            test_labels[:1000],
+            label_names=data.CLASS_NAMES.get(config.dataset),
+            seed=config.seed,
+        ),
     ]
     start = time.perf_counter()
     model.fit(
