@@ -16,6 +16,11 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
+from keras_vae import data, export, latent
+from keras_vae import images as image_io
+
 
 def _add_model(parser, out_default):
     parser.add_argument(
@@ -111,8 +116,6 @@ class _Session:
     """The loaded model, its compiled codec and the dataset the command reads."""
 
     def __init__(self, args):
-        from keras_vae import export, latent
-
         self.args = args
         self.model, config = export.load_model_for_export(args.model)
         self.codec = latent.Codec(self.model)
@@ -125,8 +128,6 @@ class _Session:
 
     def data(self):
         """`(images, attributes, names)` of the chosen dataset split, loaded once."""
-        from keras_vae import data
-
         if self._data is None:
             self._data = data.load_attributes(
                 self.dataset, self.args.split, self.data_dir, self.args.limit
@@ -141,16 +142,12 @@ class _Session:
 
     def attribute(self, name):
         """Column `[N]` (bool) of attribute `name` and its canonical name."""
-        from keras_vae import data
-
         _, attributes, names = self.data()
         index = data.attribute_index(names, name)
         return attributes[:, index], names[index]
 
     def inputs(self):
         """The images named by --indices or --images, and a label for each."""
-        from keras_vae import images as image_io
-
         if self.args.images:
             images = image_io.load_images(self.args.images, self.model.image_shape)
             return images, [os.path.basename(path) for path in self.args.images]
@@ -165,8 +162,6 @@ class _Session:
         return images[self.args.indices], labels
 
     def attribute_vector(self, name):
-        from keras_vae import latent
-
         has_attribute, name = self.attribute(name)
         codes = self.codec.encode(self.data()[0])
         return latent.attribute_vector(codes, has_attribute), name, int(has_attribute.sum())
@@ -179,8 +174,6 @@ def _describe(attributes, names, index):
 
 
 def _save_grid(path, images, rows, cols, **labels):
-    from keras_vae import images as image_io
-
     scale = max(1, 64 // images.shape[1])
     image_io.save_png(
         path, image_io.labelled_grid(images, rows, cols, scale=scale, padding=1, **labels)
@@ -189,10 +182,6 @@ def _save_grid(path, images, rows, cols, **labels):
 
 
 def _generate(session):
-    import numpy as np
-
-    from keras_vae import images as image_io
-
     args = session.args
     if args.n < 1 or args.cols < 1:
         raise ValueError(f"--n and --cols must be >= 1; got {args.n} and {args.cols}.")
@@ -205,10 +194,6 @@ def _generate(session):
 
 
 def _interpolate(session):
-    import numpy as np
-
-    from keras_vae import latent
-
     args = session.args
     images, labels = session.inputs()
     if len(images) % 2:
@@ -229,8 +214,6 @@ def _interpolate(session):
 
 
 def _attribute(session):
-    import numpy as np
-
     args = session.args
     vector, name, count = session.attribute_vector(args.attribute)
     out = args.out or f"{name.lower().replace('/', '_').replace(' ', '_')}.npy"
@@ -244,10 +227,6 @@ def _attribute(session):
 
 
 def _edit(session):
-    import numpy as np
-
-    from keras_vae import latent
-
     args = session.args
     if args.vector:
         vector = np.load(args.vector)
@@ -267,10 +246,6 @@ def _edit(session):
 
 
 def _average(session):
-    import numpy as np
-
-    from keras_vae import latent
-
     args = session.args
     images, _, names = session.data()
     codes = session.codec.encode(images)
@@ -306,8 +281,6 @@ COMMANDS = {
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_vae import data, export
-
     try:
         path = COMMANDS[args.command](_Session(args))
     except (ValueError, data.DataError, export.ExportError, OSError) as error:
