@@ -1,11 +1,15 @@
-"""Training callbacks."""
+"""Training callbacks: KL warm-up, and latent-space images and projector for TensorBoard."""
 
 import json
 import math
 import os
 
 import keras
+import numpy as np
+import tensorflow as tf
 
+from keras_vae import images as image_io
+from keras_vae import latent
 from keras_vae.files import atomic_write, atomic_write_json
 
 
@@ -98,3 +102,168 @@ class FlushingTensorBoard(keras.callbacks.TensorBoard):
         super().on_epoch_end(epoch, logs)
         for writer in self._writers.values():
             writer.flush()
+
+
+class LatentImages(keras.callbacks.Callback):
+    """Logs latent-space image grids and, at the end, a Projector embedding to TensorBoard.
+
+    Every `every_n_epochs` epochs (and after the last one) it writes, under
+    `log_dir/images` with the epoch as step:
+      - `samples`: images decoded from a FIXED set of z ~ N(0, I) drawn once
+        from `seed`, so the same cell shows the same code epoch after epoch;
+      - `reconstructions`: rows of held-out inputs, each above its
+        reconstruction from the posterior mean;
+      - `interpolation`: slerp paths between pairs of held-out images, the
+        inputs at both ends.
+    When training ends, `log_dir/projector` gets the posterior means of the
+    first `projector_size` images as a checkpoint, their labels as
+    `metadata.tsv`, a `sprite.png` of the images and a one-line text summary
+    that makes the directory a TensorBoard run (TensorBoard's Projector tab
+    lists runs that hold a `projector_config.pbtxt`). Decoding and encoding
+    use `keras_vae.latent.Codec` (compiled once).
+
+    Args:
+        log_dir: the TensorBoard log directory of the run.
+        images: held-out float32 `[N, H, W, C]` in [0, 1] (N >= 2).
+        labels: optional `[N]` ints or strings for the projector.
+        label_names: optional names of integer labels (index -> name).
+        every_n_epochs: logging period, >= 1.
+        num_samples: decoded prior samples per grid (8 per row).
+        num_interpolations: interpolation rows; `interpolation_steps` codes each.
+        projector_size: images in the projector; 0 disables it.
+        seed: seeds the fixed z and nothing else.
+    """
+
+    def __init__(
+        self,
+        log_dir,
+        images,
+        labels=None,
+        label_names=None,
+        every_n_epochs=1,
+        num_samples=64,
+        num_interpolations=4,
+        interpolation_steps=8,
+        projector_size=1000,
+        seed=0,
+    ):
+        super().__init__()
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1; got {every_n_epochs}.")
+        if len(images) < 2:
+            raise ValueError(f"LatentImages needs at least 2 held-out images; got {len(images)}.")
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"Got {len(labels)} labels for {len(images)} images.")
+        self.log_dir = log_dir
+        self.images = np.asarray(images, dtype=np.float32)
+        self.labels = labels
+        self.label_names = label_names
+        self.every_n_epochs = every_n_epochs
+        self.num_samples = num_samples
+        self.num_interpolations = min(num_interpolations, len(images) // 2)
+        self.interpolation_steps = interpolation_steps
+        self.projector_size = min(projector_size, len(images))
+        self.seed = seed
+
+    def on_train_begin(self, logs=None):
+        self._codec = latent.Codec(self.model)
+        rng = np.random.default_rng(self.seed)
+        self._z = rng.standard_normal((self.num_samples, self.model.latent_dim)).astype("float32")
+        self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = epoch + 1 == self.params.get("epochs")
+        if (epoch + 1) % self.every_n_epochs == 0 or last:
+            self.log_images(epoch)
+
+    def on_train_end(self, logs=None):
+        self._writer.close()
+        if self.projector_size:
+            self.write_projector()
+
+    def log_images(self, step):
+        """Writes the three grids at `step`."""
+        grids = {
+            "samples": self._samples(),
+            "reconstructions": self._reconstructions(),
+            "interpolation": self._interpolation(),
+        }
+        with self._writer.as_default():
+            for name, picture in grids.items():
+                tf.summary.image(name, picture[np.newaxis], step=step)
+        self._writer.flush()
+
+    def _samples(self):
+        cols = 8
+        rows = math.ceil(self.num_samples / cols)
+        return image_io.grid(_padded(self._codec.decode(self._z), rows * cols), rows, cols)
+
+    def _reconstructions(self):
+        cols = min(8, len(self.images))
+        inputs = self.images[: 2 * cols] if len(self.images) >= 2 * cols else self.images[:cols]
+        outputs = self._codec.decode(self._codec.encode(inputs))
+        pairs = len(inputs) // cols
+        rows = [
+            block[pair * cols : (pair + 1) * cols]
+            for pair in range(pairs)
+            for block in (inputs, outputs)
+        ]
+        return image_io.grid(np.concatenate(rows), 2 * pairs, cols)
+
+    def _interpolation(self):
+        count = self.num_interpolations
+        starts, ends = self.images[:count], self.images[count : 2 * count]
+        codes = latent.interpolate(
+            self._codec.encode(starts), self._codec.encode(ends), self.interpolation_steps
+        )
+        paths = self._codec.decode(codes)
+        strips = np.concatenate([starts[:, None], paths, ends[:, None]], axis=1)
+        return image_io.grid(
+            strips.reshape(-1, *self.images.shape[1:]), count, self.interpolation_steps + 2
+        )
+
+    def write_projector(self):
+        """Posterior means, labels and sprite of the first images, for the Projector tab."""
+        from tensorboard.plugins import projector
+
+        directory = os.path.join(self.log_dir, "projector")
+        os.makedirs(directory, exist_ok=True)
+        images = self.images[: self.projector_size]
+        means = self._codec.encode(images)
+        checkpoint = tf.train.Checkpoint(embedding=tf.Variable(means))
+        checkpoint.save(os.path.join(directory, "embedding.ckpt"))
+        config = projector.ProjectorConfig()
+        embedding = config.embeddings.add()
+        embedding.tensor_name = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
+        if self.labels is not None:
+            with open(os.path.join(directory, "metadata.tsv"), "w") as f:
+                f.writelines(f"{self._label(label)}\n" for label in self.labels[: len(images)])
+            embedding.metadata_path = "metadata.tsv"
+        side = math.ceil(math.sqrt(len(images)))
+        sprite = image_io.grid(_padded(images, side * side), side, side, padding=0)
+        image_io.save_png(os.path.join(directory, "sprite.png"), sprite)
+        embedding.sprite.image_path = "sprite.png"
+        embedding.sprite.single_image_dim.extend([images.shape[2], images.shape[1]])
+        projector.visualize_embeddings(directory, config)
+        # TensorBoard finds projector configs in runs, i.e. in directories that
+        # hold event files: this note makes log_dir/projector one.
+        writer = tf.summary.create_file_writer(directory)
+        with writer.as_default():
+            tf.summary.text(
+                "embedding",
+                f"Posterior means of {len(images)} held-out images "
+                f"({means.shape[1]} dimensions): open the Projector tab.",
+                step=0,
+            )
+        writer.close()
+
+    def _label(self, label):
+        if self.label_names is not None:
+            label = self.label_names[int(label)]
+        return str(label).replace("\t", " ").replace("\n", " ")
+
+
+def _padded(images, count):
+    """`images` followed by white images up to `count`."""
+    blanks = np.ones((count - len(images), *images.shape[1:]), images.dtype)
+    return np.concatenate([images, blanks])

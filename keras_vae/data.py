@@ -201,3 +201,71 @@ def check_images(images, likelihood="bernoulli", name="images"):
             f"{name}: pixel values span [{images.min():g}, {images.max():g}], but the bernoulli "
             "likelihood needs [0, 1]: divide 8-bit images by 255, or use --likelihood gaussian."
         )
+
+
+# Class labels as attribute names ("is a trouser", "is a 7").
+CLASS_NAMES = {
+    "fashion_mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+    "mnist": tuple(str(digit) for digit in range(10)),
+}
+ATTRIBUTE_DATASETS = (*DATASETS, "celeba")
+
+
+def class_attributes(labels, num_classes):
+    """Integer labels `[N]` as one binary attribute per class: bool `[N, num_classes]`."""
+    labels = np.asarray(labels)
+    return labels[:, np.newaxis] == np.arange(num_classes)
+
+
+def load_attributes(dataset, split="test", data_dir=None, limit=None):
+    """Images with binary attributes, for attribute vectors and group averages.
+
+    Args:
+        dataset: "fashion_mnist" or "mnist" (each class is an attribute:
+            "Trouser", "7") or "celeba" (its 40 attributes, 64x64 RGB; split
+            "all" is every image, see `keras_vae.celeba`).
+        split, data_dir: as for `load` (or `keras_vae.celeba.load`).
+        limit: keep the first `limit` images.
+
+    Returns:
+        `(images, attributes, names)`: float32 `[N, H, W, C]` in [0, 1], bool
+        `[N, K]`, and the K attribute names.
+    """
+    if dataset not in ATTRIBUTE_DATASETS:
+        raise ValueError(
+            f"Unknown dataset {dataset!r}. Valid datasets: {', '.join(ATTRIBUTE_DATASETS)}."
+        )
+    if dataset == "celeba":
+        from keras_vae import celeba
+
+        return celeba.load(split, data_dir, limit)
+    images, labels = load(dataset, split, data_dir)
+    names = CLASS_NAMES[dataset]
+    images, labels = images[:limit], labels[:limit]
+    return images, class_attributes(labels, len(names)), names
+
+
+def _folded(name):
+    return "".join(character for character in name.lower() if character.isalnum())
+
+
+def attribute_index(names, name):
+    """Position of `name` in `names`, ignoring case, spaces and punctuation.
+
+    "ankle_boot" finds "Ankle boot", "smiling" finds "Smiling".
+    """
+    matches = [i for i, candidate in enumerate(names) if _folded(candidate) == _folded(name)]
+    if not matches:
+        raise ValueError(f"Unknown attribute {name!r}. Valid attributes: {', '.join(names)}.")
+    return matches[0]

@@ -1,7 +1,9 @@
 """Image grids and PNG files."""
 
+import os
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from keras_vae.files import atomic_write
 
@@ -44,3 +46,84 @@ def save_png(path, image):
         image = image[..., 0]
     picture = Image.fromarray(image)
     atomic_write(path, lambda tmp_path: picture.save(tmp_path, format="PNG"), suffix=".png")
+
+
+def labelled_grid(images, rows, cols, row_labels=None, col_labels=None, scale=1, padding=1):
+    """`grid` with text labels left of each row and above each column.
+
+    Args:
+        images: `[rows * cols, H, W, C]` in [0, 1], row by row.
+        rows, cols: grid size.
+        row_labels, col_labels: optional sequences of `rows` / `cols` strings.
+        scale: integer upscaling of every tile (nearest neighbour), so that
+            28x28 images are not dwarfed by the text.
+        padding: white pixels between tiles, before scaling.
+
+    Returns:
+        uint8 `[height, width, C]`: black text on white margins.
+    """
+    for name, labels, count in (("row_labels", row_labels, rows), ("col_labels", col_labels, cols)):
+        if labels is not None and len(labels) != count:
+            raise ValueError(f"{name} needs {count} labels; got {len(labels)}.")
+    tiles = grid(images, rows, cols, padding)
+    tiles = tiles.repeat(int(scale), axis=0).repeat(int(scale), axis=1)
+    font = ImageFont.load_default()
+    line_height = _text_size(font, "Ag")[1] + 4
+    left = max((_text_size(font, label)[0] + 6 for label in row_labels or ()), default=0)
+    top = line_height if col_labels else 0
+    height, width, channels = tiles.shape
+    canvas = Image.new("L" if channels == 1 else "RGB", (left + width, top + height), "white")
+    canvas.paste(Image.fromarray(tiles[..., 0] if channels == 1 else tiles), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    tile_height = (height - padding * scale) / rows
+    tile_width = (width - padding * scale) / cols
+    for row, label in enumerate(row_labels or ()):
+        y = top + padding * scale + row * tile_height + (tile_height - line_height) / 2
+        draw.text((2, y), label, fill="black", font=font)
+    for col, label in enumerate(col_labels or ()):
+        x = left + padding * scale + col * tile_width
+        draw.text((x + 1, 2), label, fill="black", font=font)
+    out = np.asarray(canvas)
+    return out[..., np.newaxis] if channels == 1 else out
+
+
+def _text_size(font, text):
+    x0, y0, x1, y1 = font.getbbox(text)
+    return x1 - x0, y1 - y0
+
+
+def load_images(paths, image_shape):
+    """Reads PNG/JPEG files as model inputs: float32 `[N, H, W, C]` in [0, 1].
+
+    Each image is center-cropped to the aspect ratio of `image_shape`, resized
+    (Lanczos) to its height and width, and converted to grayscale (C = 1) or
+    RGB (C = 3). Transparent pixels are composited on white.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+        ValueError: a file is not an image PIL can read, or C is not 1 or 3.
+    """
+    height, width, channels = (int(d) for d in image_shape)
+    if channels not in (1, 3):
+        raise ValueError(f"image_shape must have 1 or 3 channels; got {tuple(image_shape)}.")
+    loaded = []
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Image not found: {path}")
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except (OSError, Image.UnidentifiedImageError) as error:
+            raise ValueError(f"{path}: not a readable PNG/JPEG image ({error}).") from error
+        image = _on_white(image).convert("L" if channels == 1 else "RGB")
+        image = ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
+        loaded.append(np.asarray(image, dtype=np.float32).reshape(height, width, channels) / 255.0)
+    return np.stack(loaded) if loaded else np.zeros((0, height, width, channels), np.float32)
+
+
+def _on_white(image):
+    if image.mode in ("RGBA", "LA", "P"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, "white")
+        return Image.alpha_composite(background, image)
+    return image

@@ -15,6 +15,46 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 LOG_VAR_RANGE = (-30.0, 20.0)
 
 
+def _store_architecture(model, image_shape, preset, **overrides):
+    """Resolves `preset` with `overrides`; stores one attribute per constructor argument.
+
+    Returns:
+        The `networks.Architecture` to build the encoder and decoder from.
+    """
+    architecture = networks.resolve_architecture(preset, **overrides)
+    model.image_shape = tuple(int(d) for d in image_shape)
+    model.latent_dim = architecture.latent_dim
+    model.preset = preset
+    model.conv_filters = architecture.conv_filters
+    model.encoder_units = architecture.encoder_units
+    model.decoder_units = architecture.decoder_units
+    return architecture
+
+
+def _architecture_config(model):
+    """The `get_config` entries of `_store_architecture`'s attributes (JSON types)."""
+    return {
+        "image_shape": list(model.image_shape),
+        "latent_dim": model.latent_dim,
+        "preset": model.preset,
+        "conv_filters": list(model.conv_filters),
+        "encoder_units": list(model.encoder_units),
+        "decoder_units": list(model.decoder_units),
+    }
+
+
+def _minimize(model, tape, loss):
+    """One optimizer step on `loss`, the replica's mean loss recorded by `tape`."""
+    # Each replica sees 1/N of the global batch; the gradients are summed
+    # across replicas, so the replica's mean loss is scaled by 1/N to give the
+    # gradient of the global-batch mean.
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    with tape:
+        scaled_loss = model.optimizer.scale_loss(loss / replicas)
+    gradients = tape.gradient(scaled_loss, model.trainable_weights)
+    model.optimizer.apply_gradients(zip(gradients, model.trainable_weights, strict=True))
+
+
 @keras.saving.register_keras_serializable(package="keras_vae")
 class VAE(keras.Model):
     """Variational autoencoder trained on reconstruction NLL + beta * KL.
@@ -83,19 +123,15 @@ class VAE(keras.Model):
             raise ValueError(
                 f"gaussian_scale must be 'learned' or a positive float; got {gaussian_scale!r}."
             )
-        architecture = networks.resolve_architecture(
+        architecture = _store_architecture(
+            self,
+            image_shape,
             preset,
             latent_dim=latent_dim,
             conv_filters=conv_filters,
             encoder_units=encoder_units,
             decoder_units=decoder_units,
         )
-        self.image_shape = tuple(int(d) for d in image_shape)
-        self.latent_dim = architecture.latent_dim
-        self.preset = preset
-        self.conv_filters = architecture.conv_filters
-        self.encoder_units = architecture.encoder_units
-        self.decoder_units = architecture.decoder_units
         self.likelihood = likelihood
         self.gaussian_scale = gaussian_scale
         self.beta = float(beta)
@@ -224,13 +260,7 @@ class VAE(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, reconstruction, kl = self._batch_losses(data, self.kl_weight, training=True)
-            # Each replica sees 1/N of the global batch; the gradients are
-            # summed across replicas, so the replica's mean loss is scaled by
-            # 1/N to give the gradient of the global-batch mean.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = self.optimizer.scale_loss(loss / replicas)
-        gradients = tape.gradient(scaled_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
+        _minimize(self, tape, loss)
         return self._update_metrics(loss, reconstruction, kl)
 
     def test_step(self, data):
@@ -240,16 +270,102 @@ class VAE(keras.Model):
         config = super().get_config()
         config.update(
             {
-                "image_shape": list(self.image_shape),
-                "latent_dim": self.latent_dim,
-                "preset": self.preset,
-                "conv_filters": list(self.conv_filters),
-                "encoder_units": list(self.encoder_units),
-                "decoder_units": list(self.decoder_units),
+                **_architecture_config(self),
                 "likelihood": self.likelihood,
                 "gaussian_scale": self.gaussian_scale,
                 "beta": self.beta,
                 "seed": self.seed,
             }
         )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class Autoencoder(keras.Model):
+    """Deterministic autoencoder: the VAE's networks without sampling or KL.
+
+    The baseline that shows what the VAE's prior buys. The encoder is the
+    VAE's encoder up to its `mean` head (the code z); the decoder is the VAE's
+    decoder; the loss is the Bernoulli reconstruction NLL in nats per image
+    (sigmoid cross-entropy on the decoder's logits, summed over pixels, mean
+    over the batch). Nothing ties the codes to N(0, I).
+
+    Args:
+        image_shape, latent_dim, preset, conv_filters, encoder_units,
+        decoder_units: as for `keras_vae.VAE`.
+        **kwargs: standard `keras.Model` arguments (`name`...).
+
+    Call arguments:
+        images: float `[batch, H, W, C]` in [0, 1].
+
+    Example:
+    >>> ae = Autoencoder(image_shape=(28, 28, 1), preset="default")
+    >>> ae.compile(optimizer="adam")
+    >>> ae.fit(x_train, epochs=5, batch_size=128)
+    >>> codes = ae.encode(x_test)  # [N, latent_dim]
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        latent_dim=None,
+        preset="default",
+        conv_filters=None,
+        encoder_units=None,
+        decoder_units=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        architecture = _store_architecture(
+            self,
+            image_shape,
+            preset,
+            latent_dim=latent_dim,
+            conv_filters=conv_filters,
+            encoder_units=encoder_units,
+            decoder_units=decoder_units,
+        )
+        vae_encoder = networks.build_encoder(self.image_shape, architecture)
+        self.encoder = keras.Model(
+            vae_encoder.input, vae_encoder.get_layer("mean").output, name="encoder"
+        )
+        self.decoder = networks.build_decoder(self.image_shape, architecture)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def encode(self, images):
+        """Codes `[batch, latent_dim]`."""
+        return self.encoder(images)
+
+    def decode(self, z):
+        """Images `[batch, H, W, C]` in [0, 1] for codes `[batch, latent_dim]`."""
+        return ops.sigmoid(self.decoder(z))
+
+    def call(self, images, training=False):
+        return self.decode(self.encoder(images, training=training))
+
+    def _batch_loss(self, data, training):
+        images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        images = ops.cast(images, self.compute_dtype)
+        logits = self.decoder(self.encoder(images, training=training), training=training)
+        return ops.mean(losses.bernoulli_nll(images, logits))
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss = self._batch_loss(data, training=True)
+        _minimize(self, tape, loss)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data):
+        self.loss_tracker.update_state(self._batch_loss(data, training=False))
+        return {"loss": self.loss_tracker.result()}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(_architecture_config(self))
         return config

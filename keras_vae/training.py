@@ -3,7 +3,9 @@
 A run dir holds:
     config.json           the TrainingConfig that made it
     model.keras           the checkpoint with the best validation loss
-    logs/                 TensorBoard event files (train/ and validation/ scalars)
+    logs/                 TensorBoard event files: train/ and validation/ scalars,
+                          images/ latent grids (keras_vae.callbacks.LatentImages),
+                          projector/ test posterior means with labels and sprite
     backup/               BackupAndRestore state while training (removed when done)
     metrics.json          test metrics of model.keras, in nats per image
     samples.png           8x8 grid decoded from z ~ N(0, I)
@@ -30,7 +32,7 @@ import tensorflow as tf
 
 from keras_vae import data, distribute, export
 from keras_vae import images as image_io
-from keras_vae.callbacks import BestModelCheckpoint, FlushingTensorBoard, KLWarmup
+from keras_vae.callbacks import BestModelCheckpoint, FlushingTensorBoard, KLWarmup, LatentImages
 from keras_vae.files import atomic_write_json
 from keras_vae.model import VAE
 
@@ -101,7 +103,7 @@ def _mark_restart(log_dir, backup_dir):
     from tensorboard.compat.proto import event_pb2
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-    for split in ("train", "validation"):
+    for split in ("train", "validation", "images"):
         writer = EventFileWriter(os.path.join(log_dir, split))
         writer.add_event(
             event_pb2.Event(
@@ -143,8 +145,13 @@ def _dtype_policy(mixed_precision):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _fit(config, strategy, train_images, validation_images, out_dir, verbose):
-    """Builds and fits the model under `strategy`, writing into `out_dir`."""
+def _fit(config, strategy, train_images, validation_images, test_split, out_dir, verbose):
+    """Builds and fits the model under `strategy`, writing into `out_dir`.
+
+    `test_split` is `(images, labels)`; its first 1,000 feed the TensorBoard
+    image grids and the Projector.
+    """
+    test_images, test_labels = test_split
     with strategy.scope():
         model = VAE(**config.model_kwargs(train_images.shape[1:]))
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
@@ -178,6 +185,13 @@ def _fit(config, strategy, train_images, validation_images, out_dir, verbose):
         KLWarmup(config.kl_warmup_epochs),
         keras.callbacks.TerminateOnNaN(),
         timer,
+        LatentImages(
+            log_dir,
+            test_images[:1000],
+            test_labels[:1000],
+            label_names=data.CLASS_NAMES.get(config.dataset),
+            seed=config.seed,
+        ),
         FlushingTensorBoard(log_dir=log_dir),
         BestModelCheckpoint(
             os.path.join(out_dir, MODEL_FILE),
@@ -229,7 +243,7 @@ def train_and_evaluate(config, run_dir, verbose="auto"):
     # First: a multi-worker strategy must configure collectives before any op runs.
     strategy = distribute.make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
-    train_images, test_images, _ = _load_splits(config)
+    train_images, test_images, test_labels = _load_splits(config)
     validation_images = None
     if config.validation_size:
         train_images, validation_images = split_validation(
@@ -242,7 +256,15 @@ def train_and_evaluate(config, run_dir, verbose="auto"):
     if chief:
         atomic_write_json(os.path.join(run_dir, CONFIG_FILE), config.to_dict())
     with _dtype_policy(config.mixed_precision):
-        facts = _fit(config, strategy, train_images, validation_images, out_dir, verbose)
+        facts = _fit(
+            config,
+            strategy,
+            train_images,
+            validation_images,
+            (test_images, test_labels),
+            out_dir,
+            verbose,
+        )
     if not chief:
         shutil.rmtree(out_dir, ignore_errors=True)
         return {}

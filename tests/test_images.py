@@ -39,3 +39,52 @@ def test_failed_save_keeps_the_previous_file(tmp_path):
         images.save_png(path, np.zeros((4, 4, 3), dtype=np.complex64))
     assert path.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]
+
+
+def test_labelled_grid_adds_text_margins_and_scales_tiles():
+    tiles = np.zeros((6, 4, 4, 1))
+    plain = images.labelled_grid(tiles, 2, 3, scale=2)
+    np.testing.assert_array_equal(plain, images.grid(tiles, 2, 3).repeat(2, 0).repeat(2, 1))
+    out = images.labelled_grid(
+        tiles, 2, 3, row_labels=["first", "second"], col_labels=["a", "b", "c"], scale=2
+    )
+    left = out.shape[1] - plain.shape[1]
+    top = out.shape[0] - plain.shape[0]
+    assert left > 20 and top > 5 and out.shape[2] == 1
+    np.testing.assert_array_equal(out[top:, left:], plain)
+    assert (out[top:, :left] < 128).any(), "row labels are drawn"
+    assert (out[:top, left:] < 128).any(), "column labels are drawn"
+    rgb = images.labelled_grid(np.ones((2, 4, 4, 3)), 1, 2, col_labels=["x", "y"])
+    assert rgb.shape[2] == 3
+    with pytest.raises(ValueError, match="row_labels needs 2 labels; got 1"):
+        images.labelled_grid(tiles, 2, 3, row_labels=["only one"])
+
+
+def test_load_images_crops_resizes_and_converts(tmp_path):
+    # A wide RGB picture: black sides, a white central square.
+    wide = np.zeros((40, 120, 3), np.uint8)
+    wide[:, 40:80] = 255
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    Image.fromarray(wide).save(tmp_path / "wide.jpg", quality=95)
+    # Transparent pixels count as white.
+    clear = np.zeros((10, 10, 4), np.uint8)
+    Image.fromarray(clear).save(tmp_path / "clear.png")
+    loaded = images.load_images(
+        [tmp_path / "wide.png", tmp_path / "wide.jpg", tmp_path / "clear.png"], (28, 28, 1)
+    )
+    assert loaded.shape == (3, 28, 28, 1) and loaded.dtype == np.float32
+    assert loaded[0].min() > 0.95  # only the central square is kept
+    assert loaded[1].mean() > 0.9
+    np.testing.assert_allclose(loaded[2], 1.0)
+    rgb = images.load_images([tmp_path / "wide.png"], (64, 64, 3))
+    assert rgb.shape == (1, 64, 64, 3)
+
+
+def test_load_images_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        images.load_images([tmp_path / "missing.png"], (28, 28, 1))
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ValueError, match="notes.png: not a readable PNG/JPEG"):
+        images.load_images([tmp_path / "notes.png"], (28, 28, 1))
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        images.load_images([], (28, 28, 2))

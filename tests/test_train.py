@@ -1,15 +1,20 @@
 """train.py end to end, in a subprocess, on real Fashion-MNIST."""
 
+import io
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_vae import VAE
+from keras_vae import VAE, data
 from tests.conftest import REPO_ROOT, run_train
 
 
@@ -53,8 +58,6 @@ def test_evaluated_model_is_the_best_checkpoint(trained_run):
     run_dir, _ = trained_run
     model = keras.models.load_model(run_dir / "model.keras")
     # Reconstructions of test images must beat a blank guess by a wide margin.
-    from keras_vae import data
-
     test_images, _ = data.load("fashion_mnist", "test")
     reconstructions = keras.ops.convert_to_numpy(model(test_images[:64]))
     assert np.mean((reconstructions - test_images[:64]) ** 2) < np.mean(
@@ -95,3 +98,88 @@ def test_bad_arguments_give_one_line_errors(tmp_path):
     result = run_train(tmp_path / "bad2", "--data-dir", str(tmp_path / "missing"))
     assert result.returncode == 2 and "Data directory not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_train_logs_latent_grids_and_projector(trained_run):
+    from tests.test_callbacks import logged_images
+
+    run_dir, _ = trained_run
+    found = logged_images(run_dir / "logs" / "images")
+    assert {tag: sorted(steps) for tag, steps in found.items()} == {
+        "samples": [0, 1],
+        "reconstructions": [0, 1],
+        "interpolation": [0, 1],
+    }
+    projector = run_dir / "logs" / "projector"
+    labels = (projector / "metadata.tsv").read_text().splitlines()
+    assert len(labels) == 256 and set(labels) <= set(data.CLASS_NAMES["fashion_mnist"])
+    assert (projector / "sprite.png").exists() and (projector / "projector_config.pbtxt").exists()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_for(fetch, ready, timeout=90):
+    """Polls `fetch()` until `ready(result)`; TensorBoard loads event files lazily."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = fetch()
+            if ready(result):
+                return result
+        except (OSError, ValueError):
+            result = None
+        if time.monotonic() > deadline:
+            raise AssertionError(f"TensorBoard did not serve the data in {timeout} s: {result}")
+        time.sleep(0.5)
+
+
+def test_tensorboard_server_serves_scalars_images_and_projector(trained_run):
+    run_dir, _ = trained_run
+    port = free_port()
+    tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    server = subprocess.Popen(
+        [tensorboard, "--logdir", str(run_dir / "logs"), "--host", "127.0.0.1"]
+        + ["--port", str(port), "--load_fast", "false", "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}/data/plugin"
+    try:
+        scalars = wait_for(
+            lambda: get_json(f"{base}/scalars/tags"),
+            lambda tags: "epoch_loss" in tags.get("train", {}),
+        )
+        assert "epoch_kl_loss" in scalars["validation"]
+        image_tags = wait_for(
+            lambda: get_json(f"{base}/images/tags"), lambda tags: "images" in tags
+        )
+        assert set(image_tags["images"]) == {"samples", "reconstructions", "interpolation"}
+        entries = get_json(f"{base}/images/images?run=images&tag=samples")
+        assert [entry["step"] for entry in entries] == [0, 1]
+        with urllib.request.urlopen(
+            f"{base}/images/individualImage?{entries[-1]['query']}", timeout=10
+        ) as response:
+            picture = np.asarray(Image.open(io.BytesIO(response.read())))
+        assert picture.shape == (8 * 29 + 1, 8 * 29 + 1) and picture.std() > 5
+        runs = wait_for(lambda: get_json(f"{base}/projector/runs"), lambda runs: runs)
+        assert runs == ["projector"]
+        info = get_json(f"{base}/projector/info?run=projector")
+        [embedding] = info["embeddings"]
+        assert embedding["tensorShape"] == [256, 2] and embedding["sprite"]["imagePath"]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert server.returncode is not None

@@ -1,0 +1,341 @@
+"""Latent space quality, VAE vs deterministic autoencoder, on Fashion-MNIST.
+
+    python -m benchmarks.latent_quality          (make bench-latent)
+
+Trains a small classifier on the training labels, then a VAE and an
+Autoencoder with the same networks (preset, epochs, batch, seed), and scores
+both with the classifier:
+  (a) prior samples: share of decoded z ~ N(0, I) classified with confidence
+      >= 0.9, and the Frechet distance between classifier features of those
+      samples and of the test images;
+  (b) interpolation: along paths of `--steps` steps between random test
+      pairs, largest single-step pixel change / whole path change
+      (1/steps is perfectly even), for slerp and lerp;
+  (c) class vectors: v = mean code of class B - mean code of class A (training
+      images); test images of class A edited to z + alpha v: share the
+      classifier assigns to B, and the pixel L2 the edit moves the
+      reconstruction, next to decoding B's average code instead.
+Prints Markdown tables, writes JSON to --out and example grids to --docs.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from benchmarks.export_latency import cpu_model
+from keras_vae import VAE, Autoencoder, data, latent, metrics
+from keras_vae import images as image_io
+
+# (from class, to class) of Fashion-MNIST for the class-vector edits.
+EDITS = (("Pullover", "Coat"), ("Shirt", "T-shirt/top"), ("Sneaker", "Ankle boot"))
+ALPHAS = (0.5, 1.0, 1.5, 2.0)
+CONFIDENCE = 0.9
+
+
+def build_classifier(image_shape, num_classes):
+    """A small CNN; its 128-unit `features` layer feeds the Frechet distance."""
+    images = keras.Input(shape=image_shape)
+    x = keras.layers.Conv2D(32, 3, activation="relu", padding="same")(images)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(64, 3, activation="relu", padding="same")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(0.3)(x)
+    features = keras.layers.Dense(128, activation="relu", name="features")(x)
+    probabilities = keras.layers.Dense(num_classes, activation="softmax")(features)
+    return keras.Model(images, [probabilities, features], name="classifier")
+
+
+class Judge:
+    """The trained classifier as a compiled function: images -> (probabilities, features)."""
+
+    def __init__(self, classifier, batch_size=500):
+        self.batch_size = batch_size
+        self._call = tf.function(lambda x: classifier(x, training=False))
+
+    def __call__(self, images):
+        outputs = [
+            self._call(tf.constant(images[i : i + self.batch_size], tf.float32))
+            for i in range(0, len(images), self.batch_size)
+        ]
+        return tuple(np.concatenate([o[k].numpy() for o in outputs]) for k in range(2))
+
+
+def train_classifier(train, test, epochs, seed):
+    (x_train, y_train), (x_test, y_test) = train, test
+    classifier = build_classifier(x_train.shape[1:], len(data.CLASS_NAMES["fashion_mnist"]))
+    probabilities = keras.Model(classifier.input, classifier.outputs[0])
+    probabilities.compile(
+        optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    dataset = data.make_dataset(x_train, y_train, batch_size=128, shuffle=True, seed=seed)
+    probabilities.fit(dataset, epochs=epochs, verbose=0, shuffle=False)
+    judge = Judge(classifier)
+    accuracy = float(np.mean(judge(x_test)[0].argmax(axis=1) == y_test))
+    return judge, accuracy
+
+
+def train_model(model, images, epochs, batch_size, seed):
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    dataset = data.make_dataset(
+        images, batch_size=batch_size, shuffle=True, seed=seed, repeat=True, drop_remainder=True
+    )
+    start = time.perf_counter()
+    model.fit(
+        dataset, epochs=epochs, steps_per_epoch=len(images) // batch_size, verbose=0, shuffle=False
+    )
+    return time.perf_counter() - start
+
+
+def prior_quality(codec, judge, prior_codes, test_features):
+    probabilities, features = judge(codec.decode(prior_codes))
+    return {
+        "confident_share": metrics.confident_share(probabilities, CONFIDENCE),
+        "frechet_distance": metrics.frechet_distance(features, test_features),
+    }
+
+
+def interpolation_paths(codec, start_codes, end_codes, steps, method):
+    """Decoded paths `[pairs, steps + 1, H, W, C]`."""
+    return codec.decode(latent.interpolate(start_codes, end_codes, steps + 1, method))
+
+
+def interpolation_scores(codec, judge, test_codes, pairs, steps):
+    """(b) per method: mean and median of max step / path, and how plausible the inside is.
+
+    `interior_confident_share` is the share of the images strictly inside
+    the paths that the classifier labels with confidence >= 0.9: a
+    cross-fade of two garments changes the pixels evenly but is neither.
+    """
+    starts, ends = test_codes[pairs[0]], test_codes[pairs[1]]
+    scores = {}
+    for method in latent.METHODS:
+        paths = interpolation_paths(codec, starts, ends, steps, method)
+        unevenness = metrics.step_unevenness(paths)
+        interior = paths[:, 1:-1].reshape(-1, *paths.shape[2:])
+        scores[method] = {
+            "max_step_over_path": float(np.nanmean(unevenness)),
+            "median_max_step_over_path": float(np.nanmedian(unevenness)),
+            "interior_confident_share": metrics.confident_share(judge(interior)[0], CONFIDENCE),
+        }
+    return scores
+
+
+def class_edits(codec, judge, train, test, alpha):
+    """Per edit: success share at each alpha, and pixel L2 moves at `alpha`."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    names = data.CLASS_NAMES["fashion_mnist"]
+    train_codes = codec.encode(x_train)
+    results = {}
+    for source_name, target_name in EDITS:
+        source, target = names.index(source_name), names.index(target_name)
+        pair = (y_train == source) | (y_train == target)
+        vector = latent.attribute_vector(train_codes[pair], y_train[pair] == target)
+        target_image = codec.decode(latent.average_code(train_codes[y_train == target])[None])
+        codes = codec.encode(x_test[y_test == source])
+        edited = codec.decode(latent.edit(codes, vector, ALPHAS))  # [N, alphas, H, W, C]
+        predicted = judge(edited.reshape(-1, *edited.shape[2:]))[0].argmax(axis=1)
+        success = (predicted.reshape(len(codes), len(ALPHAS)) == target).mean(axis=0)
+        reconstructions = codec.decode(codes)
+        chosen = edited[:, ALPHAS.index(alpha)]
+        results[f"{source_name} -> {target_name}"] = {
+            "success_share": dict(zip(map(str, ALPHAS), success.tolist(), strict=True)),
+            "edit_pixel_l2": float(metrics.pixel_distance(chosen, reconstructions).mean()),
+            "average_code_pixel_l2": float(
+                metrics.pixel_distance(
+                    np.repeat(target_image, len(codes), axis=0), reconstructions
+                ).mean()
+            ),
+        }
+    return results
+
+
+def save_examples(codecs, test, train, docs, seed):
+    """Example grids: interpolations, a class edit and per-class average images."""
+    (x_test, y_test), (x_train, y_train) = test, train
+    names = data.CLASS_NAMES["fashion_mnist"]
+    rng = np.random.default_rng(seed)
+    ends = [("Sneaker", "Ankle boot"), ("Trouser", "Dress"), ("Pullover", "Bag")]
+    starts = [rng.choice(np.flatnonzero(y_test == names.index(a))) for a, _ in ends]
+    stops = [rng.choice(np.flatnonzero(y_test == names.index(b))) for _, b in ends]
+    rows, labels = [], []
+    for model_name, codec in codecs.items():
+        codes = codec.encode(x_test[starts + stops])
+        rows.append(interpolation_paths(codec, codes[: len(ends)], codes[len(ends) :], 9, "slerp"))
+        labels += [f"{model_name}: {a} -> {b}" for a, b in ends]
+    strips = np.concatenate(rows).reshape(-1, *x_test.shape[1:])
+    image_io.save_png(
+        os.path.join(docs, "latent_interpolation.png"),
+        image_io.labelled_grid(strips, len(labels), 10, row_labels=labels, scale=2),
+    )
+    for model_name, codec in codecs.items():
+        train_codes = codec.encode(x_train)
+        averages = np.stack([latent.average_code(train_codes[y_train == k]) for k in range(10)])
+        image_io.save_png(
+            os.path.join(docs, f"latent_average_{model_name.lower()}.png"),
+            image_io.labelled_grid(codec.decode(averages), 1, 10, col_labels=names, scale=3),
+        )
+    codec = codecs["VAE"]
+    source, target = names.index("Pullover"), names.index("Coat")
+    train_codes = codec.encode(x_train)
+    pair = (y_train == source) | (y_train == target)
+    vector = latent.attribute_vector(train_codes[pair], y_train[pair] == target)
+    pullovers = x_test[y_test == source][:4]
+    alphas = (0.0, 0.5, 1.0, 1.5, 2.0)
+    edited = codec.decode(latent.edit(codec.encode(pullovers), vector, alphas))
+    grid = np.concatenate([pullovers[:, None], edited], axis=1).reshape(-1, *x_test.shape[1:])
+    image_io.save_png(
+        os.path.join(docs, "latent_edit.png"),
+        image_io.labelled_grid(
+            grid, 4, 1 + len(alphas), col_labels=["input"] + [f"a={a}" for a in alphas], scale=3
+        ),
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="default", help="Architecture of both models.")
+    parser.add_argument("--epochs", type=int, default=10, help="Epochs of the VAE and the AE.")
+    parser.add_argument("--classifier-epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--samples", type=int, default=1000, help="Prior samples for (a).")
+    parser.add_argument("--pairs", type=int, default=200, help="Test pairs for (b).")
+    parser.add_argument("--steps", type=int, default=16, help="Steps per interpolation path.")
+    parser.add_argument("--alpha", type=float, default=1.0, choices=ALPHAS)
+    parser.add_argument(
+        "--train-subset", type=int, default=0, help="First N train images (0: all)."
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/results/latent_quality.json")
+    parser.add_argument("--docs", default="docs", help="Where the example PNGs go ('' skips).")
+    args = parser.parse_args()
+
+    keras.utils.set_random_seed(args.seed)
+    start = time.perf_counter()
+    train = data.load("fashion_mnist", "train")
+    test = data.load("fashion_mnist", "test")
+    if args.train_subset:
+        train = tuple(array[: args.train_subset] for array in train)
+    judge, accuracy = train_classifier(train, test, args.classifier_epochs, args.seed)
+    print(f"classifier: test accuracy {accuracy:.3f}", file=sys.stderr, flush=True)
+    test_probabilities, test_features = judge(test[0])
+    rng = np.random.default_rng(args.seed)
+    models = {
+        "VAE": VAE(image_shape=train[0].shape[1:], preset=args.preset, seed=args.seed),
+        "AE": Autoencoder(image_shape=train[0].shape[1:], preset=args.preset),
+    }
+    latent_dim = models["VAE"].latent_dim
+    prior_codes = rng.standard_normal((args.samples, latent_dim)).astype(np.float32)
+    pairs = rng.choice(len(test[0]), size=(2, args.pairs))
+    results, codecs = {}, {}
+    for name, model in models.items():
+        seconds = train_model(model, train[0], args.epochs, args.batch_size, args.seed)
+        print(f"{name}: trained in {seconds:.0f} s", file=sys.stderr, flush=True)
+        codec = codecs[name] = latent.Codec(model)
+        test_codes = codec.encode(test[0])
+        results[name] = {
+            "train_seconds": seconds,
+            "test_reconstruction_nats": float(
+                model.evaluate(test[0], verbose=0, return_dict=True)[
+                    "reconstruction_loss" if name == "VAE" else "loss"
+                ]
+            ),
+            "prior": prior_quality(codec, judge, prior_codes, test_features),
+            "interpolation": interpolation_scores(codec, judge, test_codes, pairs, args.steps),
+            "edits": class_edits(codec, judge, train, test, args.alpha),
+        }
+        # The AE's codes are not N(0, I): also sample a Gaussian fitted to them.
+        if name == "AE":
+            codes = codec.encode(train[0])
+            covariance = np.cov(codes, rowvar=False)
+            fitted = rng.multivariate_normal(codes.mean(0), covariance, args.samples)
+            results[name]["prior_fitted_gaussian"] = prior_quality(
+                codec, judge, fitted.astype(np.float32), test_features
+            )
+    reference = {
+        "classifier_test_accuracy": accuracy,
+        "test_images_confident_share": metrics.confident_share(test_probabilities, CONFIDENCE),
+        "frechet_distance_test_subset": metrics.frechet_distance(
+            test_features[rng.choice(len(test_features), args.samples, replace=False)],
+            test_features,
+        ),
+    }
+    if args.docs:
+        os.makedirs(args.docs, exist_ok=True)
+        save_examples(codecs, test, train, args.docs, args.seed)
+    result = {
+        "command": "python -m benchmarks.latent_quality "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "settings": vars(args),
+        "reference": reference,
+        "models": results,
+        "total_seconds": time.perf_counter() - start,
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print_tables(result)
+
+
+def print_tables(result):
+    models, reference, settings = result["models"], result["reference"], result["settings"]
+    print(f"{result['machine']}; total {result['total_seconds']:.0f} s")
+    print(
+        f"classifier test accuracy {reference['classifier_test_accuracy']:.3f}; test images "
+        f"confident share {reference['test_images_confident_share']:.3f}; Frechet distance of "
+        f"{settings['samples']} test images to all {reference['frechet_distance_test_subset']:.2f}"
+    )
+    print()
+    print(
+        "| model | train s | test recon. nats | (a) confident share | (a) Frechet distance "
+        "| (b) max step / path, slerp (median) | (b) lerp (median) "
+        "| inside of paths confident share, slerp / lerp |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in models.items():
+        slerp, lerp = r["interpolation"]["slerp"], r["interpolation"]["lerp"]
+        print(
+            f"| {name} | {r['train_seconds']:.0f} | {r['test_reconstruction_nats']:.1f} "
+            f"| {r['prior']['confident_share']:.3f} | {r['prior']['frechet_distance']:.2f} "
+            f"| {slerp['max_step_over_path']:.4f} ({slerp['median_max_step_over_path']:.4f}) "
+            f"| {lerp['max_step_over_path']:.4f} ({lerp['median_max_step_over_path']:.4f}) "
+            f"| {slerp['interior_confident_share']:.3f} / {lerp['interior_confident_share']:.3f} |"
+        )
+    if "prior_fitted_gaussian" in models.get("AE", {}):
+        fitted = models["AE"]["prior_fitted_gaussian"]
+        print(
+            f"| AE, z ~ Gaussian fitted to its codes | | | {fitted['confident_share']:.3f} "
+            f"| {fitted['frechet_distance']:.2f} | | | |"
+        )
+    print()
+    alpha = str(settings["alpha"])
+    print(
+        f"| edit | model | success at alpha={alpha} "
+        f"| success by alpha {', '.join(map(str, ALPHAS))} "
+        "| edit pixel L2 | target average pixel L2 |"
+    )
+    print("|---|---|---|---|---|---|")
+    for edit_name in next(iter(models.values()))["edits"]:
+        for name, r in models.items():
+            e = r["edits"][edit_name]
+            by_alpha = ", ".join(f"{v:.2f}" for v in e["success_share"].values())
+            print(
+                f"| {edit_name} | {name} | {e['success_share'][alpha]:.3f} | {by_alpha} "
+                f"| {e['edit_pixel_l2']:.2f} | {e['average_code_pixel_l2']:.2f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""`keras-vae` (also `python -m keras_vae`): the latent space toolkit on the command line.
+
+    keras-vae generate    --model RUN [--n 64 --seed 0] [--out generated.png]
+    keras-vae interpolate --model RUN (--indices I J ... | --images A B ...) [--steps 10]
+    keras-vae attribute   --model RUN --attribute Smiling [--out smiling.npy]
+    keras-vae edit        --model RUN (--indices ... | --images ...) --vector V.npy [--alphas ...]
+    keras-vae average     --model RUN [--attribute A ...] [--out average.png]
+
+RUN is a run dir of train.py (its config.json names the dataset) or a .keras
+file. Each command writes one PNG (or .npy) and prints its path; errors are
+one line on stderr and exit status 2. Decoding and encoding run as compiled
+`tf.function`s (`keras_vae.latent.Codec`), not `Model.predict`.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from keras_vae import data, export, latent
+from keras_vae import images as image_io
+
+
+def _add_model(parser, out_default):
+    parser.add_argument(
+        "--model", required=True, help="A run dir (holding model.keras) or a .keras file."
+    )
+    parser.add_argument("--out", default=out_default, help="Output file.")
+
+
+def _add_dataset(parser):
+    group = parser.add_argument_group("dataset (default: the run dir's config.json)")
+    group.add_argument("--dataset", help="fashion_mnist, mnist or celeba.")
+    group.add_argument(
+        "--data-dir", help="IDX directory, or CelebA's original layout (default: tfds)."
+    )
+    group.add_argument(
+        "--split", default="test", help="train or test (CelebA: train, validation, test, all)."
+    )
+    group.add_argument("--limit", type=int, help="Use only the first N images of the split.")
+
+
+def _add_inputs(parser, what):
+    inputs = parser.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--indices", type=int, nargs="+", help=f"{what}: dataset indices.")
+    inputs.add_argument(
+        "--images", nargs="+", help=f"{what}: PNG/JPEG files, resized to the model's input."
+    )
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-vae",
+        description="Latent space toolkit of a trained keras_vae VAE: generate, interpolate, "
+        "attribute vectors, edits and average images.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+
+    generate = commands.add_parser(
+        "generate", help="Decode z ~ N(0, I) into a grid.", formatter_class=formatter
+    )
+    _add_model(generate, "generated.png")
+    generate.add_argument("--n", type=int, default=64, help="Number of images.")
+    generate.add_argument("--seed", type=int, default=0, help="Seed of the z draws.")
+    generate.add_argument("--cols", type=int, default=8, help="Images per grid row.")
+
+    interpolate = commands.add_parser(
+        "interpolate",
+        help="Morph one image into another through the latent space.",
+        formatter_class=formatter,
+    )
+    _add_model(interpolate, "interpolation.png")
+    _add_inputs(interpolate, "pairs of endpoints, one grid row per pair")
+    interpolate.add_argument("--steps", type=int, default=10, help="Codes per path (>= 2).")
+    interpolate.add_argument("--method", default="slerp", choices=("slerp", "lerp"))
+    _add_dataset(interpolate)
+
+    attribute = commands.add_parser(
+        "attribute",
+        help="Save mean(code | attribute) - mean(code | not) to a .npy file.",
+        formatter_class=formatter,
+    )
+    _add_model(attribute, None)
+    attribute.add_argument("--attribute", required=True, help="e.g. Smiling, Eyeglasses, 7.")
+    _add_dataset(attribute)
+
+    edit = commands.add_parser(
+        "edit", help="Add alpha * an attribute vector to images' codes.", formatter_class=formatter
+    )
+    _add_model(edit, "edit.png")
+    _add_inputs(edit, "images to edit, one grid row each")
+    vector = edit.add_mutually_exclusive_group(required=True)
+    vector.add_argument("--vector", help="A .npy file written by `keras-vae attribute`.")
+    vector.add_argument("--attribute", help="Compute the vector of this dataset attribute.")
+    edit.add_argument(
+        "--alphas", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5, 2.0], help="Edit strengths."
+    )
+    _add_dataset(edit)
+
+    average = commands.add_parser(
+        "average",
+        help="Decode the mean code of the images with and without attributes.",
+        formatter_class=formatter,
+    )
+    _add_model(average, "average.png")
+    average.add_argument(
+        "--attribute", nargs="+", help="Attributes, one column each (default: all)."
+    )
+    _add_dataset(average)
+    return parser
+
+
+class _Session:
+    """The loaded model, its compiled codec and the dataset the command reads."""
+
+    def __init__(self, args):
+        self.args = args
+        self.model, config = export.load_model_for_export(args.model)
+        self.codec = latent.Codec(self.model)
+        config = config or {}
+        self.dataset = getattr(args, "dataset", None) or config.get("dataset", "fashion_mnist")
+        self.data_dir = getattr(args, "data_dir", None) or (
+            config.get("data_dir") if self.dataset == config.get("dataset") else None
+        )
+        self._data = None
+
+    def data(self):
+        """`(images, attributes, names)` of the chosen dataset split, loaded once."""
+        if self._data is None:
+            self._data = data.load_attributes(
+                self.dataset, self.args.split, self.data_dir, self.args.limit
+            )
+            shape = self._data[0].shape[1:]
+            if tuple(shape) != tuple(self.model.image_shape):
+                raise ValueError(
+                    f"{self.dataset} images are {tuple(shape)} but the model takes "
+                    f"{tuple(self.model.image_shape)}; pick the dataset it was trained on."
+                )
+        return self._data
+
+    def attribute(self, name):
+        """Column `[N]` (bool) of attribute `name` and its canonical name."""
+        _, attributes, names = self.data()
+        index = data.attribute_index(names, name)
+        return attributes[:, index], names[index]
+
+    def inputs(self):
+        """The images named by --indices or --images, and a label for each."""
+        if self.args.images:
+            images = image_io.load_images(self.args.images, self.model.image_shape)
+            return images, [os.path.basename(path) for path in self.args.images]
+        images, attributes, names = self.data()
+        for index in self.args.indices:
+            if not 0 <= index < len(images):
+                raise ValueError(
+                    f"Index {index} is out of range: {self.dataset} {self.args.split} "
+                    f"has {len(images)} images."
+                )
+        labels = [_describe(attributes[i], names, i) for i in self.args.indices]
+        return images[self.args.indices], labels
+
+    def attribute_vector(self, name):
+        has_attribute, name = self.attribute(name)
+        codes = self.codec.encode(self.data()[0])
+        return latent.attribute_vector(codes, has_attribute), name, int(has_attribute.sum())
+
+
+def _describe(attributes, names, index):
+    """'#12 Trouser' for a one-class dataset row; '#12' when it has several attributes."""
+    present = [name for name, has in zip(names, attributes, strict=True) if has]
+    return f"#{index} {present[0]}" if len(present) == 1 else f"#{index}"
+
+
+def _save_grid(path, images, rows, cols, **labels):
+    scale = max(1, 64 // images.shape[1])
+    image_io.save_png(
+        path, image_io.labelled_grid(images, rows, cols, scale=scale, padding=1, **labels)
+    )
+    return path
+
+
+def _generate(session):
+    args = session.args
+    if args.n < 1 or args.cols < 1:
+        raise ValueError(f"--n and --cols must be >= 1; got {args.n} and {args.cols}.")
+    z = np.random.default_rng(args.seed).standard_normal((args.n, session.model.latent_dim))
+    images = session.codec.decode(z)
+    rows = -(-args.n // args.cols)
+    blanks = np.ones((rows * args.cols - args.n, *images.shape[1:]), np.float32)
+    image_io.save_png(args.out, image_io.grid(np.concatenate([images, blanks]), rows, args.cols))
+    return args.out
+
+
+def _interpolate(session):
+    args = session.args
+    images, labels = session.inputs()
+    if len(images) % 2:
+        raise ValueError(f"Give pairs of endpoints: got {len(images)} images or indices.")
+    codes = session.codec.encode(images)
+    path_codes = latent.interpolate(codes[0::2], codes[1::2], args.steps, args.method)
+    paths = session.codec.decode(path_codes)
+    rows = np.concatenate([images[0::2, None], paths, images[1::2, None]], axis=1)
+    fractions = [f"{t:.2g}" for t in np.linspace(0, 1, args.steps)]
+    return _save_grid(
+        args.out,
+        rows.reshape(-1, *images.shape[1:]),
+        len(paths),
+        args.steps + 2,
+        row_labels=[f"{a} -> {b}" for a, b in zip(labels[0::2], labels[1::2], strict=True)],
+        col_labels=["input", *fractions, "input"],
+    )
+
+
+def _attribute(session):
+    args = session.args
+    vector, name, count = session.attribute_vector(args.attribute)
+    out = args.out or f"{name.lower().replace('/', '_').replace(' ', '_')}.npy"
+    np.save(out, vector)
+    total = len(session.data()[0])
+    print(
+        f"{name}: {count} of {total} images have it; vector norm {np.linalg.norm(vector):.3f}",
+        file=sys.stderr,
+    )
+    return out
+
+
+def _edit(session):
+    args = session.args
+    if args.vector:
+        vector = np.load(args.vector)
+    else:
+        vector = session.attribute_vector(args.attribute)[0]
+    images, labels = session.inputs()
+    edited = session.codec.decode(latent.edit(session.codec.encode(images), vector, args.alphas))
+    rows = np.concatenate([images[:, None], edited], axis=1)
+    return _save_grid(
+        args.out,
+        rows.reshape(-1, *images.shape[1:]),
+        len(images),
+        len(args.alphas) + 1,
+        row_labels=labels,
+        col_labels=["input", *(f"a={alpha:g}" for alpha in args.alphas)],
+    )
+
+
+def _average(session):
+    args = session.args
+    images, _, names = session.data()
+    codes = session.codec.encode(images)
+    columns, averages = [], []
+    for requested in args.attribute or names:
+        has_attribute, name = session.attribute(requested)
+        for group, verb in ((has_attribute, "has"), (~has_attribute, "lacks")):
+            if not group.any():
+                raise ValueError(f"No image {verb} {name}: its average is undefined.")
+        columns.append(name)
+        averages.append(
+            [latent.average_code(codes[has_attribute]), latent.average_code(codes[~has_attribute])]
+        )
+    decoded = session.codec.decode(np.swapaxes(np.array(averages), 0, 1))  # [2, cols, H, W, C]
+    return _save_grid(
+        args.out,
+        decoded.reshape(-1, *images.shape[1:]),
+        2,
+        len(columns),
+        row_labels=["with", "without"],
+        col_labels=columns,
+    )
+
+
+COMMANDS = {
+    "generate": _generate,
+    "interpolate": _interpolate,
+    "attribute": _attribute,
+    "edit": _edit,
+    "average": _average,
+}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        path = COMMANDS[args.command](_Session(args))
+    except (ValueError, data.DataError, export.ExportError, OSError) as error:
+        print(f"keras-vae {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0

@@ -1,0 +1,148 @@
+"""`keras-vae` end to end on the tiny run dir that train.py made (trained_run)."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_vae import cli, data, latent
+from tests.conftest import REPO_ROOT
+
+COMMANDS = ("generate", "interpolate", "attribute", "edit", "average")
+TILE = 28 * 2 + 2  # 28x28 images are drawn at scale 2 with 1 pixel padding
+
+
+def run_cli(*args):
+    """The console script in a subprocess: (returncode, stdout, stderr)."""
+    script = os.path.join(os.path.dirname(sys.executable), "keras-vae")
+    result = subprocess.run(
+        [script, *map(str, args)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def png(path):
+    return np.asarray(Image.open(path))
+
+
+def test_help_of_every_command_through_both_entry_points():
+    code, out, _ = run_cli("--help")
+    assert code == 0 and all(command in out for command in COMMANDS)
+    for command in COMMANDS:
+        result = subprocess.run(
+            [sys.executable, "-m", "keras_vae", command, "--help"],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"usage: keras-vae {command}" in result.stdout and "--model" in result.stdout
+
+
+def test_generate_writes_a_seeded_grid(trained_run, tmp_path, capsys):
+    run_dir, _ = trained_run
+    out = tmp_path / "generated.png"
+    code, stdout, stderr = run_cli("generate", "--model", run_dir, "--n", 12, "--out", out)
+    assert code == 0, stderr
+    assert stdout.strip() == str(out)
+    grid = png(out)
+    assert grid.shape == (2 * 29 + 1, 8 * 29 + 1)
+    assert grid[1:29, 1:29].std() > 5  # a generated image, not a blank
+    assert (grid[30:59, 4 * 29 + 1 :] == 255).all()  # 12 images: the last 4 cells are blank
+    again = tmp_path / "again.png"
+    assert (
+        cli.main(
+            ["generate", "--model", str(run_dir / "model.keras"), "--n", "12", "--out", str(again)]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(png(again), grid)
+
+
+def test_interpolate_between_dataset_indices_and_user_images(trained_run, tmp_path, fashion_mnist):
+    run_dir, _ = trained_run
+    out = tmp_path / "interpolation.png"
+    argv = ["interpolate", "--model", str(run_dir), "--indices", "0", "1", "2", "3"]
+    assert cli.main(argv + ["--steps", "6", "--out", str(out)]) == 0
+    grid = png(out)
+    _, (test_images, _) = fashion_mnist
+    assert grid.shape[0] > 2 * TILE and grid.shape[1] > 8 * TILE
+    # The last column of row 1 is test image 3, the end point, at scale 2.
+    expected = np.repeat(np.repeat(np.rint(test_images[3, ..., 0] * 255), 2, 0), 2, 1)
+    bottom_right = grid[-TILE:-2, -TILE:-2]
+    np.testing.assert_array_equal(bottom_right, expected)
+
+    for index, name in ((0, "a.png"), (1, "b.jpg")):
+        Image.fromarray((test_images[index, ..., 0] * 255).astype(np.uint8)).save(tmp_path / name)
+    out = tmp_path / "from_files.png"
+    argv = ["interpolate", "--model", str(run_dir), "--images", str(tmp_path / "a.png")]
+    assert cli.main(argv + [str(tmp_path / "b.jpg"), "--method", "lerp", "--out", str(out)]) == 0
+    assert png(out).shape[0] > TILE
+
+
+def test_attribute_then_edit_with_the_saved_vector(trained_run, tmp_path, capsys):
+    run_dir, _ = trained_run
+    vector_path = tmp_path / "trouser.npy"
+    argv = ["attribute", "--model", str(run_dir), "--attribute", "trouser", "--limit", "500"]
+    assert cli.main(argv + ["--out", str(vector_path)]) == 0
+    assert "Trouser: " in capsys.readouterr().err
+    vector = np.load(vector_path)
+    model = keras.models.load_model(run_dir / "model.keras")
+    images, labels = data.load("fashion_mnist", "test")
+    expected = latent.attribute_vector(latent.Codec(model).encode(images[:500]), labels[:500] == 1)
+    np.testing.assert_allclose(vector, expected, rtol=1e-5)
+
+    out = tmp_path / "edit.png"
+    argv = ["edit", "--model", str(run_dir), "--indices", "0", "5", "--vector", str(vector_path)]
+    assert cli.main(argv + ["--alphas", "0", "1", "2", "--out", str(out)]) == 0
+    grid = png(out)
+    assert grid.shape[0] > 2 * TILE and grid.shape[1] > 4 * TILE
+    on_the_fly = tmp_path / "edit2.png"
+    argv = ["edit", "--model", str(run_dir), "--indices", "0", "5", "--attribute", "Trouser"]
+    argv += ["--limit", "500", "--alphas", "0", "1", "2", "--out", str(on_the_fly)]
+    assert cli.main(argv) == 0
+    np.testing.assert_array_equal(png(on_the_fly), grid)
+
+
+def test_average_decodes_group_means(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    out = tmp_path / "average.png"
+    code, _, stderr = run_cli(
+        "average", "--model", run_dir, "--attribute", "Trouser", "Bag", "--out", out
+    )
+    assert code == 0, stderr
+    grid = png(out)
+    assert grid.shape[0] > 2 * TILE and grid.shape[1] > 2 * TILE
+    everything = tmp_path / "all.png"
+    assert cli.main(["average", "--model", str(run_dir), "--out", str(everything)]) == 0
+    assert png(everything).shape[1] > 10 * TILE  # one column per class
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["average", "--attribute", "hat"], "Unknown attribute 'hat'. Valid attributes:"),
+        (["interpolate", "--indices", "1", "2", "3"], "Give pairs of endpoints: got 3"),
+        (["edit", "--indices", "99999", "--attribute", "Bag"], "Index 99999 is out of range"),
+        (["interpolate", "--images", "nothing.png", "x.png"], "Image not found: nothing.png"),
+        (
+            ["attribute", "--attribute", "Bag", "--dataset", "celeba", "--data-dir", "/nowhere"],
+            "CelebA directory not found",
+        ),
+    ],
+)
+def test_errors_are_one_line_with_exit_status_2(trained_run, capsys, argv, message):
+    run_dir, _ = trained_run
+    assert cli.main([argv[0], "--model", str(run_dir), *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and f"keras-vae {argv[0]}: error:" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_model_is_an_error(tmp_path):
+    code, _, stderr = run_cli("generate", "--model", tmp_path / "none")
+    assert code == 2 and "No model at" in stderr and "Traceback" not in stderr
