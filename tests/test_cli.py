@@ -146,3 +146,22 @@ def test_errors_are_one_line_with_exit_status_2(trained_run, capsys, argv, messa
 def test_missing_model_is_an_error(tmp_path):
     code, _, stderr = run_cli("generate", "--model", tmp_path / "none")
     assert code == 2 and "No model at" in stderr and "Traceback" not in stderr
+
+
+def test_truncated_or_corrupted_png_is_a_one_line_error(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    good = tmp_path / "good.png"
+    noise = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(noise).save(good)  # noise: the pixel data fills most of the file
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    corrupted = tmp_path / "corrupted.png"
+    corrupted.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    for bad in (truncated, corrupted):
+        code, _, stderr = run_cli(
+            "interpolate", "--model", run_dir, "--images", good, bad, "--out", tmp_path / "x.png"
+        )
+        assert code == 2, stderr
+        assert f"keras-vae interpolate: error: {bad}: not a readable PNG/JPEG image" in stderr
+        assert "Traceback" not in stderr
+    assert not (tmp_path / "x.png").exists()
