@@ -1,0 +1,405 @@
+"""Quality per second of wall clock: keras_vae's presets against a reference.
+
+    python -m benchmarks.quality_per_second            (make bench, under 60 min)
+    python -m benchmarks.quality_per_second --quick    (make bench-quick, under 5 min)
+
+On Fashion-MNIST (all 60,000 training images, the 10,000 test images),
+one after another on the same machine: each of the presets `mlp`,
+`keras_example` and `default`, trained through keras_vae's fit path (a
+`tf.data` pipeline with `repeat()` + `steps_per_epoch`, batch 128, Adam
+1e-3), and the official Keras example's training written from scratch
+(`benchmarks.keras_io_reference`: plain `fit` on a numpy array).
+
+Each model trains against a wall-clock budget. When the training time
+(evaluation excluded) crosses a checkpoint, training pauses for a test
+evaluation: the negative ELBO in nats per image (one z per image, analytic
+KL). At the last checkpoint of a preset also the importance-weighted NLL
+(`keras_vae.metrics.importance_weighted_nll`) on fixed test images. Per
+model: training images/s (median over epochs 2..N), the slowest of those
+epochs over the median (a stall shows here), forward FLOPs per image, the
+achieved GFLOP/s (training counted as 3x the forward pass), and decode
+latency at batch 1 and 64 through a `tf.function`.
+
+Prints Markdown tables; writes JSON to --out and a learning-curve PNG
+(test negative ELBO against training seconds, one line per model) to --plot.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from benchmarks import keras_io_reference
+from benchmarks.export_latency import cpu_model, median_ms
+from keras_vae import VAE, data, metrics
+from keras_vae.files import atomic_write_json
+
+PRESET_RUNS = ("mlp", "keras_example", "default")
+REFERENCE = "keras_io_reference"
+BATCH_SIZE = 128
+LEARNING_RATE = 1e-3
+# Where the issue's figures are read: the checkpoints reported in the table.
+REPORTED = (60, 300, 900)
+SETTINGS = {
+    "full": {
+        "checkpoints": (10, 30, 60, 120, 300, 600, 900),
+        "reference_checkpoints": (10, 30, 60, 120, 300),
+        "iw_k": 1000,
+        "iw_images": 1000,
+    },
+    "quick": {
+        "checkpoints": (5, 10, 20),
+        "reference_checkpoints": (5, 10, 20),
+        "iw_k": 50,
+        "iw_images": 100,
+    },
+}
+# Mean binary entropy of the test pixels: the floor of the Bernoulli term.
+FLOOR_NOTE = "no model can reach below the mean binary entropy of the test pixels"
+
+
+def pixel_entropy_floor(images):
+    """Sum over pixels of the binary entropy of each intensity, nats per image (mean)."""
+    p = np.clip(np.asarray(images, np.float64), 1e-12, 1 - 1e-12)
+    entropy = -(p * np.log(p) + (1 - p) * np.log1p(-p))
+    entropy[(images == 0) | (images == 1)] = 0.0
+    return float(entropy.reshape(len(images), -1).sum(axis=1).mean())
+
+
+def forward_flops(model):
+    """Floating-point operations of one image's forward pass through a functional model.
+
+    Counts the multiply-adds (2 FLOPs each) of Dense, Conv2D and
+    Conv2DTranspose layers, recursing into nested models; biases,
+    activations and element-wise ops are left out (under 1% here).
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += forward_flops(layer)
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            # Every input position scatters a kh x kw x C_out patch.
+            _, height, width, _ = layer.input.shape
+            total += 2 * height * width * math.prod(layer.kernel.shape)
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, height, width, _ = layer.output.shape
+            total += 2 * height * width * math.prod(layer.kernel.shape)
+    return int(total)
+
+
+class Budget(keras.callbacks.Callback):
+    """Stops `fit` after `checkpoints[-1]` seconds of training, evaluating at each checkpoint.
+
+    Training time runs from `on_train_begin` (so the first epoch's tracing
+    counts) and excludes the evaluations, which happen between two steps
+    once the time crosses a checkpoint. Records every complete epoch's
+    training seconds.
+
+    Args:
+        checkpoints: increasing training seconds.
+        evaluate: `() -> dict` of figures, called at each checkpoint.
+        steps_per_epoch: steps of a complete epoch.
+    """
+
+    def __init__(self, checkpoints, evaluate, steps_per_epoch):
+        super().__init__()
+        self.checkpoints = tuple(sorted(checkpoints))
+        self.evaluate = evaluate
+        self.steps_per_epoch = steps_per_epoch
+        self.curve = []
+        self.epoch_seconds = []
+
+    def _elapsed(self):
+        return time.perf_counter() - self._start - self._paused
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+        self._paused = 0.0
+        self._next = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._elapsed()
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps = batch + 1
+        elapsed = self._elapsed()
+        if elapsed < self.checkpoints[self._next]:
+            return
+        pause = time.perf_counter()
+        figures = self.evaluate()
+        self.curve.append(
+            {"checkpoint": self.checkpoints[self._next], "seconds": elapsed, **figures}
+        )
+        self._paused += time.perf_counter() - pause
+        self._next += 1
+        if self._next == len(self.checkpoints):
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._steps == self.steps_per_epoch:
+            self.epoch_seconds.append(self._elapsed() - self._epoch_start)
+
+
+def elbo_evaluator(loss_terms, images, batch_size=1000, seed=0):
+    """`() -> {"neg_elbo", "reconstruction", "kl"}` means over `images`, compiled."""
+    compiled = tf.function(loss_terms)
+    batches = [tf.constant(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+
+    def evaluate():
+        tf.random.set_seed(seed)
+        terms = [compiled(batch) for batch in batches]
+        reconstruction = float(np.mean(np.concatenate([t[0].numpy() for t in terms])))
+        kl = float(np.mean(np.concatenate([t[1].numpy() for t in terms])))
+        return {"neg_elbo": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
+
+    return evaluate
+
+
+def epoch_figures(epoch_seconds, images_per_epoch):
+    """images/s (median over epochs 2..N) and the slowest of those epochs over their median."""
+    later = epoch_seconds[1:] or epoch_seconds
+    if not later:
+        return {"epochs": 0}
+    median = statistics.median(later)
+    return {
+        "epochs": len(epoch_seconds),
+        "first_epoch_seconds": epoch_seconds[0],
+        "median_epoch_seconds": median,
+        "images_per_second": images_per_epoch / median,
+        "slowest_over_median": max(later) / median,
+    }
+
+
+def decode_latency(decoder, latent_dim):
+    """Median ms of a `tf.function` decode at batch 1 and 64."""
+    compiled = tf.function(lambda z: decoder(z, training=False))
+    figures = {}
+    for batch in (1, 64):
+        z = tf.random.normal((batch, latent_dim))
+        figures[f"decode_ms_batch_{batch}"] = median_ms(lambda z=z: compiled(z), calls=100)
+    return figures
+
+
+def run_preset(preset, train, test, settings, seed, verbose):
+    keras.utils.set_random_seed(seed)
+    model = VAE(image_shape=train.shape[1:], preset=preset, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
+    steps = len(train) // BATCH_SIZE
+    dataset = data.make_dataset(
+        train, batch_size=BATCH_SIZE, shuffle=True, seed=seed, repeat=True, drop_remainder=True
+    )
+    budget = Budget(
+        settings["checkpoints"],
+        elbo_evaluator(lambda x: model.loss_terms(x), test, seed=seed),
+        steps,
+    )
+    model.fit(
+        dataset,
+        epochs=10**6,
+        steps_per_epoch=steps,
+        callbacks=[budget],
+        shuffle=False,
+        verbose=verbose,
+    )
+    start = time.perf_counter()
+    iw_nll = metrics.importance_weighted_nll(
+        model, test[: settings["iw_images"]], k=settings["iw_k"], seed=seed
+    )
+    budget.curve[-1].update(iw_nll=iw_nll, iw_seconds=time.perf_counter() - start)
+    return {
+        "model": preset,
+        "training_path": "keras_vae: tf.data repeat() + steps_per_epoch",
+        "parameters": model.count_params() - 1,  # less the kl_weight variable
+        "flops_per_image": forward_flops(model.encoder) + forward_flops(model.decoder),
+        "curve": budget.curve,
+        **epoch_figures(budget.epoch_seconds, steps * BATCH_SIZE),
+        **decode_latency(model.decoder, model.latent_dim),
+    }
+
+
+def run_reference(train, test, settings, seed, verbose):
+    keras.utils.set_random_seed(seed)
+    model = keras_io_reference.build()
+    steps = math.ceil(len(train) / BATCH_SIZE)
+    budget = Budget(
+        settings["reference_checkpoints"],
+        elbo_evaluator(model.loss_terms, test, seed=seed),
+        steps,
+    )
+    model.fit(train, epochs=10**6, batch_size=BATCH_SIZE, callbacks=[budget], verbose=verbose)
+    return {
+        "model": REFERENCE,
+        "training_path": "keras.io example: fit on a numpy array",
+        "parameters": model.encoder.count_params() + model.decoder.count_params(),
+        "flops_per_image": forward_flops(model.encoder) + forward_flops(model.decoder),
+        "curve": budget.curve,
+        **epoch_figures(budget.epoch_seconds, len(train)),
+        **decode_latency(model.decoder, keras_io_reference.LATENT_DIM),
+    }
+
+
+def at_checkpoint(result, checkpoint):
+    for point in result["curve"]:
+        if point["checkpoint"] == checkpoint:
+            return point
+    return None
+
+
+def markdown(results, checkpoints, floor):
+    reported = [c for c in checkpoints if c in REPORTED] or list(checkpoints)
+    last = checkpoints[-1]
+    header = (
+        ["model"]
+        + [f"-ELBO @ {c} s" for c in reported]
+        + [f"IW-NLL @ {last} s", f"distance to floor @ {last} s"]
+        + ["epochs", "img/s", "slowest / median epoch", "MFLOP/img", "GFLOP/s"]
+        + ["decode b1 ms", "decode b64 ms"]
+    )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for result in results:
+        row = [f"`{result['model']}`"]
+        for checkpoint in reported:
+            point = at_checkpoint(result, checkpoint)
+            row.append(f"{point['neg_elbo']:.2f}" if point else "")
+        final = at_checkpoint(result, last)
+        iw_nll = final.get("iw_nll") if final else None
+        row.append(f"{iw_nll:.2f}" if iw_nll is not None else "")
+        best = iw_nll if iw_nll is not None else (final["neg_elbo"] if final else None)
+        row.append(f"{best - floor:.2f}" if best is not None else "")
+        speed = result.get("images_per_second")
+        row += [
+            str(result["epochs"]),
+            f"{speed:,.0f}" if speed else "",
+            f"{result['slowest_over_median']:.2f}" if speed else "",
+            f"{result['flops_per_image'] / 1e6:.2f}",
+            f"{3 * result['flops_per_image'] * speed / 1e9:.1f}" if speed else "",
+            f"{result['decode_ms_batch_1']:.3f}",
+            f"{result['decode_ms_batch_64']:.3f}",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def speed_ratio(results):
+    by_name = {r["model"]: r for r in results}
+    ours, reference = by_name.get("keras_example"), by_name.get(REFERENCE)
+    if not ours or not reference:
+        return None
+    if not ours.get("images_per_second") or not reference.get("images_per_second"):
+        return None
+    return ours["images_per_second"] / reference["images_per_second"]
+
+
+def plot_curves(results, path, floor=None):
+    """Writes a PNG: test -ELBO against training seconds (log scale), one line per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 4.5), dpi=120)
+    for result in results:
+        seconds = [p["seconds"] for p in result["curve"]]
+        values = [p["neg_elbo"] for p in result["curve"]]
+        axes.plot(seconds, values, marker="o", label=result["model"])
+    if floor is not None:
+        axes.axhline(floor, color="gray", linestyle=":", label="pixel-entropy floor")
+    axes.set_xscale("log")
+    axes.set_xlabel("training seconds (evaluation excluded)")
+    axes.set_ylabel("test negative ELBO (nats/image)")
+    axes.set_title("Fashion-MNIST, batch 128, 2 CPU cores")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    tmp = f"{path}.tmp.png"
+    figure.savefig(tmp)
+    pyplot.close(figure)
+    os.replace(tmp, path)
+
+
+def machine_facts():
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small budgets (make bench-quick)")
+    parser.add_argument(
+        "--models",
+        default=",".join(PRESET_RUNS[:2] + (REFERENCE,) + PRESET_RUNS[2:]),
+        help="comma-separated, run in this order: presets and/or keras_io_reference",
+    )
+    parser.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX directory")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="JSON results path")
+    parser.add_argument("--plot", default=None, help="learning-curve PNG path")
+    parser.add_argument("--verbose", type=int, default=0)
+    args = parser.parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    args.out = args.out or f"benchmarks/results/quality_per_second_{mode}.json"
+    args.plot = args.plot or f"docs/learning_curves_{mode}.png"
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    settings = SETTINGS["quick" if args.quick else "full"]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in PRESET_RUNS + (REFERENCE,)]
+    if unknown:
+        sys.exit(f"error: unknown model(s) {unknown}; choose from {PRESET_RUNS + (REFERENCE,)}")
+    started = time.perf_counter()
+    train, _ = data.load("fashion_mnist", "train", args.data_dir)
+    test, _ = data.load("fashion_mnist", "test", args.data_dir)
+    floor = pixel_entropy_floor(test)
+    results = []
+    for name in models:
+        print(f"== {name}", flush=True)
+        if name == REFERENCE:
+            result = run_reference(train, test, settings, args.seed, args.verbose)
+        else:
+            result = run_preset(name, train, test, settings, args.seed, args.verbose)
+        results.append(result)
+        print(json.dumps(result["curve"][-1]), flush=True)
+    table = markdown(results, settings["checkpoints"], floor)
+    ratio = speed_ratio(results)
+    report = {
+        "command": "python -m benchmarks.quality_per_second" + (" --quick" if args.quick else ""),
+        "machine": machine_facts(),
+        "settings": settings,
+        "batch_size": BATCH_SIZE,
+        "floor_nats": floor,
+        "keras_example_over_reference_images_per_second": ratio,
+        "total_seconds": time.perf_counter() - started,
+        "results": results,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    atomic_write_json(args.out, report)
+    os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
+    plot_curves(results, args.plot, floor)
+    print(table)
+    print(f"\nFloor ({FLOOR_NOTE}): {floor:.2f} nats")
+    if ratio is not None:
+        print(f"keras_example preset / {REFERENCE} images per second: {ratio:.2f}x")
+    print(f"Total {report['total_seconds']:.0f} s; wrote {args.out} and {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

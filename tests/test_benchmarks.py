@@ -1,0 +1,128 @@
+"""The quality-per-second benchmark's measuring parts: FLOPs, budgets, floor, plot."""
+
+import math
+import time
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import keras_io_reference
+from benchmarks import quality_per_second as bench
+from keras_vae import VAE
+
+
+def test_forward_flops_counts_dense_conv_and_transposed_conv():
+    images = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same")(images)  # 4x4x4 out
+    x = keras.layers.Conv2DTranspose(2, 3, strides=2, padding="same")(x)  # 4x4 in
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(5)(x)  # 8*8*2 = 128 in
+    model = keras.Model(images, outputs)
+    expected = 2 * (4 * 4 * 3 * 3 * 3 * 4) + 2 * (4 * 4 * 3 * 3 * 4 * 2) + 2 * (128 * 5)
+    assert bench.forward_flops(model) == expected
+
+
+def test_forward_flops_of_the_keras_example_networks_by_hand():
+    vae = VAE(preset="keras_example")
+    encoder = 2 * (14 * 14 * 9 * 32 + 7 * 7 * 9 * 32 * 64 + 3136 * 16 + 2 * 16 * 2)
+    decoder = 2 * (2 * 3136 + 7 * 7 * 9 * 64 * 64 + 14 * 14 * 9 * 64 * 32 + 28 * 28 * 9 * 32)
+    assert bench.forward_flops(vae.encoder) == encoder
+    assert bench.forward_flops(vae.decoder) == decoder
+
+
+def test_reference_has_the_keras_example_presets_networks():
+    reference = keras_io_reference.build()
+    vae = VAE(preset="keras_example")
+    assert reference.encoder.count_params() == vae.encoder.count_params() == 69_076
+    assert reference.decoder.count_params() == vae.decoder.count_params() == 65_089
+
+
+def test_reference_loss_terms_match_a_numpy_elbo():
+    reference = keras_io_reference.build()
+    images = np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype("float32")
+    keras.utils.set_random_seed(1)
+    reconstruction, kl = (t.numpy() for t in reference.loss_terms(images))
+    keras.utils.set_random_seed(1)
+    z_mean, z_log_var, z = (t.numpy() for t in reference.encoder(images))
+    p = np.clip(reference.decoder(z).numpy(), 1e-7, 1 - 1e-7)
+    expected = -(images * np.log(p) + (1 - images) * np.log(1 - p)).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(reconstruction, expected, rtol=1e-4)
+    expected_kl = 0.5 * (np.exp(z_log_var) + z_mean**2 - 1 - z_log_var).sum(axis=1)
+    np.testing.assert_allclose(kl, expected_kl, rtol=1e-4, atol=1e-5)
+
+
+def test_budget_stops_training_and_excludes_evaluation_time():
+    model = VAE(preset="mlp", latent_dim=2, encoder_units=(8,), decoder_units=(8,), seed=0)
+    model.compile(optimizer="adam")
+    images = np.random.default_rng(0).uniform(size=(64, 28, 28, 1)).astype("float32")
+    calls = []
+
+    def evaluate():
+        calls.append(time.perf_counter())
+        time.sleep(2.0)
+        return {"neg_elbo": float(len(calls))}
+
+    budget = bench.Budget((0.3, 0.6), evaluate, steps_per_epoch=4)
+    start = time.perf_counter()
+    history = model.fit(images, epochs=10**6, batch_size=16, callbacks=[budget], verbose=0)
+    wall = time.perf_counter() - start
+    assert len(calls) == 2
+    assert [p["checkpoint"] for p in budget.curve] == [0.3, 0.6]
+    assert [p["neg_elbo"] for p in budget.curve] == [1.0, 2.0]
+    # Two 2 s evaluations happened inside fit; the training clock counted
+    # neither the first (before the second checkpoint) nor the second.
+    assert wall >= 4.0
+    assert 0.6 <= budget.curve[-1]["seconds"] <= calls[1] - start - 1.9
+    assert len(history.history["loss"]) < 10**6
+
+
+def test_epoch_figures_use_epochs_two_onwards():
+    figures = bench.epoch_figures([10.0, 2.0, 2.0, 3.0], images_per_epoch=100)
+    assert figures["epochs"] == 4
+    assert figures["images_per_second"] == pytest.approx(50.0)
+    assert figures["slowest_over_median"] == pytest.approx(1.5)
+    assert figures["first_epoch_seconds"] == 10.0
+
+
+def test_pixel_entropy_floor():
+    half = np.full((2, 4, 4, 1), 0.5, np.float32)
+    assert bench.pixel_entropy_floor(half) == pytest.approx(16 * math.log(2))
+    binary = np.zeros((2, 4, 4, 1), np.float32)
+    binary[0, :2] = 1.0
+    assert bench.pixel_entropy_floor(binary) == 0.0
+
+
+def test_plot_curves_writes_a_png(tmp_path):
+    results = [
+        {
+            "model": "a",
+            "curve": [{"seconds": 1.0, "neg_elbo": 300.0}, {"seconds": 10.0, "neg_elbo": 250.0}],
+        },
+        {"model": "b", "curve": [{"seconds": 2.0, "neg_elbo": 280.0}]},
+    ]
+    path = tmp_path / "curves.png"
+    bench.plot_curves(results, str(path), floor=190.0)
+    with Image.open(path) as image:
+        assert image.size[0] > 300 and image.size[1] > 200
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+
+
+def test_markdown_table_and_ratio():
+    def result(name, speed):
+        return {
+            "model": name,
+            "curve": [{"checkpoint": 60, "seconds": 60.0, "neg_elbo": 250.0, "iw_nll": 245.0}],
+            "epochs": 3,
+            "images_per_second": speed,
+            "slowest_over_median": 1.05,
+            "flops_per_image": 2e6,
+            "decode_ms_batch_1": 0.5,
+            "decode_ms_batch_64": 4.0,
+        }
+
+    results = [result("keras_example", 3000.0), result(bench.REFERENCE, 2000.0)]
+    table = bench.markdown(results, (10, 60), floor=190.0)
+    assert "| `keras_example` | 250.00 | 245.00 | 55.00 | 3 | 3,000 | 1.05 | 2.00 | 18.0 |" in table
+    assert bench.speed_ratio(results) == pytest.approx(1.5)
