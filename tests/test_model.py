@@ -24,7 +24,7 @@ def loss_with_fixed_eps(model, images):
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
-@pytest.mark.parametrize("preset", ["keras_example", "default", "mlp"])
+@pytest.mark.parametrize("preset", ["keras_example", "conv", "default", "mlp"])
 def test_presets_build_for_each_image_shape(preset, shape):
     model = VAE(image_shape=shape, preset=preset)
     images = random_images(2, shape)
@@ -172,6 +172,24 @@ def test_sample_returns_images_in_unit_range_and_is_seeded():
     np.testing.assert_array_equal(first, model.sample(6, seed=11))
 
 
+def test_eager_decode_runs_one_compiled_graph_for_every_batch_size():
+    model = VAE(seed=0, **TINY)
+    for batch in (1, 3, 7):
+        z = np.random.default_rng(batch).normal(size=(batch, 3)).astype("float32")
+        expected = keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decoder(z)))
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(model.decode(z)), expected, atol=1e-6)
+    model.sample(5, seed=1)
+    assert model._compiled.decode.experimental_get_tracing_count() == 1
+    # The compiled function reads the variables, so it follows training.
+    before = keras.ops.convert_to_numpy(model.decode(np.zeros((1, 3), "float32")))
+    for variable in model.decoder.trainable_variables:
+        variable.assign(variable + 0.1)
+    after = keras.ops.convert_to_numpy(model.decode(np.zeros((1, 3), "float32")))
+    assert np.abs(after - before).max() > 1e-3
+    with pytest.raises(ValueError, match=r"latent codes of shape \(batch, 3\)"):
+        model.decode(np.zeros((2, 4), "float32"))
+
+
 def test_kl_warmup_ramps_weight_from_zero_to_beta():
     model = VAE(beta=2.0, seed=0, **TINY)
     model.compile(optimizer="adam")
@@ -205,11 +223,11 @@ def test_validation_loss_uses_full_beta_during_warmup():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"preset": "huge"}, "Valid presets: default, keras_example, mlp"),
+        ({"preset": "huge"}, "Valid presets: conv, default, keras_example, mlp"),
         ({"likelihood": "poisson"}, "Valid likelihoods: bernoulli, gaussian"),
         ({"latent_dim": 0}, "must be positive"),
         ({"beta": -1.0}, "beta must be >= 0"),
-        ({"image_shape": (30, 30, 1)}, "divisible by 4"),
+        ({"preset": "conv", "image_shape": (30, 30, 1)}, "divisible by 4"),
         ({"likelihood": "gaussian", "gaussian_scale": -0.1}, "positive float"),
     ],
 )
