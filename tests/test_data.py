@@ -103,6 +103,18 @@ def test_make_dataset_batches_and_seeded_shuffle(idx_dir):
     assert shapes == [(8, 8, 8, 1)] * 6
 
 
+def test_repeated_shuffled_dataset_shows_every_image_once_per_pass():
+    labels = np.arange(40)
+    images = np.zeros((40, 4, 4, 1), np.float32) + labels[:, None, None, None] / 40.0
+    dataset = data.make_dataset(images, labels, batch_size=10, shuffle=True, seed=1, repeat=True)
+    batches = list(dataset.take(8).as_numpy_iterator())
+    for x, y in batches:
+        np.testing.assert_allclose(x[:, 0, 0, 0], y / 40.0, rtol=1e-6)  # pairs stay together
+    passes = [np.concatenate([y for _, y in batches[i : i + 4]]) for i in (0, 4)]
+    assert sorted(passes[0]) == sorted(passes[1]) == list(labels)
+    assert not np.array_equal(passes[0], passes[1])  # reshuffled each pass
+
+
 def test_make_dataset_rejects_empty_input_and_bad_batch_size():
     with pytest.raises(data.DataError, match="empty"):
         data.make_dataset(np.zeros((0, 28, 28, 1), np.float32))
