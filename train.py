@@ -25,7 +25,9 @@ def parse_args(argv, defaults):
         "tensorflow-datasets (downloads when online).",
     )
     parser.add_argument(
-        "--preset", default=defaults.preset, help="Architecture: default, keras_example or mlp."
+        "--preset",
+        default=defaults.preset,
+        help="Architecture: default, conv, keras_example or mlp.",
     )
     parser.add_argument(
         "--latent-dim", type=int, default=defaults.latent_dim, help="Size of z (default: preset's)."

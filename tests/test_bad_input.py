@@ -25,7 +25,7 @@ def assert_one_line_error(result, message):
         (["--batch-size", "0"], "batch_size must be > 0; got 0."),
         (["--epochs", "0"], "epochs must be > 0; got 0."),
         (["--dataset", "cifar10"], "Valid datasets: fashion_mnist, mnist."),
-        (["--preset", "resnet"], "Valid presets: default, keras_example, mlp."),
+        (["--preset", "resnet"], "Valid presets: conv, default, keras_example, mlp."),
         (["--likelihood", "laplace"], "Valid likelihoods: bernoulli, gaussian."),
         (["--strategy", "tpu"], "Valid strategies: auto, one_device, mirrored, multi_worker."),
     ],

@@ -23,7 +23,7 @@ def test_unknown_keys_are_rejected():
         ("beta", -0.1, "beta must be >= 0"),
         ("batch_size", 0, "batch_size must be > 0"),
         ("epochs", 0, "epochs must be > 0"),
-        ("preset", "big", "Valid presets: default, keras_example, mlp"),
+        ("preset", "big", "Valid presets: conv, default, keras_example, mlp"),
         ("dataset", "cifar10", "Valid datasets: fashion_mnist, mnist"),
         ("likelihood", "laplace", "Valid likelihoods: bernoulli, gaussian"),
     ],

@@ -91,7 +91,7 @@ def test_bad_arguments_give_one_line_errors(tmp_path):
     result = run_train(tmp_path / "bad", "--preset", "giant")
     assert result.returncode == 2
     assert (
-        "train.py: error: Unknown preset 'giant'. Valid presets: default, keras_example, mlp."
+        "train.py: error: Unknown preset 'giant'. Valid presets: conv, default, keras_example, mlp."
         in result.stderr
     )
     assert "Traceback" not in result.stderr
