@@ -30,7 +30,9 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import keras
@@ -351,6 +353,7 @@ def parse_args(argv):
     parser.add_argument("--out", default=None, help="JSON results path")
     parser.add_argument("--plot", default=None, help="learning-curve PNG path")
     parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--run-one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     args.out = args.out or f"benchmarks/results/quality_per_second_{mode}.json"
@@ -358,26 +361,52 @@ def parse_args(argv):
     return args
 
 
+def run_one(name, args, settings):
+    """Trains and measures one model in this process; returns its result dict."""
+    train, _ = data.load("fashion_mnist", "train", args.data_dir)
+    test, _ = data.load("fashion_mnist", "test", args.data_dir)
+    if name == REFERENCE:
+        return run_reference(train, test, settings, args.seed, args.verbose)
+    return run_preset(name, train, test, settings, args.seed, args.verbose)
+
+
+def run_isolated(name, argv, result_path):
+    """Runs `run_one` in a fresh Python process.
+
+    One process per model: in a shared process the previous `fit`'s
+    iterator teardown stalled the next model's first steps for tens of
+    seconds with the CPU idle, and that stall landed on the next model's clock.
+    """
+    command = [sys.executable, "-m", "benchmarks.quality_per_second", *argv]
+    command += ["--run-one", name, "--out", result_path]
+    subprocess.run(command, check=True)
+    with open(result_path) as f:
+        return json.load(f)
+
+
 def main(argv=None):
     args = parse_args(argv)
     settings = SETTINGS["quick" if args.quick else "full"]
+    if args.run_one:
+        atomic_write_json(args.out, run_one(args.run_one, args, settings))
+        return
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in PRESET_RUNS + (REFERENCE,)]
     if unknown:
         sys.exit(f"error: unknown model(s) {unknown}; choose from {PRESET_RUNS + (REFERENCE,)}")
     started = time.perf_counter()
-    train, _ = data.load("fashion_mnist", "train", args.data_dir)
     test, _ = data.load("fashion_mnist", "test", args.data_dir)
     floor = pixel_entropy_floor(test)
+    child_argv = ["--seed", str(args.seed), "--verbose", str(args.verbose)]
+    child_argv += ["--quick"] if args.quick else []
+    child_argv += ["--data-dir", args.data_dir] if args.data_dir else []
     results = []
-    for name in models:
-        print(f"== {name}", flush=True)
-        if name == REFERENCE:
-            result = run_reference(train, test, settings, args.seed, args.verbose)
-        else:
-            result = run_preset(name, train, test, settings, args.seed, args.verbose)
-        results.append(result)
-        print(json.dumps(result["curve"][-1]), flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in models:
+            print(f"== {name}", flush=True)
+            result = run_isolated(name, child_argv, os.path.join(scratch, f"{name}.json"))
+            results.append(result)
+            print(json.dumps(result["curve"][-1]), flush=True)
     table = markdown(results, settings["checkpoints"], floor)
     ratio = speed_ratio(results)
     report = {
