@@ -67,7 +67,7 @@ def _load_splits(config):
     return train_images, test_images, test_labels
 
 
-class _EpochTimer(keras.callbacks.Callback):
+class EpochTimer(keras.callbacks.Callback):
     """Records each epoch's training wall time (validation included) in seconds."""
 
     def __init__(self):
@@ -178,7 +178,7 @@ def _fit(config, strategy, train_images, validation_images, test_split, out_dir,
     backup_dir = os.path.join(out_dir, BACKUP_DIR)
     _log_config(log_dir, config)
     _mark_restart(log_dir, backup_dir)
-    timer = _EpochTimer()
+    timer = EpochTimer()
     # Order matters at each epoch end: the scalars are flushed, then the best
     # model is saved, then the backup that a restart resumes from.
     callbacks = [
