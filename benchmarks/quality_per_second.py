@@ -226,6 +226,7 @@ def run_preset(preset, train, test, settings, seed, verbose):
         "parameters": model.count_params() - 1,  # less the kl_weight variable
         "flops_per_image": forward_flops(model.encoder) + forward_flops(model.decoder),
         "curve": budget.curve,
+        "epoch_seconds": budget.epoch_seconds,
         **epoch_figures(budget.epoch_seconds, steps * BATCH_SIZE),
         **decode_latency(model.decoder, model.latent_dim),
     }
@@ -247,6 +248,7 @@ def run_reference(train, test, settings, seed, verbose):
         "parameters": model.encoder.count_params() + model.decoder.count_params(),
         "flops_per_image": forward_flops(model.encoder) + forward_flops(model.decoder),
         "curve": budget.curve,
+        "epoch_seconds": budget.epoch_seconds,
         **epoch_figures(budget.epoch_seconds, len(train)),
         **decode_latency(model.decoder, keras_io_reference.LATENT_DIM),
     }
