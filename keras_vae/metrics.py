@@ -109,24 +109,34 @@ def frechet_distance(features_a, features_b):
     return float(mean_gap + np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross)
 
 
-def step_unevenness(paths):
+def step_unevenness(paths, over="path"):
     """Largest single-step pixel change over the whole path's change, per path.
 
     Args:
         paths: images `[num_paths, points, H, W, C]`, each path from its first
             to its last image.
+        over: what "the whole path's change" is. "path": the sum of the step
+            changes (the path's length in pixel space); "ends": the change
+            from the first image to the last. Both give 1/(points-1) for
+            equal steps on a straight line; "ends" also counts detours
+            against a path (steps that wander away and come back).
 
     Returns:
-        float `[num_paths]` in [1/(points-1), 1]: 1/(points-1) when every step
-        changes the image by the same pixel L2 distance, 1 when one step does
-        all the change. Paths whose images never change give NaN.
+        float `[num_paths]`, at least 1/(points-1) (perfectly even) and, for
+        `over="path"`, at most 1 (one step does all the change). Paths whose
+        denominator is zero give NaN.
     """
+    if over not in ("path", "ends"):
+        raise ValueError(f"over must be 'path' or 'ends'; got {over!r}.")
     paths = np.asarray(paths, dtype=np.float64)
     if paths.ndim < 3 or paths.shape[1] < 2:
         raise ValueError(f"paths must be [num_paths, points >= 2, ...]; got {paths.shape}.")
-    steps = np.diff(paths.reshape(paths.shape[0], paths.shape[1], -1), axis=1)
-    lengths = np.linalg.norm(steps, axis=-1)
-    totals = lengths.sum(axis=1)
+    flat = paths.reshape(paths.shape[0], paths.shape[1], -1)
+    lengths = np.linalg.norm(np.diff(flat, axis=1), axis=-1)
+    if over == "path":
+        totals = lengths.sum(axis=1)
+    else:
+        totals = np.linalg.norm(flat[:, -1] - flat[:, 0], axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(totals > 0, lengths.max(axis=1) / totals, np.nan)
 

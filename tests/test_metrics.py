@@ -116,6 +116,22 @@ def test_step_unevenness_is_one_over_steps_for_even_paths_and_one_for_a_jump():
         metrics.step_unevenness(np.zeros((2, 1, 4, 4, 1)))
 
 
+def test_step_unevenness_over_the_ends_counts_detours():
+    t = np.linspace(0, 1, 17)[:, None, None, None]
+    even = t * np.ones((1, 4, 4, 1))
+    # Out along one pixel and back, while another pixel moves evenly 0 -> 1:
+    # the path is longer than its ends' distance.
+    detour = np.zeros((17, 2, 1, 1))
+    detour[:, 0, 0, 0] = np.linspace(0, 1, 17)
+    detour[:, 1, 0, 0] = np.concatenate([np.linspace(0, 1, 9), np.linspace(1, 0, 9)[1:]])
+    np.testing.assert_allclose(metrics.step_unevenness(even[None], over="ends"), [1 / 16])
+    step = np.hypot(1 / 16, 1 / 8)
+    np.testing.assert_allclose(metrics.step_unevenness(detour[None], over="ends"), [step])
+    np.testing.assert_allclose(metrics.step_unevenness(detour[None]), [1 / 16])
+    with pytest.raises(ValueError, match="'path' or 'ends'"):
+        metrics.step_unevenness(even[None], over="chord")
+
+
 def test_pixel_distance_is_the_l2_norm_per_pair():
     a = np.zeros((2, 2, 2, 1))
     b = np.ones((2, 2, 2, 1))
