@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN_DIR ?= runs/fashion_mnist-default
 TRAIN_ARGS ?=
 
-.PHONY: install data train test lint format clean bench bench-quick bench-export bench-latent
+.PHONY: install data train test lint format clean bench bench-quick bench-export bench-latent bench-latent-sweep
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,10 +51,15 @@ bench-export: install
 	$(PY) -m benchmarks.export_latency --run-dir $(RUN_DIR)
 
 # Latent space quality, VAE vs deterministic autoencoder, on Fashion-MNIST:
-# trains a classifier, a VAE and an Autoencoder (about 10 minutes on 2 CPU
+# trains a classifier, a VAE and an Autoencoder (about 2 minutes on 2 CPU
 # cores); writes benchmarks/results/latent_quality.json and docs/latent_*.png.
 bench-latent: install data
 	$(PY) -m benchmarks.latent_quality
+
+# The same (a) and (b) over latent sizes, KL weights and likelihoods (about
+# 15 minutes); writes benchmarks/results/latent_sweep.json.
+bench-latent-sweep: install data
+	$(PY) -m benchmarks.latent_sweep
 
 # Quality per second of wall clock on Fashion-MNIST: the presets mlp,
 # keras_example and default, 900 s of training each, and the official Keras

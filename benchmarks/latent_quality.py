@@ -109,6 +109,9 @@ def interpolation_paths(codec, start_codes, end_codes, steps, method):
 def interpolation_scores(codec, judge, test_codes, pairs, steps):
     """(b) per method: mean and median of max step / path, and how plausible the inside is.
 
+    `max_step_over_ends` reads "the whole path's change" as the change from
+    the first image to the last instead of the path's length.
+
     `interior_confident_share` is the share of the images strictly inside
     the paths that the classifier labels with confidence >= 0.9: a
     cross-fade of two garments changes the pixels evenly but is neither.
@@ -122,6 +125,7 @@ def interpolation_scores(codec, judge, test_codes, pairs, steps):
         scores[method] = {
             "max_step_over_path": float(np.nanmean(unevenness)),
             "median_max_step_over_path": float(np.nanmedian(unevenness)),
+            "max_step_over_ends": float(np.nanmean(metrics.step_unevenness(paths, over="ends"))),
             "interior_confident_share": metrics.confident_share(judge(interior)[0], CONFIDENCE),
         }
     return scores
@@ -198,9 +202,89 @@ def save_examples(codecs, test, train, docs, seed):
     )
 
 
+def load_data(train_subset=0):
+    """Fashion-MNIST `(train, test)` as `(images, labels)`; the first N train images if N."""
+    train = data.load("fashion_mnist", "train")
+    test = data.load("fashion_mnist", "test")
+    if train_subset:
+        train = tuple(array[:train_subset] for array in train)
+    return train, test
+
+
+def build_models(image_shape, preset, seed, latent_dim=None, beta=1.0, likelihood="bernoulli"):
+    """The VAE and the Autoencoder with the same networks."""
+    return {
+        "VAE": VAE(
+            image_shape=image_shape,
+            preset=preset,
+            latent_dim=latent_dim,
+            beta=beta,
+            likelihood=likelihood,
+            seed=seed,
+        ),
+        "AE": Autoencoder(image_shape=image_shape, preset=preset, latent_dim=latent_dim),
+    }
+
+
+class Draws:
+    """The random inputs both models are scored on: prior codes and test pairs."""
+
+    def __init__(self, rng, latent_dim, samples, num_test, num_pairs):
+        self.rng = rng
+        self.prior_codes = rng.standard_normal((samples, latent_dim)).astype(np.float32)
+        self.pairs = rng.choice(num_test, size=(2, num_pairs))
+
+
+def score_model(name, model, train, test, judge, test_features, draws, args, edits=True):
+    """Trains `model` and scores (a), (b) and, with `edits`, (c); returns (scores, codec)."""
+    seconds = train_model(model, train[0], args.epochs, args.batch_size, args.seed)
+    print(f"{name}: trained in {seconds:.0f} s", file=sys.stderr, flush=True)
+    codec = latent.Codec(model)
+    test_codes = codec.encode(test[0])
+    loss = model.evaluate(test[0], verbose=0, return_dict=True)
+    result = {
+        "train_seconds": seconds,
+        "test_reconstruction_nats": float(
+            loss["reconstruction_loss" if isinstance(model, VAE) else "loss"]
+        ),
+        "prior": prior_quality(codec, judge, draws.prior_codes, test_features),
+        "interpolation": interpolation_scores(codec, judge, test_codes, draws.pairs, args.steps),
+    }
+    if isinstance(model, VAE):
+        result["kl_nats"] = float(loss["kl_loss"])
+        result["active_dims"] = active_dims(model, test[0])
+    else:
+        # The AE's codes are not N(0, I): also sample a Gaussian fitted to them.
+        codes = codec.encode(train[0])
+        fitted = draws.rng.multivariate_normal(
+            codes.mean(0), np.cov(codes, rowvar=False), len(draws.prior_codes)
+        )
+        result["prior_fitted_gaussian"] = prior_quality(
+            codec, judge, fitted.astype(np.float32), test_features
+        )
+    if edits:
+        result["edits"] = class_edits(codec, judge, train, test, args.alpha)
+    return result, codec
+
+
+def active_dims(vae, images, threshold=0.01):
+    """Latent dimensions whose posterior mean varies across `images` (Burda et al.'s A_u).
+
+    A dimension counts as active when the variance over images of its
+    posterior mean exceeds `threshold`; the others stay at the prior.
+    """
+    means = latent.Codec(vae).encode(images)
+    return int((means.var(axis=0) > threshold).sum())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="default", help="Architecture of both models.")
+    parser.add_argument(
+        "--latent-dim", type=int, default=0, help="Latent size of both models (0: the preset's)."
+    )
+    parser.add_argument("--beta", type=float, default=1.0, help="The VAE's KL weight.")
+    parser.add_argument("--likelihood", default="bernoulli", help="The VAE's likelihood.")
     parser.add_argument("--epochs", type=int, default=10, help="Epochs of the VAE and the AE.")
     parser.add_argument("--classifier-epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -218,46 +302,25 @@ def main():
 
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
-    train = data.load("fashion_mnist", "train")
-    test = data.load("fashion_mnist", "test")
-    if args.train_subset:
-        train = tuple(array[: args.train_subset] for array in train)
+    train, test = load_data(args.train_subset)
     judge, accuracy = train_classifier(train, test, args.classifier_epochs, args.seed)
     print(f"classifier: test accuracy {accuracy:.3f}", file=sys.stderr, flush=True)
     test_probabilities, test_features = judge(test[0])
     rng = np.random.default_rng(args.seed)
-    models = {
-        "VAE": VAE(image_shape=train[0].shape[1:], preset=args.preset, seed=args.seed),
-        "AE": Autoencoder(image_shape=train[0].shape[1:], preset=args.preset),
-    }
-    latent_dim = models["VAE"].latent_dim
-    prior_codes = rng.standard_normal((args.samples, latent_dim)).astype(np.float32)
-    pairs = rng.choice(len(test[0]), size=(2, args.pairs))
+    models = build_models(
+        train[0].shape[1:],
+        args.preset,
+        seed=args.seed,
+        latent_dim=args.latent_dim or None,
+        beta=args.beta,
+        likelihood=args.likelihood,
+    )
+    draws = Draws(rng, models["VAE"].latent_dim, args.samples, len(test[0]), args.pairs)
     results, codecs = {}, {}
     for name, model in models.items():
-        seconds = train_model(model, train[0], args.epochs, args.batch_size, args.seed)
-        print(f"{name}: trained in {seconds:.0f} s", file=sys.stderr, flush=True)
-        codec = codecs[name] = latent.Codec(model)
-        test_codes = codec.encode(test[0])
-        results[name] = {
-            "train_seconds": seconds,
-            "test_reconstruction_nats": float(
-                model.evaluate(test[0], verbose=0, return_dict=True)[
-                    "reconstruction_loss" if name == "VAE" else "loss"
-                ]
-            ),
-            "prior": prior_quality(codec, judge, prior_codes, test_features),
-            "interpolation": interpolation_scores(codec, judge, test_codes, pairs, args.steps),
-            "edits": class_edits(codec, judge, train, test, args.alpha),
-        }
-        # The AE's codes are not N(0, I): also sample a Gaussian fitted to them.
-        if name == "AE":
-            codes = codec.encode(train[0])
-            covariance = np.cov(codes, rowvar=False)
-            fitted = rng.multivariate_normal(codes.mean(0), covariance, args.samples)
-            results[name]["prior_fitted_gaussian"] = prior_quality(
-                codec, judge, fitted.astype(np.float32), test_features
-            )
+        results[name], codecs[name] = score_model(
+            name, model, train, test, judge, test_features, draws, args, edits=True
+        )
     reference = {
         "classifier_test_accuracy": accuracy,
         "test_images_confident_share": metrics.confident_share(test_probabilities, CONFIDENCE),
@@ -301,9 +364,9 @@ def print_tables(result):
     print(
         "| model | train s | test recon. nats | (a) confident share | (a) Frechet distance "
         "| (b) max step / path, slerp (median) | (b) lerp (median) "
-        "| inside of paths confident share, slerp / lerp |"
+        "| inside of paths confident share, slerp / lerp | max step / ends, slerp / lerp |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in models.items():
         slerp, lerp = r["interpolation"]["slerp"], r["interpolation"]["lerp"]
         print(
@@ -311,13 +374,14 @@ def print_tables(result):
             f"| {r['prior']['confident_share']:.3f} | {r['prior']['frechet_distance']:.2f} "
             f"| {slerp['max_step_over_path']:.4f} ({slerp['median_max_step_over_path']:.4f}) "
             f"| {lerp['max_step_over_path']:.4f} ({lerp['median_max_step_over_path']:.4f}) "
-            f"| {slerp['interior_confident_share']:.3f} / {lerp['interior_confident_share']:.3f} |"
+            f"| {slerp['interior_confident_share']:.3f} / {lerp['interior_confident_share']:.3f} "
+            f"| {slerp['max_step_over_ends']:.4f} / {lerp['max_step_over_ends']:.4f} |"
         )
     if "prior_fitted_gaussian" in models.get("AE", {}):
         fitted = models["AE"]["prior_fitted_gaussian"]
         print(
             f"| AE, z ~ Gaussian fitted to its codes | | | {fitted['confident_share']:.3f} "
-            f"| {fitted['frechet_distance']:.2f} | | | |"
+            f"| {fitted['frechet_distance']:.2f} | | | | |"
         )
     print()
     alpha = str(settings["alpha"])

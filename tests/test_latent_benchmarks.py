@@ -1,0 +1,86 @@
+"""The latent-quality benchmark and its sweep, end to end on a tiny synthetic set."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+from benchmarks import latent_quality as lq
+from benchmarks import latent_sweep
+
+
+def scores(confident, frechet, slerp, lerp):
+    return {
+        "prior": {"confident_share": confident, "frechet_distance": frechet},
+        "interpolation": {
+            "slerp": {"max_step_over_path": slerp},
+            "lerp": {"max_step_over_path": lerp},
+        },
+    }
+
+
+def test_verdict_needs_both_prior_measures_and_reports_b_per_method():
+    ae = scores(0.1, 50.0, 0.09, 0.09)
+    assert latent_sweep.verdict(scores(0.2, 40.0, 0.08, 0.08), ae) == {
+        "a": True,
+        "b": {"slerp": True, "lerp": True},
+        "a_and_b": True,
+    }
+    # A higher confident share alone is not (a); winning one method is not all of (b).
+    mixed = latent_sweep.verdict(scores(0.2, 60.0, 0.10, 0.08), ae)
+    assert mixed == {"a": False, "b": {"slerp": False, "lerp": True}, "a_and_b": False}
+
+
+def test_label_names_only_what_differs_from_the_defaults():
+    assert latent_sweep.label({"latent_dim": 32}) == "latent 32"
+    assert latent_sweep.label({"latent_dim": 8, "beta": 0.25}) == "latent 8, beta 0.25"
+    assert (
+        latent_sweep.label({"latent_dim": 32, "likelihood": "gaussian"})
+        == "latent 32, gaussian likelihood"
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_fashion():
+    """Ten classes of 28x28 images: class k is a bright bar at row 2k, plus noise."""
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        labels = np.arange(n) % 10
+        images = 0.1 * rng.random((n, 28, 28, 1), dtype=np.float32)
+        for i, k in enumerate(labels):
+            images[i, 2 * k + 3 : 2 * k + 8, 4:24] = 0.9
+        return images, labels
+
+    return split(160), split(60)
+
+
+def test_sweep_scores_every_setting_and_trains_one_autoencoder_per_latent_size(tiny_fashion):
+    train, test = tiny_fashion
+    args = argparse.Namespace(
+        epochs=1, batch_size=32, samples=16, pairs=5, steps=4, seed=0, alpha=1.0
+    )
+    judge, accuracy = lq.train_classifier(train, test, epochs=1, seed=0)
+    assert 0.0 <= accuracy <= 1.0
+    _, test_features = judge(test[0])
+    settings = ({"latent_dim": 2}, {"latent_dim": 2, "beta": 0.5}, {"latent_dim": 3})
+    rows = latent_sweep.sweep(settings, "mlp", train, test, judge, test_features, args)
+
+    assert [row["label"] for row in rows] == ["latent 2", "latent 2, beta 0.5", "latent 3"]
+    # One AE per latent size: the two latent-2 rows share theirs, the VAEs differ.
+    assert rows[0]["AE"] is rows[1]["AE"] and rows[2]["AE"] is not rows[0]["AE"]
+    assert rows[0]["VAE"]["kl_nats"] != rows[1]["VAE"]["kl_nats"]
+    for row, setting in zip(rows, settings, strict=True):
+        assert 0 <= row["VAE"]["active_dims"] <= setting["latent_dim"]
+        for model in ("VAE", "AE"):
+            for method in ("slerp", "lerp"):
+                b = row[model]["interpolation"][method]
+                assert 1 / args.steps - 1e-9 <= b["max_step_over_path"] <= 1.0
+                assert b["max_step_over_ends"] >= b["max_step_over_path"] - 1e-9
+            assert 0.0 <= row[model]["prior"]["confident_share"] <= 1.0
+            assert row[model]["prior"]["frechet_distance"] >= 0.0
+        assert row["vae_ahead"] == latent_sweep.verdict(row["VAE"], row["AE"])
+    assert "prior_fitted_gaussian" in rows[0]["AE"]
+    table = latent_sweep.markdown_table(rows).splitlines()
+    assert len(table) == 2 + len(settings)
+    assert table[2].startswith(f"| latent 2 | {rows[0]['VAE']['active_dims']} |")
