@@ -12,7 +12,6 @@ and writes it with machine facts to --out (JSON).
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -21,7 +20,9 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from benchmarks.common import machine_facts
 from keras_vae import export
+from keras_vae.files import atomic_write_json
 
 
 def median_ms(call, calls, warmup=10):
@@ -33,17 +34,6 @@ def median_ms(call, calls, warmup=10):
         call()
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main():
@@ -100,12 +90,7 @@ def main():
     sizes = {name: facts["size_bytes"] for name, facts in metadata["artifacts"].items()}
     errors = {name: facts["max_abs_error"] for name, facts in metadata["artifacts"].items()}
     result = {
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-        },
+        "machine": machine_facts(),
         "run_dir": args.run_dir,
         "latent_dim": model.latent_dim,
         "preset": model.preset,
@@ -113,9 +98,7 @@ def main():
         "size_bytes": sizes,
         "max_abs_error": errors,
     }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(args.out, result)
 
     print(f"{result['machine']}; preset {model.preset}, latent_dim {model.latent_dim}")
     print("| artifact | batch 1 (ms) | batch 64 (ms) |")

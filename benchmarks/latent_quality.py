@@ -19,7 +19,6 @@ Prints Markdown tables, writes JSON to --out and example grids to --docs.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -28,9 +27,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.export_latency import cpu_model
+from benchmarks.common import command_line, machine_facts
 from keras_vae import VAE, Autoencoder, data, latent, metrics
 from keras_vae import images as image_io
+from keras_vae.files import atomic_write_json
 
 # (from class, to class) of Fashion-MNIST for the class-vector edits.
 EDITS = (("Pullover", "Coat"), ("Shirt", "T-shirt/top"), ("Sneaker", "Ankle boot"))
@@ -333,22 +333,14 @@ def main():
         os.makedirs(args.docs, exist_ok=True)
         save_examples(codecs, test, train, args.docs, args.seed)
     result = {
-        "command": "python -m benchmarks.latent_quality "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-        },
+        "command": command_line("benchmarks.latent_quality", args),
+        "machine": machine_facts(),
         "settings": vars(args),
         "reference": reference,
         "models": results,
         "total_seconds": time.perf_counter() - start,
     }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(args.out, result)
     print_tables(result)
 
 

@@ -10,17 +10,15 @@ size. Prints a Markdown table and writes JSON to --out.
 """
 
 import argparse
-import json
-import os
 import sys
 import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from benchmarks import latent_quality as lq
-from benchmarks.export_latency import cpu_model
+from benchmarks.common import command_line, machine_facts
+from keras_vae.files import atomic_write_json
 
 # VAE settings on the `default` networks; the first is `make bench-latent`'s.
 SETTINGS = (
@@ -158,22 +156,14 @@ def main():
     _, test_features = judge(test[0])
     rows = sweep(SETTINGS, args.preset, train, test, judge, test_features, args)
     result = {
-        "command": "python -m benchmarks.latent_sweep "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-        },
+        "command": command_line("benchmarks.latent_sweep", args),
+        "machine": machine_facts(),
         "settings": vars(args),
         "classifier_test_accuracy": accuracy,
         "rows": rows,
         "total_seconds": time.perf_counter() - start,
     }
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    atomic_write_json(args.out, result)
     print(f"{result['machine']}; total {result['total_seconds']:.0f} s")
     print(markdown_table(rows))
 

@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,8 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import keras_io_reference
-from benchmarks.export_latency import cpu_model, median_ms
+from benchmarks.common import machine_facts
+from benchmarks.export_latency import median_ms
 from keras_vae import VAE, data, metrics
 from keras_vae.files import atomic_write_json
 
@@ -331,16 +331,6 @@ def plot_curves(results, path, floor=None):
     figure.savefig(tmp)
     pyplot.close(figure)
     os.replace(tmp, path)
-
-
-def machine_facts():
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
 
 
 def parse_args(argv):

@@ -24,8 +24,9 @@ import keras
 import tensorflow as tf
 
 from benchmarks import keras_io_reference
+from benchmarks.common import machine_facts
 from benchmarks.export_latency import median_ms
-from benchmarks.quality_per_second import BATCH_SIZE, REFERENCE, machine_facts
+from benchmarks.quality_per_second import BATCH_SIZE, REFERENCE
 from keras_vae import VAE, data
 from keras_vae.files import atomic_write_json
 from keras_vae.training import EpochTimer

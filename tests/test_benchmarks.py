@@ -1,5 +1,6 @@
 """The quality-per-second benchmark's measuring parts: FLOPs, budgets, floor, plot."""
 
+import argparse
 import math
 import time
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import keras_io_reference
+from benchmarks import common, keras_io_reference
 from benchmarks import quality_per_second as bench
 from keras_vae import VAE
 
@@ -126,3 +127,13 @@ def test_markdown_table_and_ratio():
     table = bench.markdown(results, (10, 60), floor=190.0)
     assert "| `keras_example` | 250.00 | 245.00 | 55.00 | 3 | 3,000 | 1.05 | 2.00 | 18.0 |" in table
     assert bench.speed_ratio(results) == pytest.approx(1.5)
+
+
+def test_command_line_spells_out_every_argument_and_machine_facts_name_the_versions():
+    args = argparse.Namespace(latent_dim=8, out="a.json")
+    assert common.command_line("benchmarks.x", args) == (
+        "python -m benchmarks.x --latent-dim 8 --out a.json"
+    )
+    facts = common.machine_facts()
+    assert set(facts) == {"cpu", "cores", "python", "tensorflow", "keras"}
+    assert facts["keras"] == keras.__version__ and facts["cores"] >= 1
