@@ -57,7 +57,7 @@ bench-latent: install data
 	$(PY) -m benchmarks.latent_quality
 
 # The same (a) and (b) over latent sizes, KL weights and likelihoods (about
-# 15 minutes); writes benchmarks/results/latent_sweep.json.
+# 10 minutes); writes benchmarks/results/latent_sweep.json.
 bench-latent-sweep: install data
 	$(PY) -m benchmarks.latent_sweep
 

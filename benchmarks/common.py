@@ -2,6 +2,7 @@
 
 import os
 import platform
+import shlex
 
 import keras
 import tensorflow as tf
@@ -30,6 +31,17 @@ def machine_facts():
 
 
 def command_line(module, args):
-    """`python -m module --flag value ...` with every parsed argument spelled out."""
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())
-    return f"python -m {module} {flags}"
+    """`python -m module --flag value ...` with every parsed argument spelled out.
+
+    Values are shell-quoted (an empty string is `''`); a flag whose value is
+    True is written alone and one whose value is False or None is left out,
+    as `store_true` flags are typed.
+    """
+    words = ["python", "-m", module]
+    for key, value in vars(args).items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif value is not False and value is not None:
+            words += [flag, shlex.quote(str(value))]
+    return " ".join(words)

@@ -31,6 +31,7 @@ from benchmarks.common import command_line, machine_facts
 from keras_vae import VAE, Autoencoder, data, latent, metrics
 from keras_vae import images as image_io
 from keras_vae.files import atomic_write_json
+from keras_vae.model import LIKELIHOODS
 
 # (from class, to class) of Fashion-MNIST for the class-vector edits.
 EDITS = (("Pullover", "Coat"), ("Shirt", "T-shirt/top"), ("Sneaker", "Ankle boot"))
@@ -121,11 +122,13 @@ def interpolation_scores(codec, judge, test_codes, pairs, steps):
     for method in latent.METHODS:
         paths = interpolation_paths(codec, starts, ends, steps, method)
         unevenness = metrics.step_unevenness(paths)
+        over_ends = metrics.step_unevenness(paths, over="ends")
         interior = paths[:, 1:-1].reshape(-1, *paths.shape[2:])
         scores[method] = {
             "max_step_over_path": float(np.nanmean(unevenness)),
             "median_max_step_over_path": float(np.nanmedian(unevenness)),
-            "max_step_over_ends": float(np.nanmean(metrics.step_unevenness(paths, over="ends"))),
+            "max_step_over_ends": float(np.nanmean(over_ends)),
+            "median_max_step_over_ends": float(np.nanmedian(over_ends)),
             "interior_confident_share": metrics.confident_share(judge(interior)[0], CONFIDENCE),
         }
     return scores
@@ -229,10 +232,12 @@ def build_models(image_shape, preset, seed, latent_dim=None, beta=1.0, likelihoo
 class Draws:
     """The random inputs both models are scored on: prior codes and test pairs."""
 
-    def __init__(self, rng, latent_dim, samples, num_test, num_pairs):
+    def __init__(self, rng, latent_dim, samples, num_test, num_pairs, pairs=None):
+        """`pairs` (`[2, num_pairs]` test indices), when given, replaces the draw from `rng`."""
         self.rng = rng
         self.prior_codes = rng.standard_normal((samples, latent_dim)).astype(np.float32)
-        self.pairs = rng.choice(num_test, size=(2, num_pairs))
+        drawn = rng.choice(num_test, size=(2, num_pairs))
+        self.pairs = drawn if pairs is None else np.asarray(pairs)
 
 
 def score_model(name, model, train, test, judge, test_features, draws, args, edits=True):
@@ -252,7 +257,7 @@ def score_model(name, model, train, test, judge, test_features, draws, args, edi
     }
     if isinstance(model, VAE):
         result["kl_nats"] = float(loss["kl_loss"])
-        result["active_dims"] = active_dims(model, test[0])
+        result["active_dims"] = active_dims(test_codes)
     else:
         # The AE's codes are not N(0, I): also sample a Gaussian fitted to them.
         codes = codec.encode(train[0])
@@ -267,14 +272,14 @@ def score_model(name, model, train, test, judge, test_features, draws, args, edi
     return result, codec
 
 
-def active_dims(vae, images, threshold=0.01):
-    """Latent dimensions whose posterior mean varies across `images` (Burda et al.'s A_u).
+def active_dims(posterior_means, threshold=0.01):
+    """Latent dimensions whose posterior mean varies across images (Burda et al.'s A_u).
 
     A dimension counts as active when the variance over images of its
-    posterior mean exceeds `threshold`; the others stay at the prior.
+    posterior mean (`[images, latent_dim]`) exceeds `threshold`; the others
+    stay at the prior.
     """
-    means = latent.Codec(vae).encode(images)
-    return int((means.var(axis=0) > threshold).sum())
+    return int((np.var(posterior_means, axis=0) > threshold).sum())
 
 
 def main():
@@ -284,7 +289,9 @@ def main():
         "--latent-dim", type=int, default=0, help="Latent size of both models (0: the preset's)."
     )
     parser.add_argument("--beta", type=float, default=1.0, help="The VAE's KL weight.")
-    parser.add_argument("--likelihood", default="bernoulli", help="The VAE's likelihood.")
+    parser.add_argument(
+        "--likelihood", default="bernoulli", choices=LIKELIHOODS, help="The VAE's likelihood."
+    )
     parser.add_argument("--epochs", type=int, default=10, help="Epochs of the VAE and the AE.")
     parser.add_argument("--classifier-epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)

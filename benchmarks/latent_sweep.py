@@ -45,6 +45,24 @@ def label(setting):
     return ", ".join(parts)
 
 
+def select(settings, latent_dims=""):
+    """All `settings`, or with "2,3" only the beta 1, Bernoulli ones of those sizes."""
+    if not latent_dims:
+        return tuple(settings)
+    try:
+        sizes = {int(size) for size in latent_dims.split(",")}
+    except ValueError:
+        raise ValueError(
+            f"--latent-dims takes comma-separated integers such as 2,3; got {latent_dims!r}."
+        ) from None
+    chosen = tuple(s for s in settings if s["latent_dim"] in sizes and len(s) == 1)
+    missing = sizes - {s["latent_dim"] for s in chosen}
+    if missing:
+        known = sorted({s["latent_dim"] for s in settings})
+        raise ValueError(f"No setting has latent size {sorted(missing)}; the sweep has {known}.")
+    return chosen
+
+
 def verdict(vae, ae):
     """Which of (a) and (b) the VAE wins against the AE, from two score dicts.
 
@@ -66,11 +84,18 @@ def verdict(vae, ae):
 def sweep(settings, preset, train, test, judge, test_features, args):
     """Scores every setting's VAE and one AE per latent size; returns a list of rows."""
     autoencoders, rows = {}, []
+    pairs = np.random.default_rng([args.seed, 1]).choice(len(test[0]), size=(2, args.pairs))
     for setting in settings:
         latent_dim = setting["latent_dim"]
-        # The same prior codes and test pairs for every model of one latent size.
+        # The same prior codes for every model of one latent size, the same
+        # test pairs for every model.
         draws = lq.Draws(
-            np.random.default_rng(args.seed), latent_dim, args.samples, len(test[0]), args.pairs
+            np.random.default_rng(args.seed),
+            latent_dim,
+            args.samples,
+            len(test[0]),
+            args.pairs,
+            pairs=pairs,
         )
         keras.utils.set_random_seed(args.seed)
         models = lq.build_models(train[0].shape[1:], preset, seed=args.seed, **setting)
@@ -145,6 +170,11 @@ def main():
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--train-subset", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--latent-dims",
+        default="",
+        help="Comma-separated latent sizes: only the beta 1, Bernoulli settings of these.",
+    )
     parser.add_argument("--out", default="benchmarks/results/latent_sweep.json")
     args = parser.parse_args()
 
@@ -154,7 +184,9 @@ def main():
     judge, accuracy = lq.train_classifier(train, test, args.classifier_epochs, args.seed)
     print(f"classifier: test accuracy {accuracy:.3f}", file=sys.stderr, flush=True)
     _, test_features = judge(test[0])
-    rows = sweep(SETTINGS, args.preset, train, test, judge, test_features, args)
+    rows = sweep(
+        select(SETTINGS, args.latent_dims), args.preset, train, test, judge, test_features, args
+    )
     result = {
         "command": command_line("benchmarks.latent_sweep", args),
         "machine": machine_facts(),

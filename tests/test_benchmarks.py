@@ -130,9 +130,9 @@ def test_markdown_table_and_ratio():
 
 
 def test_command_line_spells_out_every_argument_and_machine_facts_name_the_versions():
-    args = argparse.Namespace(latent_dim=8, out="a.json")
+    args = argparse.Namespace(latent_dim=8, out="a b.json", docs="", quick=True, gpu=False)
     assert common.command_line("benchmarks.x", args) == (
-        "python -m benchmarks.x --latent-dim 8 --out a.json"
+        "python -m benchmarks.x --latent-dim 8 --out 'a b.json' --docs '' --quick"
     )
     facts = common.machine_facts()
     assert set(facts) == {"cpu", "cores", "python", "tensorflow", "keras"}

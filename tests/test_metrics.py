@@ -128,6 +128,9 @@ def test_step_unevenness_over_the_ends_counts_detours():
     step = np.hypot(1 / 16, 1 / 8)
     np.testing.assert_allclose(metrics.step_unevenness(detour[None], over="ends"), [step])
     np.testing.assert_allclose(metrics.step_unevenness(detour[None]), [1 / 16])
+    # A closed loop has no change between its ends: NaN, not infinity.
+    loop = np.concatenate([even, even[::-1]])
+    assert np.isnan(metrics.step_unevenness(loop[None], over="ends")[0])
     with pytest.raises(ValueError, match="'path' or 'ends'"):
         metrics.step_unevenness(even[None], over="chord")
 
