@@ -30,6 +30,15 @@ def machine_facts():
     }
 
 
+def run_facts(module, args):
+    """`command`, `machine` and `settings` entries for a benchmark's result JSON."""
+    return {
+        "command": command_line(module, args),
+        "machine": machine_facts(),
+        "settings": vars(args),
+    }
+
+
 def command_line(module, args):
     """`python -m module --flag value ...` with every parsed argument spelled out.
 

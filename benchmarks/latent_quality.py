@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.common import command_line, machine_facts
+from benchmarks.common import run_facts
 from keras_vae import VAE, Autoencoder, data, latent, metrics
 from keras_vae import images as image_io
 from keras_vae.files import atomic_write_json
@@ -340,9 +340,7 @@ def main():
         os.makedirs(args.docs, exist_ok=True)
         save_examples(codecs, test, train, args.docs, args.seed)
     result = {
-        "command": command_line("benchmarks.latent_quality", args),
-        "machine": machine_facts(),
-        "settings": vars(args),
+        **run_facts("benchmarks.latent_quality", args),
         "reference": reference,
         "models": results,
         "total_seconds": time.perf_counter() - start,

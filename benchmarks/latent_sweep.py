@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from benchmarks import latent_quality as lq
-from benchmarks.common import command_line, machine_facts
+from benchmarks.common import run_facts
 from keras_vae.files import atomic_write_json
 
 # VAE settings on the `default` networks; the first is `make bench-latent`'s.
@@ -84,6 +84,21 @@ def verdict(vae, ae):
 def sweep(settings, preset, train, test, judge, test_features, args):
     """Scores every setting's VAE and one AE per latent size; returns a list of rows."""
     autoencoders, rows = {}, []
+
+    def score(name, models, setting, draws):
+        """Trains and scores `models[name]` of `setting`, without (c)."""
+        return lq.score_model(
+            f"{name}, {label(setting)}",
+            models[name],
+            train,
+            test,
+            judge,
+            test_features,
+            draws,
+            args,
+            edits=False,
+        )[0]
+
     pairs = np.random.default_rng([args.seed, 1]).choice(len(test[0]), size=(2, args.pairs))
     for setting in settings:
         latent_dim = setting["latent_dim"]
@@ -99,23 +114,9 @@ def sweep(settings, preset, train, test, judge, test_features, args):
         )
         keras.utils.set_random_seed(args.seed)
         models = lq.build_models(train[0].shape[1:], preset, seed=args.seed, **setting)
-        scored = {}
-        for name, model in models.items():
-            if name == "AE" and latent_dim in autoencoders:
-                continue
-            scored[name], _ = lq.score_model(
-                f"{name}, {label(setting)}",
-                model,
-                train,
-                test,
-                judge,
-                test_features,
-                draws,
-                args,
-                edits=False,
-            )
-        vae = scored["VAE"]
-        autoencoders.setdefault(latent_dim, scored.get("AE"))
+        vae = score("VAE", models, setting, draws)
+        if latent_dim not in autoencoders:
+            autoencoders[latent_dim] = score("AE", models, setting, draws)
         ae = autoencoders[latent_dim]
         rows.append(
             {
@@ -188,9 +189,7 @@ def main():
         select(SETTINGS, args.latent_dims), args.preset, train, test, judge, test_features, args
     )
     result = {
-        "command": command_line("benchmarks.latent_sweep", args),
-        "machine": machine_facts(),
-        "settings": vars(args),
+        **run_facts("benchmarks.latent_sweep", args),
         "classifier_test_accuracy": accuracy,
         "rows": rows,
         "total_seconds": time.perf_counter() - start,
