@@ -21,7 +21,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from benchmarks.common import machine_facts
-from keras_vae import export
+from keras_vae import export, latent, names, run_dir
 from keras_vae.files import atomic_write_json
 
 
@@ -44,12 +44,12 @@ def main():
     args = parser.parse_args()
 
     export_dir = os.path.join(args.run_dir, "export")
-    model = keras.models.load_model(os.path.join(args.run_dir, "model.keras"))
+    model = keras.models.load_model(os.path.join(args.run_dir, run_dir.MODEL_FILE))
     with open(os.path.join(export_dir, export.METADATA_FILE)) as f:
         metadata = json.load(f)
     saved = tf.saved_model.load(os.path.join(export_dir, export.SAVED_MODEL_DIR))
     generate = saved.signatures[export.GENERATE]
-    decode_fn = tf.function(model.decode, input_signature=[tf.TensorSpec([None, model.latent_dim])])
+    decode_fn = latent.BatchedFunction(model.decode, (model.latent_dim,)).function
     # LiteRT's Python interpreter runs one thread unless told otherwise; an
     # app picks its own count, so both are measured.
     runners = {
@@ -57,7 +57,7 @@ def main():
             model_path=os.path.join(export_dir, export.tflite_filename(variant)),
             num_threads=threads,
         ).get_signature_runner(export.GENERATE)
-        for variant in export.TFLITE_VARIANTS
+        for variant in names.TFLITE_VARIANTS
         for threads in (1, 2)
     }
 

@@ -25,13 +25,12 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from benchmarks.common import run_facts
-from keras_vae import VAE, Autoencoder, data, latent, metrics
+from keras_vae import VAE, Autoencoder, datasets, latent, metrics, names, pipeline
 from keras_vae import images as image_io
 from keras_vae.files import atomic_write_json
-from keras_vae.model import LIKELIHOODS
+from keras_vae.names import LIKELIHOODS
 
 # (from class, to class) of Fashion-MNIST for the class-vector edits.
 EDITS = (("Pullover", "Coat"), ("Shirt", "T-shirt/top"), ("Sneaker", "Ankle boot"))
@@ -53,38 +52,30 @@ def build_classifier(image_shape, num_classes):
     return keras.Model(images, [probabilities, features], name="classifier")
 
 
-class Judge:
-    """The trained classifier as a compiled function: images -> (probabilities, features)."""
-
-    def __init__(self, classifier, batch_size=500):
-        self.batch_size = batch_size
-        self._call = tf.function(lambda x: classifier(x, training=False))
-
-    def __call__(self, images):
-        outputs = [
-            self._call(tf.constant(images[i : i + self.batch_size], tf.float32))
-            for i in range(0, len(images), self.batch_size)
-        ]
-        return tuple(np.concatenate([o[k].numpy() for o in outputs]) for k in range(2))
+def make_judge(classifier, batch_size=500):
+    """The trained classifier, compiled and batched: images -> (probabilities, features)."""
+    return latent.BatchedFunction(
+        lambda x: tuple(classifier(x, training=False)), classifier.input_shape[1:], batch_size
+    )
 
 
 def train_classifier(train, test, epochs, seed):
     (x_train, y_train), (x_test, y_test) = train, test
-    classifier = build_classifier(x_train.shape[1:], len(data.CLASS_NAMES["fashion_mnist"]))
+    classifier = build_classifier(x_train.shape[1:], len(datasets.CLASS_NAMES["fashion_mnist"]))
     probabilities = keras.Model(classifier.input, classifier.outputs[0])
     probabilities.compile(
         optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
-    dataset = data.make_dataset(x_train, y_train, batch_size=128, shuffle=True, seed=seed)
+    dataset = pipeline.make_dataset(x_train, y_train, batch_size=128, shuffle=True, seed=seed)
     probabilities.fit(dataset, epochs=epochs, verbose=0, shuffle=False)
-    judge = Judge(classifier)
+    judge = make_judge(classifier)
     accuracy = float(np.mean(judge(x_test)[0].argmax(axis=1) == y_test))
     return judge, accuracy
 
 
 def train_model(model, images, epochs, batch_size, seed):
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    dataset = data.make_dataset(
+    dataset = pipeline.make_dataset(
         images, batch_size=batch_size, shuffle=True, seed=seed, repeat=True, drop_remainder=True
     )
     start = time.perf_counter()
@@ -119,7 +110,7 @@ def interpolation_scores(codec, judge, test_codes, pairs, steps):
     """
     starts, ends = test_codes[pairs[0]], test_codes[pairs[1]]
     scores = {}
-    for method in latent.METHODS:
+    for method in names.INTERPOLATIONS:
         paths = interpolation_paths(codec, starts, ends, steps, method)
         unevenness = metrics.step_unevenness(paths)
         over_ends = metrics.step_unevenness(paths, over="ends")
@@ -137,7 +128,7 @@ def interpolation_scores(codec, judge, test_codes, pairs, steps):
 def class_edits(codec, judge, train, test, alpha):
     """Per edit: success share at each alpha, and pixel L2 moves at `alpha`."""
     (x_train, y_train), (x_test, y_test) = train, test
-    names = data.CLASS_NAMES["fashion_mnist"]
+    names = datasets.CLASS_NAMES["fashion_mnist"]
     train_codes = codec.encode(x_train)
     results = {}
     for source_name, target_name in EDITS:
@@ -166,7 +157,7 @@ def class_edits(codec, judge, train, test, alpha):
 def save_examples(codecs, test, train, docs, seed):
     """Example grids: interpolations, a class edit and per-class average images."""
     (x_test, y_test), (x_train, y_train) = test, train
-    names = data.CLASS_NAMES["fashion_mnist"]
+    names = datasets.CLASS_NAMES["fashion_mnist"]
     rng = np.random.default_rng(seed)
     ends = [("Sneaker", "Ankle boot"), ("Trouser", "Dress"), ("Pullover", "Bag")]
     starts = [rng.choice(np.flatnonzero(y_test == names.index(a))) for a, _ in ends]
@@ -207,8 +198,8 @@ def save_examples(codecs, test, train, docs, seed):
 
 def load_data(train_subset=0):
     """Fashion-MNIST `(train, test)` as `(images, labels)`; the first N train images if N."""
-    train = data.load("fashion_mnist", "train")
-    test = data.load("fashion_mnist", "test")
+    train = datasets.load("fashion_mnist", "train")
+    test = datasets.load("fashion_mnist", "test")
     if train_subset:
         train = tuple(array[:train_subset] for array in train)
     return train, test

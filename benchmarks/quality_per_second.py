@@ -42,7 +42,7 @@ import tensorflow as tf
 from benchmarks import keras_io_reference
 from benchmarks.common import machine_facts
 from benchmarks.export_latency import median_ms
-from keras_vae import VAE, data, metrics
+from keras_vae import VAE, datasets, latent, metrics, pipeline
 from keras_vae.files import atomic_write_json
 
 PRESET_RUNS = ("mlp", "keras_example", "default")
@@ -186,7 +186,7 @@ def epoch_figures(epoch_seconds, images_per_epoch):
 
 def decode_latency(decoder, latent_dim):
     """Median ms of a `tf.function` decode at batch 1 and 64."""
-    compiled = tf.function(lambda z: decoder(z, training=False))
+    compiled = latent.BatchedFunction(lambda z: decoder(z, training=False), (latent_dim,)).function
     figures = {}
     for batch in (1, 64):
         z = tf.random.normal((batch, latent_dim))
@@ -199,7 +199,7 @@ def run_preset(preset, train, test, settings, seed, verbose):
     model = VAE(image_shape=train.shape[1:], preset=preset, seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
     steps = len(train) // BATCH_SIZE
-    dataset = data.make_dataset(
+    dataset = pipeline.make_dataset(
         train, batch_size=BATCH_SIZE, shuffle=True, seed=seed, repeat=True, drop_remainder=True
     )
     budget = Budget(
@@ -360,8 +360,8 @@ def parse_args(argv):
 
 def run_one(name, args, settings):
     """Trains and measures one model in this process; returns its result dict."""
-    train, _ = data.load("fashion_mnist", "train", args.data_dir)
-    test, _ = data.load("fashion_mnist", "test", args.data_dir)
+    train, _ = datasets.load("fashion_mnist", "train", args.data_dir)
+    test, _ = datasets.load("fashion_mnist", "test", args.data_dir)
     if name == REFERENCE:
         return run_reference(train, test, settings, args.seed, args.verbose)
     return run_preset(name, train, test, settings, args.seed, args.verbose)
@@ -392,7 +392,7 @@ def main(argv=None):
     if unknown:
         sys.exit(f"error: unknown model(s) {unknown}; choose from {PRESET_RUNS + (REFERENCE,)}")
     started = time.perf_counter()
-    test, _ = data.load("fashion_mnist", "test", args.data_dir)
+    test, _ = datasets.load("fashion_mnist", "test", args.data_dir)
     floor = pixel_entropy_floor(test)
     child_argv = ["--seed", str(args.seed), "--verbose", str(args.verbose)]
     child_argv += ["--quick"] if args.quick else []

@@ -27,9 +27,9 @@ from benchmarks import keras_io_reference
 from benchmarks.common import machine_facts
 from benchmarks.export_latency import median_ms
 from benchmarks.quality_per_second import BATCH_SIZE, REFERENCE
-from keras_vae import VAE, data
+from keras_vae import VAE, datasets, pipeline
+from keras_vae.callbacks import EpochTimer
 from keras_vae.files import atomic_write_json
-from keras_vae.training import EpochTimer
 
 
 def _build(name):
@@ -52,7 +52,7 @@ def profile(name, train, epochs):
         model.fit(train, epochs=epochs, batch_size=BATCH_SIZE, callbacks=[timer], verbose=0)
     else:
         steps = len(train) // BATCH_SIZE
-        dataset = data.make_dataset(
+        dataset = pipeline.make_dataset(
             train, batch_size=BATCH_SIZE, shuffle=True, seed=0, repeat=True, drop_remainder=True
         )
         model.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=[timer], verbose=0)
@@ -82,7 +82,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="benchmarks/results/step_profile.json")
     args = parser.parse_args(argv)
-    train, _ = data.load("fashion_mnist", "train", args.data_dir)
+    train, _ = datasets.load("fashion_mnist", "train", args.data_dir)
     rows = [profile(name.strip(), train, args.epochs) for name in args.models.split(",")]
     atomic_write_json(
         args.out, {"machine": machine_facts(), "batch_size": BATCH_SIZE, "rows": rows}

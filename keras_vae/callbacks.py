@@ -1,8 +1,9 @@
-"""Training callbacks: KL warm-up, and latent-space images and projector for TensorBoard."""
+"""Training callbacks: KL warm-up, checkpoints, TensorBoard restarts, latent images, timing."""
 
 import json
 import math
 import os
+import time
 
 import keras
 import numpy as np
@@ -88,6 +89,59 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         atomic_write(self.path, self.model.save, suffix=".keras")
         if self.state_path:
             atomic_write_json(self.state_path, {"best": self.best, "epoch": epoch})
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records each epoch's training wall time (validation included) in seconds."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+class TensorBoardRestart(keras.callbacks.Callback):
+    """On a resumed run, tells TensorBoard to drop the scalars of the epochs to redo.
+
+    Place it after `keras.callbacks.BackupAndRestore`: at the start of
+    training it reads how many epochs the restored optimizer has finished
+    (its iterations over the steps per epoch). A SessionLog START event at
+    step k makes TensorBoard discard the events with step >= k written
+    before it, so an epoch logged just before a kill and run again after the
+    restart does not appear twice.
+
+    Args:
+        log_dir: the TensorBoard log directory of the run.
+        runs: the subdirectories (TensorBoard runs) written per epoch.
+    """
+
+    def __init__(self, log_dir, runs=("train", "validation", "images")):
+        super().__init__()
+        self.log_dir = log_dir
+        self.runs = runs
+
+    def on_train_begin(self, logs=None):
+        epoch = int(self.model.optimizer.iterations.numpy()) // self.params["steps"]
+        if epoch == 0:
+            return
+        from tensorboard.compat.proto import event_pb2
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        for run in self.runs:
+            writer = EventFileWriter(os.path.join(self.log_dir, run))
+            writer.add_event(
+                event_pb2.Event(
+                    wall_time=time.time(),
+                    step=epoch,
+                    session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START),
+                )
+            )
+            writer.close()
 
 
 class FlushingTensorBoard(keras.callbacks.TensorBoard):
@@ -196,19 +250,13 @@ class LatentImages(keras.callbacks.Callback):
     def _samples(self):
         cols = 8
         rows = math.ceil(self.num_samples / cols)
-        return image_io.grid(_padded(self._codec.decode(self._z), rows * cols), rows, cols)
+        return image_io.grid(image_io.padded(self._codec.decode(self._z), rows * cols), rows, cols)
 
     def _reconstructions(self):
         cols = min(8, len(self.images))
         inputs = self.images[: 2 * cols] if len(self.images) >= 2 * cols else self.images[:cols]
         outputs = self._codec.decode(self._codec.encode(inputs))
-        pairs = len(inputs) // cols
-        rows = [
-            block[pair * cols : (pair + 1) * cols]
-            for pair in range(pairs)
-            for block in (inputs, outputs)
-        ]
-        return image_io.grid(np.concatenate(rows), 2 * pairs, cols)
+        return image_io.reconstruction_grid(inputs, outputs, cols)
 
     def _interpolation(self):
         count = self.num_interpolations
@@ -240,7 +288,7 @@ class LatentImages(keras.callbacks.Callback):
                 f.writelines(f"{self._label(label)}\n" for label in self.labels[: len(images)])
             embedding.metadata_path = "metadata.tsv"
         side = math.ceil(math.sqrt(len(images)))
-        sprite = image_io.grid(_padded(images, side * side), side, side, padding=0)
+        sprite = image_io.grid(image_io.padded(images, side * side), side, side, padding=0)
         image_io.save_png(os.path.join(directory, "sprite.png"), sprite)
         embedding.sprite.image_path = "sprite.png"
         embedding.sprite.single_image_dim.extend([images.shape[2], images.shape[1]])
@@ -261,9 +309,3 @@ class LatentImages(keras.callbacks.Callback):
         if self.label_names is not None:
             label = self.label_names[int(label)]
         return str(label).replace("\t", " ").replace("\n", " ")
-
-
-def _padded(images, count):
-    """`images` followed by white images up to `count`."""
-    blanks = np.ones((count - len(images), *images.shape[1:]), images.dtype)
-    return np.concatenate([images, blanks])

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from keras_vae import data, export, latent
+from keras_vae import datasets, latent, names, run_dir
 from keras_vae import images as image_io
 
 
@@ -31,7 +31,7 @@ def _add_model(parser, out_default):
 
 def _add_dataset(parser):
     group = parser.add_argument_group("dataset (default: the run dir's config.json)")
-    group.add_argument("--dataset", help="fashion_mnist, mnist or celeba.")
+    group.add_argument("--dataset", help=f"One of: {', '.join(names.ATTRIBUTE_DATASETS)}.")
     group.add_argument(
         "--data-dir", help="IDX directory, or CelebA's original layout (default: tfds)."
     )
@@ -74,7 +74,7 @@ def build_parser():
     _add_model(interpolate, "interpolation.png")
     _add_inputs(interpolate, "pairs of endpoints, one grid row per pair")
     interpolate.add_argument("--steps", type=int, default=10, help="Codes per path (>= 2).")
-    interpolate.add_argument("--method", default="slerp", choices=("slerp", "lerp"))
+    interpolate.add_argument("--method", default="slerp", choices=names.INTERPOLATIONS)
     _add_dataset(interpolate)
 
     attribute = commands.add_parser(
@@ -117,7 +117,7 @@ class _Session:
 
     def __init__(self, args):
         self.args = args
-        self.model, config = export.load_model_for_export(args.model)
+        self.model, config = run_dir.load_model(args.model)
         self.codec = latent.Codec(self.model)
         config = config or {}
         self.dataset = getattr(args, "dataset", None) or config.get("dataset", "fashion_mnist")
@@ -127,9 +127,9 @@ class _Session:
         self._data = None
 
     def data(self):
-        """`(images, attributes, names)` of the chosen dataset split, loaded once."""
+        """`(images, attributes, attribute_names)` of the chosen dataset split, loaded once."""
         if self._data is None:
-            self._data = data.load_attributes(
+            self._data = datasets.load_attributes(
                 self.dataset, self.args.split, self.data_dir, self.args.limit
             )
             shape = self._data[0].shape[1:]
@@ -142,23 +142,23 @@ class _Session:
 
     def attribute(self, name):
         """Column `[N]` (bool) of attribute `name` and its canonical name."""
-        _, attributes, names = self.data()
-        index = data.attribute_index(names, name)
-        return attributes[:, index], names[index]
+        _, attributes, attribute_names = self.data()
+        index = datasets.attribute_index(attribute_names, name)
+        return attributes[:, index], attribute_names[index]
 
     def inputs(self):
         """The images named by --indices or --images, and a label for each."""
         if self.args.images:
             images = image_io.load_images(self.args.images, self.model.image_shape)
             return images, [os.path.basename(path) for path in self.args.images]
-        images, attributes, names = self.data()
+        images, attributes, attribute_names = self.data()
         for index in self.args.indices:
             if not 0 <= index < len(images):
                 raise ValueError(
                     f"Index {index} is out of range: {self.dataset} {self.args.split} "
                     f"has {len(images)} images."
                 )
-        labels = [_describe(attributes[i], names, i) for i in self.args.indices]
+        labels = [_describe(attributes[i], attribute_names, i) for i in self.args.indices]
         return images[self.args.indices], labels
 
     def attribute_vector(self, name):
@@ -167,9 +167,9 @@ class _Session:
         return latent.attribute_vector(codes, has_attribute), name, int(has_attribute.sum())
 
 
-def _describe(attributes, names, index):
+def _describe(attributes, attribute_names, index):
     """'#12 Trouser' for a one-class dataset row; '#12' when it has several attributes."""
-    present = [name for name, has in zip(names, attributes, strict=True) if has]
+    present = [name for name, has in zip(attribute_names, attributes, strict=True) if has]
     return f"#{index} {present[0]}" if len(present) == 1 else f"#{index}"
 
 
@@ -247,10 +247,10 @@ def _edit(session):
 
 def _average(session):
     args = session.args
-    images, _, names = session.data()
+    images, _, attribute_names = session.data()
     codes = session.codec.encode(images)
     columns, averages = [], []
-    for requested in args.attribute or names:
+    for requested in args.attribute or attribute_names:
         has_attribute, name = session.attribute(requested)
         for group, verb in ((has_attribute, "has"), (~has_attribute, "lacks")):
             if not group.any():
@@ -283,7 +283,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         path = COMMANDS[args.command](_Session(args))
-    except (ValueError, data.DataError, export.ExportError, OSError) as error:
+    except (ValueError, OSError) as error:  # DataError, ModelFileError are ValueErrors
         print(f"keras-vae {args.command}: error: {error}", file=sys.stderr)
         return 2
     print(path)

@@ -1,11 +1,37 @@
-"""Run configuration as a value: a dataclass saved as config.json in every run dir."""
+"""Run configuration as a value: a dataclass saved as config.json in every run dir.
 
+Each field of `TrainingConfig` carries its help text, its command-line parser
+and its check in `dataclasses.field(metadata=...)`; `add_config_flags` derives
+train.py's flags from them and `validate` checks them, so a new field needs
+one edit to appear in config.json, the CLI and `--help`. No TensorFlow import.
+"""
+
+import argparse
 import dataclasses
 import json
 
-from keras_vae import data, networks
-from keras_vae.distribute import STRATEGIES
-from keras_vae.model import LIKELIHOODS
+from keras_vae import names
+
+
+def option(default, help, parse=None, choices=None, minimum=None):
+    """A dataclass field with what the CLI and `validate` need to know of it.
+
+    Args:
+        default: the field's default.
+        help: one sentence for `--help`.
+        parse: turns the flag's string into the value (`int`, `float`...);
+            `None` keeps the string. A bool field becomes an on/off flag.
+        choices: the valid values (from `keras_vae.names`), checked by
+            `names.check_choice` and listed in `--help`.
+        minimum: "positive" (> 0) or "non-negative" (>= 0); `None` values
+            are not checked.
+    """
+    metadata = {"help": help, "parse": parse, "choices": choices, "minimum": minimum}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _gaussian_scale(value):
+    return value if value == "learned" else float(value)
 
 
 @dataclasses.dataclass
@@ -14,76 +40,81 @@ class TrainingConfig:
 
     Model fields (`preset`, `latent_dim`, `likelihood`, `gaussian_scale`,
     `beta`, `seed`) go to `keras_vae.VAE`; the rest drive data and `fit`.
-    `latent_dim=None` takes the preset's. `train_subset` / `test_subset`
-    (0 = all) keep the first images of each split, for quick runs.
-    `validation_size` images are held out of the training split (a seeded
-    random choice) for `val_*` curves and checkpoint selection; the test
-    split is used only for the final evaluation. `strategy` is one of
-    `keras_vae.distribute.STRATEGIES`; `mixed_precision` trains in
-    mixed_float16 on GPU, mixed_bfloat16 on CPU (losses stay float32).
+    Every field's meaning is its `help` below (also `python train.py --help`).
     """
 
-    dataset: str = "fashion_mnist"
-    data_dir: str | None = None
-    preset: str = "default"
-    latent_dim: int | None = None
-    likelihood: str = "bernoulli"
-    gaussian_scale: float | str = "learned"
-    beta: float = 1.0
-    kl_warmup_epochs: int = 0
-    epochs: int = 30
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    seed: int = 0
-    validation_size: int = 5000
-    train_subset: int = 0
-    test_subset: int = 0
-    strategy: str = "auto"
-    mixed_precision: bool = False
+    dataset: str = option("fashion_mnist", "Dataset to train on.", choices=names.DATASETS)
+    data_dir: str | None = option(
+        None,
+        "Directory holding the four IDX files. Default: Debian's "
+        "/usr/share/datasets/fashion-mnist for fashion_mnist when present, else "
+        "tensorflow-datasets (downloads when online).",
+    )
+    preset: str = option("default", "Architecture.", choices=names.PRESETS)
+    latent_dim: int | None = option(
+        None, "Size of z (default: the preset's).", parse=int, minimum="positive"
+    )
+    likelihood: str = option("bernoulli", "Pixel likelihood.", choices=names.LIKELIHOODS)
+    gaussian_scale: float | str = option(
+        "learned",
+        "Gaussian likelihood's pixel std: 'learned' or a positive float.",
+        parse=_gaussian_scale,
+    )
+    beta: float = option(1.0, "KL weight.", parse=float, minimum="non-negative")
+    kl_warmup_epochs: int = option(
+        0,
+        "Ramp the KL weight linearly from 0 to beta over this many epochs (0: off).",
+        parse=int,
+        minimum="non-negative",
+    )
+    epochs: int = option(30, "Training epochs.", parse=int, minimum="positive")
+    batch_size: int = option(
+        128, "Batch size (global, over all replicas).", parse=int, minimum="positive"
+    )
+    learning_rate: float = option(1e-3, "Adam learning rate.", parse=float, minimum="positive")
+    seed: int = option(0, "Random seed of the split, the shuffles and the model.", parse=int)
+    validation_size: int = option(
+        5000,
+        "Images held out of the training split (a seeded random choice) for val_* curves "
+        "and checkpoint selection (0: none).",
+        parse=int,
+        minimum="non-negative",
+    )
+    train_subset: int = option(
+        0, "Use only the first N training images (0: all).", parse=int, minimum="non-negative"
+    )
+    test_subset: int = option(
+        0, "Evaluate on the first N test images only (0: all).", parse=int, minimum="non-negative"
+    )
+    strategy: str = option(
+        "auto",
+        "tf.distribute strategy (multi_worker reads TF_CONFIG; run the same command on "
+        "every worker).",
+        choices=names.STRATEGIES,
+    )
+    mixed_precision: bool = option(
+        False, "Train in mixed_float16 (GPU) or mixed_bfloat16 (CPU); losses stay float32."
+    )
 
     def __post_init__(self):
         self.validate()
 
     def validate(self):
         """Raises ValueError with what is wrong and the valid choices."""
-        if self.dataset not in data.DATASETS:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            choices, minimum = field.metadata["choices"], field.metadata["minimum"]
+            if choices is not None:
+                names.check_choice(field.name, value, choices)
+            if minimum == "positive" and value is not None and not value > 0:
+                raise ValueError(f"{field.name} must be > 0; got {value}.")
+            if minimum == "non-negative" and value is not None and not value >= 0:
+                raise ValueError(f"{field.name} must be >= 0; got {value}.")
+        if self.gaussian_scale != "learned" and not float(self.gaussian_scale) > 0:
+            scale = self.gaussian_scale
             raise ValueError(
-                f"Unknown dataset {self.dataset!r}. Valid datasets: {', '.join(data.DATASETS)}."
+                f"gaussian_scale must be 'learned' or a positive float; got {scale!r}."
             )
-        if self.preset not in networks.PRESETS:
-            raise ValueError(
-                f"Unknown preset {self.preset!r}. "
-                f"Valid presets: {', '.join(sorted(networks.PRESETS))}."
-            )
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"Unknown strategy {self.strategy!r}. Valid strategies: {', '.join(STRATEGIES)}."
-            )
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(
-                f"Unknown likelihood {self.likelihood!r}. "
-                f"Valid likelihoods: {', '.join(LIKELIHOODS)}."
-            )
-        positive = {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-        }
-        if self.latent_dim is not None:
-            positive["latent_dim"] = self.latent_dim
-        for name, value in positive.items():
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0; got {value}.")
-        non_negative = {
-            "beta": self.beta,
-            "kl_warmup_epochs": self.kl_warmup_epochs,
-            "validation_size": self.validation_size,
-            "train_subset": self.train_subset,
-            "test_subset": self.test_subset,
-        }
-        for name, value in non_negative.items():
-            if not value >= 0:
-                raise ValueError(f"{name} must be >= 0; got {value}.")
 
     def model_kwargs(self, image_shape):
         """Keyword arguments for `keras_vae.VAE`."""
@@ -113,3 +144,39 @@ class TrainingConfig:
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def add_config_flags(parser, config_class=TrainingConfig):
+    """Adds one flag per field of `config_class` to an `argparse` parser.
+
+    The flag is the field name with dashes (`--latent-dim`), its help the
+    field's, with the choices and default appended. Values are parsed but not
+    checked here: `config_from_flags` builds the config, whose `validate`
+    gives the package's messages.
+    """
+    for field in dataclasses.fields(config_class):
+        meta = field.metadata
+        help_text = meta["help"]
+        if meta["choices"]:
+            help_text += f" One of: {', '.join(meta['choices'])}."
+        if field.type is bool or isinstance(field.default, bool):
+            parser.add_argument(
+                _flag(field.name), action="store_true", default=field.default, help=help_text
+            )
+            continue
+        parser.add_argument(
+            _flag(field.name),
+            type=meta["parse"] or str,
+            default=field.default,
+            help=help_text + " (default: %(default)s)",
+        )
+
+
+def config_from_flags(args, config_class=TrainingConfig):
+    """The config of the parsed `args` (an `argparse.Namespace` or any object)."""
+    values = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
+    return config_class(**{f.name: values[f.name] for f in dataclasses.fields(config_class)})

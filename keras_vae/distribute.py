@@ -1,10 +1,11 @@
 """tf.distribute strategies for training, and who writes what in a cluster.
 
-`train.py --strategy` picks one of STRATEGIES; the model and optimizer are
-built under its scope. In multi-worker training every worker runs the same
-command with its own TF_CONFIG; only the chief writes the run dir, the
-others write their checkpoints to a private temporary directory, as
-TensorFlow's multi-worker guide does.
+`train.py --strategy` picks one of `keras_vae.names.STRATEGIES`; the model
+and optimizer are built under its scope. The replica arithmetic of a
+training step lives here too (`per_replica`, `step_logs`). In multi-worker
+training every worker runs the same command with its own TF_CONFIG; only
+the chief writes the run dir, the others write their checkpoints to a
+private temporary directory, as TensorFlow's multi-worker guide does.
 """
 
 import hashlib
@@ -12,8 +13,9 @@ import os
 import tempfile
 
 import tensorflow as tf
+from keras import ops
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+from keras_vae import names
 
 
 def make_strategy(name="auto"):
@@ -24,8 +26,7 @@ def make_strategy(name="auto"):
     "mirrored": MirroredStrategy over the local GPUs (the CPU without any).
     "multi_worker": MultiWorkerMirroredStrategy configured by TF_CONFIG.
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {name!r}. Valid strategies: {', '.join(STRATEGIES)}.")
+    names.check_choice("strategy", name, names.STRATEGIES)
     # physical, not logical: listing logical devices would initialize the
     # runtime, after which collectives can no longer be configured.
     gpus = tf.config.list_physical_devices("GPU")
@@ -46,22 +47,38 @@ def make_strategy(name="auto"):
 
 def is_multi_worker(strategy):
     """True when `strategy` synchronizes several workers (collective ops)."""
-    return (
-        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        and strategy.extended._in_multi_worker_mode()
-    )
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(cluster.get(job, ())) for job in ("chief", "worker")) > 1
 
 
 def is_chief(strategy):
     """True for the worker that writes the run dir (always, out of a cluster)."""
-    if not is_multi_worker(strategy):
-        return True
-    resolver = strategy.cluster_resolver
-    task_type, task_id = resolver.task_type, resolver.task_id
-    if task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return task_type == "worker" and task_id == 0 and not has_chief
+    return bool(strategy.extended.should_checkpoint)
+
+
+def per_replica(loss):
+    """A replica's share of the global-batch mean loss: `loss / num_replicas_in_sync`.
+
+    Each replica sees 1/N of the global batch and the gradients are summed
+    across replicas, so the replica's mean loss is scaled by 1/N to give the
+    gradient of the global-batch mean. Outside a strategy N is 1.
+    """
+    return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def step_logs(logs):
+    """A training or test step's logs (a dict of scalars), as the strategy needs them.
+
+    Keras reduces a multi-worker step's outputs with
+    `strategy.reduce("MEAN", value, axis=0)`, which rejects scalars ("Invalid
+    reduction dimension 0"); a [1] tensor reduces to the scalar that every
+    other strategy returns.
+    """
+    if is_multi_worker(tf.distribute.get_strategy()):
+        return {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+    return logs
 
 
 def worker_dir(run_dir, strategy):

@@ -27,18 +27,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import keras_vae
+from keras_vae import names
 from keras_vae.files import atomic_write_json
-
-from tensorflow.python.framework.convert_to_constants import (  # isort: skip
-    convert_variables_to_constants_v2,
-)
+from keras_vae.version import __version__
 
 GENERATE = "generate"
 SAMPLE = "sample"
 SAVED_MODEL_DIR = "saved_model"
 METADATA_FILE = "generator.json"
-TFLITE_VARIANTS = ("float32", "float16", "int8")
 # Ops that mean the .tflite is not self-contained: Select TF (Flex) kernels
 # would force apps to link the Flex delegate, and resource-variable ops run
 # without error yet read uninitialized weights.
@@ -67,26 +63,49 @@ def _check_exportable(model):
 
 
 class _Generator(tf.Module):
-    """The decoder wrapped in the two exported signatures."""
+    """The decoder wrapped in the two exported signatures.
 
-    def __init__(self, decoder, latent_dim):
+    `frozen=False` (the SavedModel) reads the decoder's variables. `frozen=True`
+    (what the LiteRT converter gets) runs the decoder statelessly on constant
+    copies of its weights: converting a variable-holding graph leaves
+    VAR_HANDLE / READ_VARIABLE ops in the .tflite (TF 2.21), which run without
+    error and return garbage; a graph without variables cannot.
+    """
+
+    def __init__(self, decoder, latent_dim, frozen=False):
         super().__init__(name="generator")
-        self.decoder = decoder
         self.latent_dim = latent_dim
+        self.frozen = frozen
+        if frozen:
+            trainable = [tf.constant(v) for v in decoder.trainable_variables]
+            non_trainable = [tf.constant(v) for v in decoder.non_trainable_variables]
+            self._logits = lambda z: decoder.stateless_call(
+                trainable, non_trainable, z, training=False
+            )[0]
+        else:
+            self.decoder = decoder  # tracked: the SavedModel holds its variables
+            self._logits = lambda z: decoder(z, training=False)
+        # LiteRT lets an app resize an input to any shape, and a fully connected
+        # layer then silently reads [b, k] as [b * k / latent_dim, latent_dim]:
+        # garbage, no error. With the last dimension left dynamic, the converter
+        # cannot fold `_generate`'s reshape away, and it fails at allocation
+        # unless k == latent_dim.
+        z_shape = [None, None] if frozen else [None, latent_dim]
         self.generate = tf.function(
-            self._generate,
-            input_signature=[tf.TensorSpec([None, latent_dim], tf.float32, name="z")],
+            self._generate, input_signature=[tf.TensorSpec(z_shape, tf.float32, name="z")]
         )
         self.sample = tf.function(
             self._sample, input_signature=[tf.TensorSpec([], tf.int32, name="count")]
         )
 
     def _images(self, z):
-        images = tf.sigmoid(tf.cast(self.decoder(z, training=False), tf.float32))
+        images = tf.sigmoid(tf.cast(self._logits(z), tf.float32))
         pixels = tf.cast(tf.round(images * 255.0), tf.uint8)
         return images, pixels
 
     def _generate(self, z):
+        if self.frozen:
+            z = tf.reshape(z, tf.stack([tf.shape(z)[0], self.latent_dim]))
         images, pixels = self._images(z)
         return {"images": images, "pixels": pixels}
 
@@ -96,47 +115,6 @@ class _Generator(tf.Module):
         z = tf.random.normal(tf.stack([count, self.latent_dim]))
         images, pixels = self._images(z)
         return {"images": images, "pixels": pixels, "z": z}
-
-
-class _FrozenGenerator(tf.Module):
-    """The generator's signatures with every weight folded into a constant.
-
-    Converting the variable-holding SavedModel directly leaves VAR_HANDLE /
-    READ_VARIABLE ops in the .tflite (TF 2.21), which run without error and
-    return garbage; a graph without variables cannot.
-    """
-
-    def __init__(self, generator):
-        super().__init__(name="frozen_generator")
-        frozen_generate = convert_variables_to_constants_v2(
-            generator.generate.get_concrete_function()
-        )
-        frozen_sample = convert_variables_to_constants_v2(generator.sample.get_concrete_function())
-        latent_dim = generator.latent_dim
-
-        def generate(z):
-            # LiteRT lets an app resize an input to any shape, and a fully
-            # connected layer then silently reads [b, k] as
-            # [b * k / latent_dim, latent_dim]: garbage, no error. With the
-            # last dimension left dynamic, the converter cannot fold this
-            # reshape away, and it fails at allocation unless k == latent_dim.
-            z = tf.reshape(z, tf.stack([tf.shape(z)[0], latent_dim]))
-            return _as_dict(frozen_generate(z), ("images", "pixels"))
-
-        self.generate = tf.function(
-            generate, input_signature=[tf.TensorSpec([None, None], tf.float32, name="z")]
-        )
-        self.sample = tf.function(
-            lambda count: _as_dict(frozen_sample(count), ("images", "pixels", "z")),
-            input_signature=generator.sample.input_signature,
-        )
-
-
-def _as_dict(outputs, names):
-    # A frozen function returns its outputs as a flat list, in sorted key order.
-    if isinstance(outputs, dict):
-        return outputs
-    return dict(zip(sorted(names), outputs, strict=True))
 
 
 def _convert_tflite(frozen_saved_model_dir, variant):
@@ -197,10 +175,6 @@ def run_tflite_generate(model_path, z):
     return runner(z=np.asarray(z, dtype=np.float32))
 
 
-def _tensor_spec_json(spec):
-    return {"shape": [None if d is None else int(d) for d in spec.shape], "dtype": spec.dtype.name}
-
-
 def _signatures_json(model):
     height, width, channels = model.image_shape
     image = [None, height, width, channels]
@@ -246,7 +220,7 @@ def _write_artifacts(model, directory, parity_z, variants):
             "max_abs_error": float(np.max(np.abs(saved_images - expected))),
         }
     }
-    frozen = _FrozenGenerator(generator)
+    frozen = _Generator(model.decoder, model.latent_dim, frozen=True)
     with tempfile.TemporaryDirectory(dir=directory) as frozen_dir:
         tf.saved_model.save(
             frozen, frozen_dir, signatures={GENERATE: frozen.generate, SAMPLE: frozen.sample}
@@ -279,7 +253,7 @@ def export_generator(
     out_dir,
     overwrite=False,
     training_config=None,
-    variants=TFLITE_VARIANTS,
+    variants=names.TFLITE_VARIANTS,
     parity_samples=16,
 ):
     """Exports `model`'s decoder as a generator into `out_dir`, atomically.
@@ -306,9 +280,8 @@ def export_generator(
         ExportError: the model has no built decoder, or verification failed.
     """
     _check_exportable(model)
-    unknown = sorted(set(variants) - set(TFLITE_VARIANTS))
-    if unknown:
-        raise ValueError(f"Unknown variants {unknown}. Valid variants: {TFLITE_VARIANTS}.")
+    for variant in variants:
+        names.check_choice("variant", variant, names.TFLITE_VARIANTS)
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not overwrite:
         raise FileExistsError(
@@ -325,7 +298,7 @@ def export_generator(
         )
         artifacts = _write_artifacts(model, staging, parity_z, variants)
         metadata = {
-            "keras_vae_version": keras_vae.__version__,
+            "keras_vae_version": __version__,
             "latent_dim": int(model.latent_dim),
             "image_shape": list(model.image_shape),
             "likelihood": model.likelihood,
@@ -361,36 +334,6 @@ def _commit(staging, out_dir):
         os.rename(os.path.join(retired, "export"), out_dir)
         raise
     shutil.rmtree(retired, ignore_errors=True)
-
-
-def load_model_for_export(path):
-    """Loads a VAE from a run dir or a `.keras` file.
-
-    Returns:
-        `(model, training_config)`; the config is the run dir's config.json
-        as a dict, or None for a bare `.keras` file.
-
-    Raises:
-        FileNotFoundError: nothing at `path`.
-        ExportError: the file is not a keras_vae VAE.
-    """
-    training_config = None
-    model_path = path
-    if os.path.isdir(path):
-        model_path = os.path.join(path, "model.keras")
-        config_path = os.path.join(path, "config.json")
-        if os.path.exists(config_path):
-            with open(config_path) as f:
-                training_config = json.load(f)
-    if not os.path.exists(model_path):
-        raise FileNotFoundError(f"No model at {model_path}: give a run dir or a .keras file.")
-    try:
-        model = keras.models.load_model(model_path)
-    except Exception as error:  # Keras raises many types for a bad file.
-        raise ExportError(f"{model_path} is not a loadable .keras model: {error}") from error
-    if not isinstance(model, keras_vae.VAE):
-        raise ExportError(f"{model_path} holds a {type(model).__name__}, not a keras_vae VAE.")
-    return model, training_config
 
 
 def render_preview(export_dir, png_path, rows=8, cols=8, seed=0):

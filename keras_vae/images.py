@@ -39,6 +39,31 @@ def grid(images, rows, cols, padding=1):
     return out
 
 
+def padded(images, count):
+    """`images` `[N, H, W, C]` followed by white images up to `count`."""
+    images = np.asarray(images)
+    blanks = np.ones((count - len(images), *images.shape[1:]), images.dtype)
+    return np.concatenate([images, blanks])
+
+
+def reconstruction_grid(inputs, outputs, cols):
+    """Rows of `cols` inputs, each row above the row of their reconstructions.
+
+    Args:
+        inputs, outputs: `[N, H, W, C]` in [0, 1], N a multiple of `cols`.
+
+    Returns:
+        uint8 grid of `2 * N / cols` rows (see `grid`).
+    """
+    pairs = len(inputs) // cols
+    rows = [
+        block[pair * cols : (pair + 1) * cols]
+        for pair in range(pairs)
+        for block in (inputs, outputs)
+    ]
+    return grid(np.concatenate(rows), 2 * pairs, cols)
+
+
 def save_png(path, image):
     """Writes a uint8 `[H, W, C]` image to `path` atomically (temp file + rename)."""
     image = np.asarray(image)

@@ -16,7 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-METHODS = ("slerp", "lerp")
+from keras_vae import names
+
 # Below this sin(angle) two directions count as parallel: slerp is then lerp.
 _PARALLEL = 1e-6
 
@@ -60,8 +61,7 @@ def interpolate(z0, z1, steps, method="slerp"):
         float32 `[steps, latent_dim]` (or `[batch, steps, latent_dim]`); the
         first and last codes are exactly z0 and z1.
     """
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}. Valid methods: {', '.join(METHODS)}.")
+    names.check_choice("method", method, names.INTERPOLATIONS)
     if int(steps) != steps or steps < 2:
         raise ValueError(f"steps must be an integer >= 2 (both endpoints count); got {steps}.")
     z0 = _as_array("z0", z0, (1, 2))
@@ -168,13 +168,46 @@ def edit(z, vector, alphas):
     return (z[..., None, :] + alphas[:, None] * vector).astype(np.float32)
 
 
+class BatchedFunction:
+    """A function of arrays, compiled once for a dynamic batch and applied in batches.
+
+    Args:
+        function: maps a float32 tensor `[batch, ...]` to a tensor `[batch, ...]`
+            (or a tuple of them).
+        input_shape: the shape of one element (without the batch).
+        batch_size: elements per graph call.
+
+    Calling it on a numpy array `[N, ...]` returns numpy `[N, ...]` (or a
+    tuple of them). `.function` is the compiled `tf.function` itself.
+    """
+
+    def __init__(self, function, input_shape, batch_size=256):
+        self.batch_size = int(batch_size)
+        spec = tf.TensorSpec([None, *input_shape], tf.float32)
+        self.function = tf.function(function, input_signature=[spec])
+
+    def __call__(self, values):
+        values = np.asarray(values, dtype=np.float32)
+        outputs = [
+            self.function(tf.constant(values[start : start + self.batch_size]))
+            for start in range(0, len(values), self.batch_size)
+        ]
+        if not outputs:
+            return np.zeros((0,), np.float32)
+        return tf.nest.map_structure(
+            lambda *parts: np.concatenate([p.numpy() for p in parts]), *outputs
+        )
+
+
 class Codec:
     """Encodes images to codes and decodes codes to images in batches.
 
     Both directions are `tf.function`s traced once for a dynamic batch, so a
-    call costs the graph's run time (`Model.predict` spends ~100 ms per call
-    on setup here). The functions read the model's variables, so they follow
-    training.
+    call costs the graph's run time only (`Model.predict` and eager ops add a
+    fixed cost to every call; see BENCHMARKS.md). The functions read the
+    model's variables, so they follow training. This is the package's one
+    compiled batch encoder/decoder: the CLI, the callbacks and the benchmarks
+    use it.
 
     Args:
         model: a `keras_vae.VAE` (codes are posterior means) or
@@ -184,24 +217,8 @@ class Codec:
 
     def __init__(self, model, batch_size=256):
         self.model = model
-        self.batch_size = int(batch_size)
-        image_spec = tf.TensorSpec([None, *model.image_shape], tf.float32)
-        code_spec = tf.TensorSpec([None, model.latent_dim], tf.float32)
-        self._encode = tf.function(self._posterior_mean, input_signature=[image_spec])
-        self._decode = tf.function(model.decode, input_signature=[code_spec])
-
-    def _posterior_mean(self, images):
-        codes = self.model.encode(images)
-        # VAE.encode gives (mean, log_var); Autoencoder.encode the code itself.
-        return codes[0] if isinstance(codes, (tuple, list)) else codes
-
-    def _batched(self, function, values):
-        values = np.asarray(values, dtype=np.float32)
-        outputs = [
-            function(tf.constant(values[start : start + self.batch_size])).numpy()
-            for start in range(0, len(values), self.batch_size)
-        ]
-        return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+        self._encode = BatchedFunction(model.codes, model.image_shape, batch_size)
+        self._decode = BatchedFunction(model.decode, (model.latent_dim,), batch_size)
 
     def encode(self, images):
         """Codes float32 `[N, latent_dim]` of images `[N, H, W, C]` in [0, 1]."""
@@ -211,7 +228,7 @@ class Codec:
                 f"The model takes images of shape {tuple(self.model.image_shape)}; "
                 f"got {images.shape[1:]}. Resize them (keras_vae.images.load_images)."
             )
-        return self._batched(self._encode, images)
+        return self._encode(images)
 
     def decode(self, codes):
         """Images float32 `[..., H, W, C]` in [0, 1] of codes `[..., latent_dim]`."""
@@ -221,5 +238,5 @@ class Codec:
                 f"The model's codes have {self.model.latent_dim} dimensions; "
                 f"got codes of shape {codes.shape}."
             )
-        flat = self._batched(self._decode, codes.reshape(-1, self.model.latent_dim))
+        flat = self._decode(codes.reshape(-1, self.model.latent_dim))
         return flat.reshape(codes.shape[:-1] + tuple(self.model.image_shape))

@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_vae.layers import Sampling
+
 
 def _log_normal(z, mean, log_var):
     """log N(z; mean, exp(log_var)) summed over the last axis, nats."""
@@ -20,12 +22,12 @@ def _log_normal(z, mean, log_var):
     )
 
 
-def _log_weights(model, images, samples):
+def _log_weights(model, images, samples, sampler):
     """log p(x|z) + log p(z) - log q(z|x) for `samples` z per image: `[samples, batch]`."""
     mean, log_var = model.encode(images)
     batch = ops.shape(mean)[0]
-    eps = tf.random.normal((samples, batch, model.latent_dim))
-    z = mean + ops.exp(0.5 * log_var) * eps
+    shape = (samples, batch, model.latent_dim)
+    z = sampler((ops.broadcast_to(mean, shape), ops.broadcast_to(log_var, shape)))
     flat_z = ops.reshape(z, (-1, model.latent_dim))
     tiled = ops.reshape(
         ops.broadcast_to(images[None], (samples,) + tuple(images.shape)),
@@ -52,7 +54,7 @@ def importance_weighted_nll(model, images, k=1000, batch_size=100, samples_per_p
         images: float32 `[N, H, W, C]`.
         k: importance samples per image.
         batch_size, samples_per_pass: memory/speed trade-off.
-        seed: seeds TensorFlow's sampler for reproducible estimates.
+        seed: seeds the estimate's own `Sampling` layer (no global seed is set).
 
     Returns:
         float: the mean over the N images.
@@ -62,14 +64,16 @@ def importance_weighted_nll(model, images, k=1000, batch_size=100, samples_per_p
     images = np.asarray(images, dtype=np.float32)
     if len(images) == 0:
         raise ValueError("importance_weighted_nll needs at least one image.")
-    tf.random.set_seed(seed)
+    sampler = Sampling(seed=seed)
     totals = []
     for start in range(0, len(images), batch_size):
         batch = tf.constant(images[start : start + batch_size])
         log_sums = []
         for done in range(0, k, samples_per_pass):
             samples = min(samples_per_pass, k - done)
-            log_sums.append(tf.reduce_logsumexp(_log_weights(model, batch, samples), axis=0))
+            log_sums.append(
+                tf.reduce_logsumexp(_log_weights(model, batch, samples, sampler), axis=0)
+            )
         log_mean = tf.reduce_logsumexp(tf.stack(log_sums), axis=0) - math.log(k)
         totals.append(-log_mean.numpy())
     return float(np.mean(np.concatenate(totals)))

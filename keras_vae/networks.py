@@ -4,81 +4,14 @@ An encoder maps images `[batch, H, W, C]` to `(mean, log_var)`, each
 `[batch, latent_dim]`; a decoder maps `z` `[batch, latent_dim]` to per-pixel
 logits `[batch, H, W, C]` (the VAE turns them into Bernoulli probabilities or
 Gaussian means with a sigmoid). Both are functional `keras.Model`s that work
-on their own.
+on their own. The numbers come from a `keras_vae.presets.Architecture`.
 """
 
-import dataclasses
 import math
 
 import keras
 
-
-@dataclasses.dataclass(frozen=True)
-class Architecture:
-    """The numbers that define an encoder/decoder pair.
-
-    Attributes:
-        latent_dim: size of z.
-        conv_filters: filters of the stride-2 3x3 convolutions of the encoder,
-            mirrored by stride-2 transposed convolutions in the decoder; empty
-            for a fully connected (MLP) pair.
-        encoder_units: widths of the Dense layers after the convolutions.
-        decoder_units: widths of the Dense layers before the transposed
-            convolutions (or before the output layer of an MLP).
-    """
-
-    latent_dim: int
-    conv_filters: tuple = ()
-    encoder_units: tuple = ()
-    decoder_units: tuple = ()
-
-
-PRESETS = {
-    # The official Keras "Variational AutoEncoder" example (keras-io
-    # examples/generative/vae.py), layer for layer.
-    "keras_example": Architecture(
-        latent_dim=2, conv_filters=(32, 64), encoder_units=(16,), decoder_units=()
-    ),
-    # The lowest test -ELBO per second of CPU training that we measured on
-    # Fashion-MNIST (`make bench`, BENCHMARKS.md): two Dense 512 layers each
-    # way and a 32-dim latent space.
-    "default": Architecture(latent_dim=32, encoder_units=(512, 512), decoder_units=(512, 512)),
-    # The convolutional choice: the example's convolutions, a wide bottleneck
-    # and a 32-dim latent space.
-    "conv": Architecture(
-        latent_dim=32, conv_filters=(32, 64), encoder_units=(512,), decoder_units=(512,)
-    ),
-    # pytorch/examples vae/main.py: 784-400-20 and back.
-    "mlp": Architecture(latent_dim=20, encoder_units=(400,), decoder_units=(400,)),
-}
-
 KERNEL_SIZE = 3
-
-
-def resolve_architecture(preset="default", **overrides):
-    """The preset's `Architecture` with the non-None `overrides` applied.
-
-    Raises:
-        ValueError: unknown preset, or a non-positive size.
-    """
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}. Valid presets: {', '.join(sorted(PRESETS))}.")
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("conv_filters", "encoder_units", "decoder_units"):
-        if key in changes:
-            changes[key] = tuple(int(v) for v in changes[key])
-    architecture = dataclasses.replace(PRESETS[preset], **changes)
-    sizes = (
-        (architecture.latent_dim,)
-        + architecture.conv_filters
-        + architecture.encoder_units
-        + architecture.decoder_units
-    )
-    if any(int(size) <= 0 for size in sizes):
-        raise ValueError(
-            f"latent_dim and every layer width must be positive integers; got {architecture}."
-        )
-    return architecture
 
 
 def _check_image_shape(image_shape, architecture):

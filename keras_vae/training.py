@@ -1,26 +1,13 @@
 """train_and_evaluate(config, run_dir): fit a VAE, evaluate it, write the run dir.
 
-A run dir holds:
-    config.json           the TrainingConfig that made it
-    model.keras           the checkpoint with the best validation loss
-    logs/                 TensorBoard event files: train/ and validation/ scalars,
-                          images/ latent grids (keras_vae.callbacks.LatentImages),
-                          projector/ test posterior means with labels and sprite
-    backup/               BackupAndRestore state while training (removed when done)
-    metrics.json          test metrics of model.keras, in nats per image
-    samples.png           8x8 grid decoded from z ~ N(0, I)
-    reconstructions.png   test inputs (odd rows) above their reconstructions
-    export/               the decoder as a generator (keras_vae.export): SavedModel,
-                          float32/float16/int8 .tflite, generator.json
-    generated_tflite.png  8x8 grid rendered by export/generator_float32.tflite
-
-In multi-worker training only the chief writes the run dir; the other
-workers checkpoint into private temporary directories that are removed at
-the end.
+The run dir's layout is `keras_vae.run_dir`'s. Each step is a function of its
+own: `load_splits`, `build_model`, `build_callbacks`, `fit`, `evaluate`,
+`write_run_artifacts`. In multi-worker training only the chief writes the
+run dir; the other workers checkpoint into private temporary directories
+that are removed at the end.
 """
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -30,21 +17,29 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import data, distribute, export
+from keras_vae import datasets, distribute, export, pipeline, run_dir
 from keras_vae import images as image_io
-from keras_vae.callbacks import BestModelCheckpoint, FlushingTensorBoard, KLWarmup, LatentImages
+from keras_vae.callbacks import (
+    BestModelCheckpoint,
+    EpochTimer,
+    FlushingTensorBoard,
+    KLWarmup,
+    LatentImages,
+    TensorBoardRestart,
+)
 from keras_vae.files import atomic_write_json
 from keras_vae.model import VAE
 
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-EXPORT_DIR = "export"
-BACKUP_DIR = "backup"
+# Test images shown in the TensorBoard image grids and the Projector.
+TENSORBOARD_IMAGES = 1000
 
 
 def split_validation(images, validation_size, seed):
-    """A seeded random split of `images` into (train, validation)."""
+    """A seeded random split of `images` into (train, validation).
+
+    The validation images are the first `validation_size` of a permutation
+    drawn from `seed`; the rest, in that permuted order, are the training images.
+    """
     if validation_size >= len(images):
         raise ValueError(
             f"validation_size ({validation_size}) must be smaller than the training split "
@@ -54,86 +49,27 @@ def split_validation(images, validation_size, seed):
     return images[order[validation_size:]], images[order[:validation_size]]
 
 
-def _load_splits(config):
-    train_images, _ = data.load(config.dataset, "train", config.data_dir)
-    test_images, test_labels = data.load(config.dataset, "test", config.data_dir)
+def load_splits(config):
+    """`(train_images, validation_images or None, test_images, test_labels)`, checked."""
+    train_images, _ = datasets.load(config.dataset, "train", config.data_dir)
+    test_images, test_labels = datasets.load(config.dataset, "test", config.data_dir)
     if config.train_subset:
         train_images = train_images[: config.train_subset]
     if config.test_subset:
         test_images = test_images[: config.test_subset]
         test_labels = test_labels[: config.test_subset]
-    data.check_images(train_images, config.likelihood, "training images")
-    data.check_images(test_images, config.likelihood, "test images")
-    return train_images, test_images, test_labels
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Records each epoch's training wall time (validation included) in seconds."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
-def _log_config(log_dir, config):
-    writer = tf.summary.create_file_writer(os.path.join(log_dir, "config"))
-    with writer.as_default():
-        tf.summary.text("config", "```\n" + config.to_json() + "\n```", step=0)
-    writer.close()
-
-
-def _mark_restart(log_dir, backup_dir):
-    """On a resumed run, tells TensorBoard to drop scalars of the epochs to redo.
-
-    A SessionLog START event at step k makes TensorBoard discard the events
-    with step >= k written before it, so an epoch logged just before a kill
-    and run again after the restart does not appear twice.
-    """
-    metadata_path = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.exists(metadata_path):
-        return
-    with open(metadata_path) as f:
-        epoch = int(json.load(f)["epoch"])
-    from tensorboard.compat.proto import event_pb2
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
-    for split in ("train", "validation", "images"):
-        writer = EventFileWriter(os.path.join(log_dir, split))
-        writer.add_event(
-            event_pb2.Event(
-                wall_time=time.time(),
-                step=epoch,
-                session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START),
-            )
+    datasets.check_images(train_images, config.likelihood, "training images")
+    datasets.check_images(test_images, config.likelihood, "test images")
+    validation_images = None
+    if config.validation_size:
+        train_images, validation_images = split_validation(
+            train_images, config.validation_size, config.seed
         )
-        writer.close()
-
-
-def write_samples(model, path, seed, rows=8, cols=8):
-    """Writes a rows x cols grid of images decoded from z ~ N(0, I)."""
-    samples = keras.ops.convert_to_numpy(model.sample(rows * cols, seed=seed))
-    image_io.save_png(path, image_io.grid(samples, rows, cols))
-
-
-def write_reconstructions(model, path, test_images, cols=8, pairs=2):
-    """Writes `pairs` rows of test inputs, each above its reconstruction."""
-    inputs = test_images[: cols * pairs]
-    outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
-    rows = []
-    for pair in range(pairs):
-        rows.append(inputs[pair * cols : (pair + 1) * cols])
-        rows.append(outputs[pair * cols : (pair + 1) * cols])
-    image_io.save_png(path, image_io.grid(np.concatenate(rows), 2 * pairs, cols))
+    return train_images, validation_images, test_images, test_labels
 
 
 @contextlib.contextmanager
-def _dtype_policy(mixed_precision):
+def dtype_policy(mixed_precision):
     """mixed_float16 on GPU, mixed_bfloat16 on CPU, for the duration of the block."""
     previous = keras.mixed_precision.global_policy()
     if mixed_precision:
@@ -145,20 +81,69 @@ def _dtype_policy(mixed_precision):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _fit(config, strategy, train_images, validation_images, test_split, out_dir, verbose):
-    """Builds and fits the model under `strategy`, writing into `out_dir`.
-
-    `test_split` is `(images, labels)`; its first 1,000 feed the TensorBoard
-    image grids and the Projector.
-    """
-    test_images, test_labels = test_split
+def build_model(config, strategy, image_shape):
+    """The configured VAE, compiled with Adam, built under `strategy`'s scope."""
     with strategy.scope():
-        model = VAE(**config.model_kwargs(train_images.shape[1:]))
+        model = VAE(**config.model_kwargs(image_shape))
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    return model
 
+
+def log_config(log_dir, config):
+    """Writes the config as a TensorBoard text summary under `log_dir/config`."""
+    writer = tf.summary.create_file_writer(os.path.join(log_dir, "config"))
+    with writer.as_default():
+        tf.summary.text("config", "```\n" + config.to_json() + "\n```", step=0)
+    writer.close()
+
+
+def build_callbacks(config, out_dir, test_images, test_labels, monitor):
+    """The callbacks of `fit`, in the order they must run at each epoch's end.
+
+    The scalars are flushed, then the best model is saved, then the backup that
+    a restart resumes from; the restart marker reads the restored backup, so it
+    comes after BackupAndRestore.
+
+    Returns:
+        `(callbacks, timer)`: the list for `fit`, and its `EpochTimer`.
+    """
+    log_dir = os.path.join(out_dir, run_dir.LOGS_DIR)
+    backup_dir = os.path.join(out_dir, run_dir.BACKUP_DIR)
+    timer = EpochTimer()
+    callbacks = [
+        KLWarmup(config.kl_warmup_epochs),
+        keras.callbacks.TerminateOnNaN(),
+        timer,
+        LatentImages(
+            log_dir,
+            test_images[:TENSORBOARD_IMAGES],
+            test_labels[:TENSORBOARD_IMAGES],
+            label_names=datasets.CLASS_NAMES.get(config.dataset),
+            seed=config.seed,
+        ),
+        FlushingTensorBoard(log_dir=log_dir),
+        BestModelCheckpoint(
+            os.path.join(out_dir, run_dir.MODEL_FILE),
+            monitor=monitor,
+            state_path=os.path.join(backup_dir, "best.json"),
+        ),
+        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+        TensorBoardRestart(log_dir),
+    ]
+    return callbacks, timer
+
+
+def fit(config, model, splits, out_dir, verbose):
+    """Fits `model` on the training split, writing into `out_dir`.
+
+    Returns:
+        dict: `train_seconds`, `optimizer_iterations` and, when an epoch ran,
+        `train_images_per_second` (of the median epoch).
+    """
+    train_images, validation_images, test_images, test_labels = splits
     batch_size = min(config.batch_size, len(train_images))
     steps_per_epoch = len(train_images) // batch_size
-    train_data = data.make_dataset(
+    train_data = pipeline.make_dataset(
         train_images,
         batch_size=batch_size,
         shuffle=True,
@@ -169,37 +154,15 @@ def _fit(config, strategy, train_images, validation_images, test_split, out_dir,
     validation = {}
     if validation_images is not None:
         validation = {
-            "validation_data": data.make_dataset(
+            "validation_data": pipeline.make_dataset(
                 validation_images, batch_size=config.batch_size, repeat=True
             ),
             "validation_steps": math.ceil(len(validation_images) / config.batch_size),
         }
-    log_dir = os.path.join(out_dir, "logs")
-    backup_dir = os.path.join(out_dir, BACKUP_DIR)
-    _log_config(log_dir, config)
-    _mark_restart(log_dir, backup_dir)
-    timer = EpochTimer()
-    # Order matters at each epoch end: the scalars are flushed, then the best
-    # model is saved, then the backup that a restart resumes from.
-    callbacks = [
-        KLWarmup(config.kl_warmup_epochs),
-        keras.callbacks.TerminateOnNaN(),
-        timer,
-        LatentImages(
-            log_dir,
-            test_images[:1000],
-            test_labels[:1000],
-            label_names=data.CLASS_NAMES.get(config.dataset),
-            seed=config.seed,
-        ),
-        FlushingTensorBoard(log_dir=log_dir),
-        BestModelCheckpoint(
-            os.path.join(out_dir, MODEL_FILE),
-            monitor="val_loss" if validation else "loss",
-            state_path=os.path.join(backup_dir, "best.json"),
-        ),
-        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
-    ]
+    log_config(os.path.join(out_dir, run_dir.LOGS_DIR), config)
+    callbacks, timer = build_callbacks(
+        config, out_dir, test_images, test_labels, "val_loss" if validation else "loss"
+    )
     start = time.perf_counter()
     model.fit(
         train_data,
@@ -210,9 +173,8 @@ def _fit(config, strategy, train_images, validation_images, test_split, out_dir,
         verbose=verbose,
         **validation,
     )
-    train_seconds = time.perf_counter() - start
     facts = {
-        "train_seconds": train_seconds,
+        "train_seconds": time.perf_counter() - start,
         "optimizer_iterations": int(model.optimizer.iterations.numpy()),
     }
     if timer.seconds:
@@ -221,15 +183,47 @@ def _fit(config, strategy, train_images, validation_images, test_split, out_dir,
     return facts
 
 
-def train_and_evaluate(config, run_dir, verbose="auto"):
-    """Trains a VAE as `config` says and writes every artifact into `run_dir`.
+def evaluate(model, images, batch_size):
+    """Test metrics in nats per image, with `negative_elbo` = reconstruction + KL."""
+    results = model.evaluate(
+        pipeline.make_dataset(images, batch_size=batch_size), return_dict=True, verbose=0
+    )
+    metrics = {name: float(value) for name, value in results.items()}
+    metrics["negative_elbo"] = metrics["reconstruction_loss"] + metrics["kl_loss"]
+    return metrics
+
+
+def write_samples(model, path, seed, rows=8, cols=8):
+    """Writes a rows x cols grid of images decoded from z ~ N(0, I)."""
+    samples = keras.ops.convert_to_numpy(model.sample(rows * cols, seed=seed))
+    image_io.save_png(path, image_io.grid(samples, rows, cols))
+
+
+def write_run_artifacts(model, directory, config, test_images):
+    """The pictures and the exported generator of a trained `model` in the run dir."""
+    write_samples(model, os.path.join(directory, run_dir.SAMPLES_PNG), seed=config.seed)
+    inputs = test_images[:16]
+    outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
+    image_io.save_png(
+        os.path.join(directory, run_dir.RECONSTRUCTIONS_PNG),
+        image_io.reconstruction_grid(inputs, outputs, cols=8),
+    )
+    export_dir = os.path.join(directory, run_dir.EXPORT_DIR)
+    export.export_generator(model, export_dir, overwrite=True, training_config=config.to_dict())
+    export.render_preview(
+        export_dir, os.path.join(directory, run_dir.PREVIEW_PNG), seed=config.seed
+    )
+
+
+def train_and_evaluate(config, directory, verbose="auto"):
+    """Trains a VAE as `config` says and writes every artifact into `directory`.
 
     Running the same call again on an interrupted run resumes from the last
     finished epoch (Keras's BackupAndRestore).
 
     Args:
         config: a `keras_vae.config.TrainingConfig`.
-        run_dir: output directory, created if missing.
+        directory: the run dir, created if missing.
         verbose: passed to `fit`.
 
     Returns:
@@ -243,45 +237,24 @@ def train_and_evaluate(config, run_dir, verbose="auto"):
     # First: a multi-worker strategy must configure collectives before any op runs.
     strategy = distribute.make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
-    train_images, test_images, test_labels = _load_splits(config)
-    validation_images = None
-    if config.validation_size:
-        train_images, validation_images = split_validation(
-            train_images, config.validation_size, config.seed
-        )
+    splits = load_splits(config)
 
     chief = distribute.is_chief(strategy)
-    out_dir = distribute.worker_dir(run_dir, strategy)
+    out_dir = distribute.worker_dir(directory, strategy)
     os.makedirs(out_dir, exist_ok=True)
     if chief:
-        atomic_write_json(os.path.join(run_dir, CONFIG_FILE), config.to_dict())
-    with _dtype_policy(config.mixed_precision):
-        facts = _fit(
-            config,
-            strategy,
-            train_images,
-            validation_images,
-            (test_images, test_labels),
-            out_dir,
-            verbose,
-        )
+        atomic_write_json(os.path.join(directory, run_dir.CONFIG_FILE), config.to_dict())
+    with dtype_policy(config.mixed_precision):
+        model = build_model(config, strategy, splits[0].shape[1:])
+        facts = fit(config, model, splits, out_dir, verbose)
     if not chief:
         shutil.rmtree(out_dir, ignore_errors=True)
         return {}
 
     # Evaluated outside the strategy: one local model, no collectives.
-    best = keras.models.load_model(os.path.join(run_dir, MODEL_FILE))
-    test_data = data.make_dataset(test_images, batch_size=config.batch_size)
-    metrics = best.evaluate(test_data, return_dict=True, verbose=0)
-    metrics = {name: float(value) for name, value in metrics.items()}
-    metrics["negative_elbo"] = metrics["reconstruction_loss"] + metrics["kl_loss"]
-    metrics.update(facts)
-    atomic_write_json(os.path.join(run_dir, METRICS_FILE), metrics)
-    write_samples(best, os.path.join(run_dir, "samples.png"), seed=config.seed)
-    write_reconstructions(best, os.path.join(run_dir, "reconstructions.png"), test_images)
-    export_dir = os.path.join(run_dir, EXPORT_DIR)
-    export.export_generator(best, export_dir, overwrite=True, training_config=config.to_dict())
-    export.render_preview(
-        export_dir, os.path.join(run_dir, "generated_tflite.png"), seed=config.seed
-    )
+    best = keras.models.load_model(os.path.join(directory, run_dir.MODEL_FILE))
+    test_images = splits[2]
+    metrics = {**evaluate(best, test_images, config.batch_size), **facts}
+    atomic_write_json(os.path.join(directory, run_dir.METRICS_FILE), metrics)
+    write_run_artifacts(best, directory, config, test_images)
     return metrics

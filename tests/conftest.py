@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import data
+from keras_vae import datasets
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,7 +38,7 @@ def idx_dir(tmp_path):
     for split, count in (("train", 30), ("test", 10)):
         labels = np.arange(count, dtype=np.uint8) % 10
         images = np.repeat((labels * 10)[:, None, None], 8, axis=1).repeat(8, axis=2)
-        image_stem, label_stem = data.IDX_FILES[split]
+        image_stem, label_stem = datasets.IDX_FILES[split]
         write_idx(tmp_path / f"{image_stem}.gz", images)
         write_idx(tmp_path / f"{label_stem}.gz", labels)
     return tmp_path
@@ -47,12 +47,12 @@ def idx_dir(tmp_path):
 @pytest.fixture(scope="session")
 def fashion_mnist():
     """Real Fashion-MNIST from Debian's dataset-fashion-mnist (installed by .ci/run)."""
-    if not os.path.isdir(data.DEBIAN_FASHION_MNIST_DIR):
+    if not os.path.isdir(datasets.DEBIAN_FASHION_MNIST_DIR):
         pytest.fail(
-            f"{data.DEBIAN_FASHION_MNIST_DIR} is missing: apt-get install dataset-fashion-mnist"
+            f"{datasets.DEBIAN_FASHION_MNIST_DIR} is missing: apt-get install dataset-fashion-mnist"
         )
-    train = data.load("fashion_mnist", "train")
-    test = data.load("fashion_mnist", "test")
+    train = datasets.load("fashion_mnist", "train")
+    test = datasets.load("fashion_mnist", "test")
     return train, test
 
 

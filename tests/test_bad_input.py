@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import VAE, data, training
+from keras_vae import VAE, datasets, training
 from tests.conftest import run_train, write_idx
 
 TINY = {"conv_filters": (4, 8), "encoder_units": (16,), "decoder_units": (16,), "latent_dim": 3}
@@ -52,8 +52,8 @@ def test_empty_dataset_at_the_cli(tmp_path, idx_dir):
 def test_image_shape_the_model_cannot_take_at_the_cli(tmp_path):
     for split, count in (("train", 40), ("test", 8)):
         images = np.random.default_rng(0).integers(0, 256, (count, 30, 30), dtype=np.uint8)
-        write_idx(tmp_path / f"{data.IDX_FILES[split][0]}.gz", images)
-        write_idx(tmp_path / f"{data.IDX_FILES[split][1]}.gz", np.zeros(count, np.uint8))
+        write_idx(tmp_path / f"{datasets.IDX_FILES[split][0]}.gz", images)
+        write_idx(tmp_path / f"{datasets.IDX_FILES[split][1]}.gz", np.zeros(count, np.uint8))
     result = run_train(tmp_path / "run", "--data-dir", str(tmp_path), "--validation-size", "8")
     assert_one_line_error(result, "height and width must be divisible by 4")
 
@@ -89,12 +89,12 @@ def test_wrong_latent_size_to_decode():
     ],
 )
 def test_check_images_rejects_unusable_pixels(images, message):
-    with pytest.raises(data.DataError, match=message):
-        data.check_images(images, "bernoulli")
+    with pytest.raises(datasets.DataError, match=message):
+        datasets.check_images(images, "bernoulli")
 
 
 def test_gaussian_likelihood_accepts_any_finite_range():
-    data.check_images(np.full((2, 4, 4, 1), 255.0), "gaussian")
+    datasets.check_images(np.full((2, 4, 4, 1), 255.0), "gaussian")
 
 
 @pytest.mark.parametrize("fill", [0.0, 1.0])
@@ -121,7 +121,7 @@ def test_log_variance_is_clipped_so_exp_cannot_overflow():
 
 def test_mixed_precision_keeps_losses_in_float32():
     images = np.random.default_rng(0).uniform(size=(16, 28, 28, 1)).astype(np.float32)
-    with training._dtype_policy(mixed_precision=True):
+    with training.dtype_policy(mixed_precision=True):
         model = VAE(seed=0, **TINY)
         model.compile(optimizer="adam")
         assert model.compute_dtype == "bfloat16"

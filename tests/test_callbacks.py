@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_vae import VAE, data, latent
+from keras_vae import VAE, datasets, latent
 from keras_vae import images as image_io
 from keras_vae.callbacks import LatentImages
 
@@ -40,7 +40,7 @@ def logged_run(fashion_mnist, tmp_path_factory):
         str(log_dir),
         test_images[:50],
         test_labels[:50],
-        label_names=data.CLASS_NAMES["fashion_mnist"],
+        label_names=datasets.CLASS_NAMES["fashion_mnist"],
         every_n_epochs=2,
         num_samples=16,
         num_interpolations=3,
@@ -89,7 +89,7 @@ def test_projector_holds_posterior_means_labels_and_sprite(logged_run):
     directory = log_dir / "projector"
     config = (directory / "projector_config.pbtxt").read_text()
     assert 'metadata_path: "metadata.tsv"' in config and 'image_path: "sprite.png"' in config
-    names = data.CLASS_NAMES["fashion_mnist"]
+    names = datasets.CLASS_NAMES["fashion_mnist"]
     lines = (directory / "metadata.tsv").read_text().splitlines()
     assert lines == [names[label] for label in test_labels[:40]]
     sprite = np.asarray(Image.open(directory / "sprite.png"))

@@ -5,7 +5,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from keras_vae import celeba, data
+from keras_vae import datasets
+from keras_vae.datasets import celeba
 
 # Six photos of CelebA's aligned size (218 high, 178 wide); photo i is filled
 # with gray level 40 * i inside the central face crop and black outside it.
@@ -63,19 +64,23 @@ def test_on_disk_errors_say_which_file_and_line(celeba_dir):
     attribute_file = celeba_dir / celeba.ATTRIBUTES_FILE
     lines = attribute_file.read_text().splitlines()
     attribute_file.write_text("\n".join(lines[:4] + [lines[4].replace("-1", "0", 1)] + lines[5:]))
-    with pytest.raises(data.DataError, match=r"list_attr_celeba.txt, line 5: expected a file name"):
+    with pytest.raises(
+        datasets.DataError, match=r"list_attr_celeba.txt, line 5: expected a file name"
+    ):
         celeba.load("all", data_dir=str(celeba_dir))
     attribute_file.write_text("\n".join(lines[:-1]))
-    with pytest.raises(data.DataError, match="line 1 says 6 images but 5 rows follow"):
+    with pytest.raises(datasets.DataError, match="line 1 says 6 images but 5 rows follow"):
         celeba.load("all", data_dir=str(celeba_dir))
     attribute_file.write_text("\n".join(lines))
     (celeba_dir / celeba.IMAGE_DIR / "000002.jpg").unlink()
-    with pytest.raises(data.DataError, match="000002.jpg is listed in list_attr_celeba.txt but"):
+    with pytest.raises(
+        datasets.DataError, match="000002.jpg is listed in list_attr_celeba.txt but"
+    ):
         celeba.load("all", data_dir=str(celeba_dir))
     (celeba_dir / celeba.PARTITION_FILE).unlink()
-    with pytest.raises(data.DataError, match="list_eval_partition.txt is missing"):
+    with pytest.raises(datasets.DataError, match="list_eval_partition.txt is missing"):
         celeba.load("train", data_dir=str(celeba_dir))
-    with pytest.raises(data.DataError, match="CelebA directory not found"):
+    with pytest.raises(datasets.DataError, match="CelebA directory not found"):
         celeba.load("all", data_dir=str(celeba_dir / "nowhere"))
     with pytest.raises(ValueError, match="Valid CelebA splits: train, validation, test, all"):
         celeba.load("dev", data_dir=str(celeba_dir))
@@ -91,23 +96,23 @@ def test_tensorflow_datasets_celeb_a():
 
 
 def test_load_attributes_dispatches_to_celeba_and_class_labels(celeba_dir):
-    images, attributes, names = data.load_attributes("celeba", "all", str(celeba_dir))
+    images, attributes, names = datasets.load_attributes("celeba", "all", str(celeba_dir))
     assert images.shape == (COUNT, 64, 64, 3)
-    smiling = data.attribute_index(names, "smiling")
+    smiling = datasets.attribute_index(names, "smiling")
     np.testing.assert_array_equal(attributes[:, smiling], fixture_attributes()[:, smiling])
     with pytest.raises(ValueError, match="Valid datasets: fashion_mnist, mnist, celeba"):
-        data.load_attributes("cifar10")
+        datasets.load_attributes("cifar10")
 
 
 def test_class_labels_are_attributes(fashion_mnist):
-    images, attributes, names = data.load_attributes("fashion_mnist", "test", limit=500)
+    images, attributes, names = datasets.load_attributes("fashion_mnist", "test", limit=500)
     _, (_, test_labels) = fashion_mnist
     assert images.shape == (500, 28, 28, 1) and attributes.shape == (500, 10)
-    trouser = data.attribute_index(names, "trouser")
-    ankle_boot = data.attribute_index(names, "ankle_boot")
+    trouser = datasets.attribute_index(names, "trouser")
+    ankle_boot = datasets.attribute_index(names, "ankle_boot")
     assert (trouser, ankle_boot) == (1, 9)
     np.testing.assert_array_equal(attributes[:, trouser], test_labels[:500] == 1)
     assert attributes.sum(axis=1).tolist() == [1] * 500
-    assert data.attribute_index(data.CLASS_NAMES["mnist"], "7") == 7
+    assert datasets.attribute_index(datasets.CLASS_NAMES["mnist"], "7") == 7
     with pytest.raises(ValueError, match="Unknown attribute 'hat'. Valid attributes: T-shirt/top"):
-        data.attribute_index(names, "hat")
+        datasets.attribute_index(names, "hat")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_vae import cli, data, latent
+from keras_vae import cli, datasets, latent
 from tests.conftest import REPO_ROOT
 
 COMMANDS = ("generate", "interpolate", "attribute", "edit", "average")
@@ -92,7 +92,7 @@ def test_attribute_then_edit_with_the_saved_vector(trained_run, tmp_path, capsys
     assert "Trouser: " in capsys.readouterr().err
     vector = np.load(vector_path)
     model = keras.models.load_model(run_dir / "model.keras")
-    images, labels = data.load("fashion_mnist", "test")
+    images, labels = datasets.load("fashion_mnist", "test")
     expected = latent.attribute_vector(latent.Codec(model).encode(images[:500]), labels[:500] == 1)
     np.testing.assert_allclose(vector, expected, rtol=1e-5)
 

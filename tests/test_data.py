@@ -4,25 +4,25 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from keras_vae import data
+from keras_vae import datasets, pipeline
 from tests.conftest import write_idx
 
 
 def test_load_idx_split_shapes_dtypes_range_and_label_alignment(idx_dir):
-    images, labels = data.load_idx_split(str(idx_dir), "train")
+    images, labels = datasets.load_idx_split(str(idx_dir), "train")
     assert images.shape == (30, 8, 8, 1) and images.dtype == np.float32
     assert labels.shape == (30,) and labels.dtype == np.int64
     assert images.min() >= 0 and images.max() <= 1
     # Fixture: every pixel of image i is 10 * label_i / 255.
     np.testing.assert_allclose(images[:, 0, 0, 0], labels * 10 / 255.0, rtol=1e-6)
-    test_images, _ = data.load_idx_split(str(idx_dir), "test")
+    test_images, _ = datasets.load_idx_split(str(idx_dir), "test")
     assert len(test_images) == 10
 
 
 def test_uncompressed_idx_files_are_read_too(tmp_path):
     array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     write_idx(tmp_path / "plain-idx3-ubyte", array)
-    np.testing.assert_array_equal(data.read_idx(tmp_path / "plain-idx3-ubyte"), array)
+    np.testing.assert_array_equal(datasets.read_idx(tmp_path / "plain-idx3-ubyte"), array)
 
 
 def test_real_fashion_mnist(fashion_mnist):
@@ -41,64 +41,64 @@ def test_truncated_idx_file_names_file_and_sizes(idx_dir):
     path = idx_dir / "train-images-idx3-ubyte.gz"
     raw = gzip.decompress(path.read_bytes())
     path.write_bytes(gzip.compress(raw[:-10]))
-    with pytest.raises(data.DataError, match=r"train-images-idx3-ubyte\.gz.*truncated"):
-        data.load_idx_split(str(idx_dir), "train")
+    with pytest.raises(datasets.DataError, match=r"train-images-idx3-ubyte\.gz.*truncated"):
+        datasets.load_idx_split(str(idx_dir), "train")
 
 
 def test_corrupted_gzip_and_bad_magic_give_clear_errors(idx_dir):
     labels = idx_dir / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(b"this is not gzip")
-    with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz: not a readable gzip"):
-        data.load_idx_split(str(idx_dir), "test")
+    with pytest.raises(datasets.DataError, match="t10k-labels-idx1-ubyte.gz: not a readable gzip"):
+        datasets.load_idx_split(str(idx_dir), "test")
     labels.write_bytes(gzip.compress(b"\x12\x34\x08\x01rest"))
-    with pytest.raises(data.DataError, match="not an IDX file"):
-        data.load_idx_split(str(idx_dir), "test")
+    with pytest.raises(datasets.DataError, match="not an IDX file"):
+        datasets.load_idx_split(str(idx_dir), "test")
 
 
 def test_mismatched_label_count_is_an_error(idx_dir):
     write_idx(idx_dir / "t10k-labels-idx1-ubyte.gz", np.zeros(3, np.uint8))
-    with pytest.raises(data.DataError, match="expected 10 labels"):
-        data.load_idx_split(str(idx_dir), "test")
+    with pytest.raises(datasets.DataError, match="expected 10 labels"):
+        datasets.load_idx_split(str(idx_dir), "test")
 
 
 def test_missing_directory_or_file_never_falls_back_to_download(tmp_path, idx_dir):
-    with pytest.raises(data.DataError, match="Data directory not found"):
-        data.load("mnist", "train", data_dir=str(tmp_path / "nowhere"))
+    with pytest.raises(datasets.DataError, match="Data directory not found"):
+        datasets.load("mnist", "train", data_dir=str(tmp_path / "nowhere"))
     (idx_dir / "train-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(data.DataError, match="missing train-labels-idx1-ubyte.gz"):
-        data.load("mnist", "train", data_dir=str(idx_dir))
+    with pytest.raises(datasets.DataError, match="missing train-labels-idx1-ubyte.gz"):
+        datasets.load("mnist", "train", data_dir=str(idx_dir))
 
 
 def test_unknown_dataset_lists_valid_ones():
     with pytest.raises(ValueError, match="Valid datasets: fashion_mnist, mnist"):
-        data.load("cifar", "train")
+        datasets.load("cifar", "train")
 
 
 def test_tensorflow_datasets_path_when_no_local_source():
     # mnist has no default directory, so this goes through tfds.load.
     with tfds.testing.mock_data(num_examples=12):
-        images, labels = data.load("mnist", "test")
+        images, labels = datasets.load("mnist", "test")
     assert images.shape == (12, 28, 28, 1) and images.dtype == np.float32
     assert labels.shape == (12,) and labels.dtype == np.int64
     assert images.min() >= 0 and images.max() <= 1
 
 
 def test_make_dataset_batches_and_seeded_shuffle(idx_dir):
-    images, labels = data.load_idx_split(str(idx_dir), "train")
-    batches = list(data.make_dataset(images, labels, batch_size=8).as_numpy_iterator())
+    images, labels = datasets.load_idx_split(str(idx_dir), "train")
+    batches = list(pipeline.make_dataset(images, labels, batch_size=8).as_numpy_iterator())
     assert [len(x) for x, _ in batches] == [8, 8, 8, 6]
     x, y = batches[0]
     np.testing.assert_allclose(x[:, 0, 0, 0], y * 10 / 255.0, rtol=1e-6)
 
     def first_epoch(seed):
-        dataset = data.make_dataset(images, labels, batch_size=30, shuffle=True, seed=seed)
+        dataset = pipeline.make_dataset(images, labels, batch_size=30, shuffle=True, seed=seed)
         return next(dataset.as_numpy_iterator())[1]
 
     np.testing.assert_array_equal(first_epoch(3), first_epoch(3))
     assert sorted(first_epoch(3)) == sorted(labels)
     assert not np.array_equal(first_epoch(3), labels)
 
-    repeated = data.make_dataset(images, batch_size=8, repeat=True, drop_remainder=True)
+    repeated = pipeline.make_dataset(images, batch_size=8, repeat=True, drop_remainder=True)
     shapes = [b.shape for b in repeated.take(6).as_numpy_iterator()]
     assert shapes == [(8, 8, 8, 1)] * 6
 
@@ -106,7 +106,9 @@ def test_make_dataset_batches_and_seeded_shuffle(idx_dir):
 def test_repeated_shuffled_dataset_shows_every_image_once_per_pass():
     labels = np.arange(40)
     images = np.zeros((40, 4, 4, 1), np.float32) + labels[:, None, None, None] / 40.0
-    dataset = data.make_dataset(images, labels, batch_size=10, shuffle=True, seed=1, repeat=True)
+    dataset = pipeline.make_dataset(
+        images, labels, batch_size=10, shuffle=True, seed=1, repeat=True
+    )
     batches = list(dataset.take(8).as_numpy_iterator())
     for x, y in batches:
         np.testing.assert_allclose(x[:, 0, 0, 0], y / 40.0, rtol=1e-6)  # pairs stay together
@@ -116,7 +118,7 @@ def test_repeated_shuffled_dataset_shows_every_image_once_per_pass():
 
 
 def test_make_dataset_rejects_empty_input_and_bad_batch_size():
-    with pytest.raises(data.DataError, match="empty"):
-        data.make_dataset(np.zeros((0, 28, 28, 1), np.float32))
+    with pytest.raises(datasets.DataError, match="empty"):
+        pipeline.make_dataset(np.zeros((0, 28, 28, 1), np.float32))
     with pytest.raises(ValueError, match="batch_size must be positive"):
-        data.make_dataset(np.zeros((4, 28, 28, 1), np.float32), batch_size=0)
+        pipeline.make_dataset(np.zeros((4, 28, 28, 1), np.float32), batch_size=0)

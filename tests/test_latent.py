@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import VAE, Autoencoder, latent
+from keras_vae import VAE, Autoencoder, latent, names
 
 TINY = {"conv_filters": (4, 8), "encoder_units": (16,), "decoder_units": (16,), "latent_dim": 3}
 
@@ -11,7 +11,7 @@ def random_codes(shape, seed=0, scale=1.0):
     return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
 
 
-@pytest.mark.parametrize("method", latent.METHODS)
+@pytest.mark.parametrize("method", names.INTERPOLATIONS)
 def test_endpoints_are_exact_and_shapes_follow_the_batch(method):
     z0, z1 = random_codes(8, 1), random_codes(8, 2, scale=3.0)
     path = latent.interpolate(z0, z1, 7, method)
@@ -133,6 +133,12 @@ def test_codec_matches_the_model_in_batches(model_class):
     np.testing.assert_allclose(
         decoded[:, 0], keras.ops.convert_to_numpy(model.decode(codes)), atol=1e-5
     )
+    # One graph for every batch size (3, then the remainder 1), following training.
+    assert codec._decode.function.experimental_get_tracing_count() == 1
+    before = codec.decode(np.zeros((1, 3)))
+    for variable in model.decoder.trainable_variables:
+        variable.assign(variable + 0.1)
+    assert np.abs(codec.decode(np.zeros((1, 3))) - before).max() > 1e-3
     with pytest.raises(ValueError, match=r"takes images of shape \(28, 28, 1\)"):
         codec.encode(images[:, :14])
     with pytest.raises(ValueError, match="codes have 3 dimensions"):

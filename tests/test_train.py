@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_vae import VAE, data
+from keras_vae import VAE, datasets
 from tests.conftest import REPO_ROOT, run_train
 
 
@@ -58,7 +58,7 @@ def test_evaluated_model_is_the_best_checkpoint(trained_run):
     run_dir, _ = trained_run
     model = keras.models.load_model(run_dir / "model.keras")
     # Reconstructions of test images must beat a blank guess by a wide margin.
-    test_images, _ = data.load("fashion_mnist", "test")
+    test_images, _ = datasets.load("fashion_mnist", "test")
     reconstructions = keras.ops.convert_to_numpy(model(test_images[:64]))
     assert np.mean((reconstructions - test_images[:64]) ** 2) < np.mean(
         (0.5 - test_images[:64]) ** 2
@@ -112,7 +112,7 @@ def test_train_logs_latent_grids_and_projector(trained_run):
     }
     projector = run_dir / "logs" / "projector"
     labels = (projector / "metadata.tsv").read_text().splitlines()
-    assert len(labels) == 256 and set(labels) <= set(data.CLASS_NAMES["fashion_mnist"])
+    assert len(labels) == 256 and set(labels) <= set(datasets.CLASS_NAMES["fashion_mnist"])
     assert (projector / "sprite.png").exists() and (projector / "projector_config.pbtxt").exists()
 
 

@@ -19,7 +19,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from keras_vae.data import DataError
+from keras_vae.datasets.errors import DataError
+from keras_vae.names import CELEBA_SPLITS, check_choice
 
 ATTRIBUTES = (
     "5_o_Clock_Shadow",
@@ -66,7 +67,6 @@ ATTRIBUTES = (
 IMAGE_DIR = "img_align_celeba"
 ATTRIBUTES_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
-SPLITS = ("train", "validation", "test", "all")
 _PARTITION_IDS = {"train": "0", "validation": "1", "test": "2"}
 IMAGE_SIZE = 64
 CROP = 140
@@ -131,8 +131,7 @@ def _split_filenames(directory, split):
 
 
 def _check_split(split):
-    if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}. Valid CelebA splits: {', '.join(SPLITS)}.")
+    check_choice("CelebA split", split, CELEBA_SPLITS)
 
 
 def load_from_directory(directory, split="all", limit=None, size=IMAGE_SIZE, crop=CROP):

@@ -1,0 +1,113 @@
+"""What the VAE and the deterministic Autoencoder share: architecture, decoder, checks, config."""
+
+import keras
+from keras import ops
+
+from keras_vae import networks, presets
+
+
+class LatentImageModel(keras.Model):
+    """Base of `keras_vae.VAE` and `keras_vae.Autoencoder`: an image model with a latent code.
+
+    Resolves the preset with the width overrides, keeps one attribute per
+    constructor argument, builds the decoder (z -> per-pixel logits), checks
+    the shapes of images and codes, and writes those arguments into
+    `get_config`. Subclasses build their encoder from `self.architecture`.
+
+    Args:
+        image_shape: `(height, width, channels)`.
+        latent_dim: size of z; `None` takes the preset's.
+        preset: one of `keras_vae.names.PRESETS`.
+        conv_filters, encoder_units, decoder_units: override the preset's
+            layer widths (sequences of ints); `None` keeps the preset's.
+        **kwargs: standard `keras.Model` arguments (`name`...).
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        latent_dim=None,
+        preset="default",
+        conv_filters=None,
+        encoder_units=None,
+        decoder_units=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        architecture = presets.resolve(
+            preset,
+            latent_dim=latent_dim,
+            conv_filters=conv_filters,
+            encoder_units=encoder_units,
+            decoder_units=decoder_units,
+        )
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.preset = preset
+        self.latent_dim = architecture.latent_dim
+        self.conv_filters = architecture.conv_filters
+        self.encoder_units = architecture.encoder_units
+        self.decoder_units = architecture.decoder_units
+        self.encoder = self.build_encoder()
+        self.decoder = networks.build_decoder(self.image_shape, architecture)
+
+    def build_encoder(self):
+        """The encoder network (a functional `keras.Model`), from `self.architecture`."""
+        raise NotImplementedError
+
+    @property
+    def architecture(self):
+        """The resolved `keras_vae.presets.Architecture`."""
+        return presets.Architecture(
+            self.latent_dim, self.conv_filters, self.encoder_units, self.decoder_units
+        )
+
+    def check_images(self, images):
+        """Raises ValueError unless `images` is `[batch, H, W, C]` of this model's shape."""
+        shape = tuple(images.shape[1:])
+        if len(images.shape) != 4 or any(
+            got is not None and got != want
+            for got, want in zip(shape, self.image_shape, strict=False)
+        ):
+            height, width, channels = self.image_shape
+            raise ValueError(
+                f"This {type(self).__name__} takes images of shape (batch, {height}, {width}, "
+                f"{channels}); got {tuple(images.shape)}. Resize the images to "
+                f"{height}x{width}x{channels} or build a model with a matching image_shape."
+            )
+
+    def check_codes(self, z):
+        """`z` as a tensor; raises ValueError unless it is `[batch, latent_dim]`."""
+        z = ops.convert_to_tensor(z)
+        if len(z.shape) != 2 or z.shape[-1] != self.latent_dim:
+            raise ValueError(
+                f"This {type(self).__name__} decodes latent codes of shape "
+                f"(batch, {self.latent_dim}); got {tuple(z.shape)}."
+            )
+        return z
+
+    def decoder_logits(self, z, training=False):
+        """The decoder's raw output in float32, `[batch, H, W, C]`."""
+        z = ops.cast(self.check_codes(z), self.compute_dtype)
+        return ops.cast(self.decoder(z, training=training), "float32")
+
+    def decode(self, z):
+        """Images `[batch, H, W, C]` in [0, 1] for latent codes `[batch, latent_dim]`.
+
+        sigmoid(decoder(z)) in float32: the Bernoulli probabilities or Gaussian
+        means. Plain ops; `keras_vae.latent.Codec` runs it compiled, in batches.
+        """
+        return ops.sigmoid(self.decoder_logits(z))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_shape": list(self.image_shape),
+                "latent_dim": self.latent_dim,
+                "preset": self.preset,
+                "conv_filters": list(self.conv_filters),
+                "encoder_units": list(self.encoder_units),
+                "decoder_units": list(self.decoder_units),
+            }
+        )
+        return config

@@ -1,0 +1,100 @@
+"""Datasets as float32 NHWC images in [0, 1], with labels or binary attributes.
+
+One module per source (`idx` files, the `mnist` family, `celeba`), the
+`errors` they raise and the `checks` run before training; this module is the
+name -> loader registry. None of them imports TensorFlow or anything above
+them; `keras_vae.pipeline` turns the arrays into `tf.data`.
+
+Example:
+>>> images, labels = datasets.load("fashion_mnist", "test")
+>>> faces, attributes, names = datasets.load_attributes("celeba", "test", limit=1000)
+"""
+
+import functools
+
+import numpy as np
+
+from keras_vae import names as valid
+from keras_vae.datasets import celeba, mnist
+from keras_vae.datasets.checks import check_images
+from keras_vae.datasets.errors import DataError
+from keras_vae.datasets.idx import IDX_FILES, load_idx_split, read_idx
+from keras_vae.datasets.mnist import CLASS_NAMES, DEBIAN_FASHION_MNIST_DIR
+
+__all__ = [
+    "CLASS_NAMES",
+    "DEBIAN_FASHION_MNIST_DIR",
+    "IDX_FILES",
+    "DataError",
+    "attribute_index",
+    "check_images",
+    "class_attributes",
+    "load",
+    "load_attributes",
+    "load_idx_split",
+    "read_idx",
+]
+
+# name -> load(split, data_dir) -> (images, labels); the keys are names.DATASETS.
+LOADERS = {name: functools.partial(mnist.load, name) for name in valid.DATASETS}
+
+
+def load(dataset="fashion_mnist", split="train", data_dir=None):
+    """Loads a whole split into memory: `(images, labels)`.
+
+    Args:
+        dataset: one of `keras_vae.names.DATASETS`.
+        split: "train" or "test".
+        data_dir: the dataset's files; `None` for its default source (see
+            `keras_vae.datasets.mnist.load`). A named directory is never
+            replaced by a download.
+
+    Returns:
+        float32 `[N, H, W, C]` in [0, 1] and int64 `[N]`.
+    """
+    valid.check_choice("dataset", dataset, valid.DATASETS)
+    return LOADERS[dataset](split, data_dir)
+
+
+def class_attributes(labels, num_classes):
+    """Integer labels `[N]` as one binary attribute per class: bool `[N, num_classes]`."""
+    labels = np.asarray(labels)
+    return labels[:, np.newaxis] == np.arange(num_classes)
+
+
+def load_attributes(dataset, split="test", data_dir=None, limit=None):
+    """Images with binary attributes, for attribute vectors and group averages.
+
+    Args:
+        dataset: "fashion_mnist" or "mnist" (each class is an attribute:
+            "Trouser", "7") or "celeba" (its 40 attributes, 64x64 RGB; split
+            "all" is every image, see `keras_vae.datasets.celeba`).
+        split, data_dir: as for `load` (or `keras_vae.datasets.celeba.load`).
+        limit: keep the first `limit` images.
+
+    Returns:
+        `(images, attributes, names)`: float32 `[N, H, W, C]` in [0, 1], bool
+        `[N, K]`, and the K attribute names.
+    """
+    valid.check_choice("dataset", dataset, valid.ATTRIBUTE_DATASETS)
+    if dataset == "celeba":
+        return celeba.load(split, data_dir, limit)
+    images, labels = load(dataset, split, data_dir)
+    class_names = CLASS_NAMES[dataset]
+    images, labels = images[:limit], labels[:limit]
+    return images, class_attributes(labels, len(class_names)), class_names
+
+
+def _folded(name):
+    return "".join(character for character in name.lower() if character.isalnum())
+
+
+def attribute_index(attribute_names, name):
+    """Position of `name` in `attribute_names`, ignoring case, spaces and punctuation.
+
+    "ankle_boot" finds "Ankle boot", "smiling" finds "Smiling".
+    """
+    folded = [_folded(candidate) for candidate in attribute_names]
+    if _folded(name) not in folded:
+        valid.check_choice("attribute", name, attribute_names)  # raises: name is not there
+    return folded.index(_folded(name))

@@ -1,0 +1,38 @@
+"""The valid names of every choice the package offers, and the one error message for a bad one.
+
+Imports nothing, so configuration, `--help` and argument checks never load
+TensorFlow; every other module takes its names from here.
+"""
+
+# The architectures of keras_vae.presets.PRESETS (a test keeps the two equal).
+PRESETS = ("conv", "default", "keras_example", "mlp")
+LIKELIHOODS = ("bernoulli", "gaussian")
+# Datasets that train.py trains on (IDX files, or tensorflow-datasets).
+DATASETS = ("fashion_mnist", "mnist")
+# Datasets with attributes for the latent toolkit (class labels count as attributes).
+ATTRIBUTE_DATASETS = (*DATASETS, "celeba")
+SPLITS = ("train", "test")
+CELEBA_SPLITS = ("train", "validation", "test", "all")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+INTERPOLATIONS = ("slerp", "lerp")
+TFLITE_VARIANTS = ("float32", "float16", "int8")
+
+
+def _plural(kind):
+    last = kind.rsplit(" ", 1)[-1]
+    if last.endswith("y") and last[-2:-1] not in "aeiou":
+        return kind[:-1] + "ies"
+    return kind + "s"
+
+
+def check_choice(kind, value, choices):
+    """Returns `value` if it is one of `choices`, else raises the package's one message.
+
+    `check_choice("preset", "big", PRESETS)` raises
+    ValueError("Unknown preset 'big'. Valid presets: conv, default, keras_example, mlp.")
+    """
+    if value in choices:
+        return value
+    raise ValueError(
+        f"Unknown {kind} {value!r}. Valid {_plural(kind)}: {', '.join(map(str, choices))}."
+    )
