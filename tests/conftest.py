@@ -1,31 +1,22 @@
-"""Shared fixtures: real Fashion-MNIST subsets and IDX files written by the tests."""
+"""Shared fixtures: real Fashion-MNIST, IDX files written by the tests, one tiny run dir.
 
-import gzip
+Helpers live in tests/testing.py; test modules import from there, never from
+each other.
+"""
+
 import os
-import struct
 
 import keras
 import numpy as np
 import pytest
 
 from keras_vae import datasets
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.testing import train_in_process, write_idx
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(1234)
-
-
-def write_idx(path, array):
-    """Writes a uint8 array as an IDX file (gzip-compressed when path ends in .gz)."""
-    array = np.asarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = header + array.tobytes()
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wb") as f:
-        f.write(payload)
 
 
 @pytest.fixture
@@ -56,51 +47,10 @@ def fashion_mnist():
     return train, test
 
 
-TINY_TRAIN_ARGS = [
-    "--preset",
-    "keras_example",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "64",
-    "--train-subset",
-    "1024",
-    "--validation-size",
-    "256",
-    "--test-subset",
-    "256",
-    "--kl-warmup-epochs",
-    "1",
-    "--verbose",
-    "0",
-]
-
-
-def run_train(run_dir, *extra_args):
-    """Runs train.py in a subprocess; returns the CompletedProcess."""
-    import subprocess
-    import sys
-
-    return subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO_ROOT, "train.py"),
-            "--run-dir",
-            str(run_dir),
-            *TINY_TRAIN_ARGS,
-            *extra_args,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=600,
-    )
-
-
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """A run dir made by train.py end to end: 2 tiny epochs on real Fashion-MNIST."""
+    """A run dir made by train.py's main, in this process: 2 tiny epochs on real Fashion-MNIST."""
     run_dir = tmp_path_factory.mktemp("run")
-    result = run_train(run_dir)
+    result = train_in_process(run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result

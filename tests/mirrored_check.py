@@ -11,6 +11,7 @@ models and the size of the step itself.
 """
 
 import json
+import os
 import sys
 
 import tensorflow as tf
@@ -25,7 +26,9 @@ import numpy as np  # noqa: E402
 
 from keras_vae import VAE  # noqa: E402
 
-TINY = {"conv_filters": (4, 8), "encoder_units": (16,), "decoder_units": (16,), "latent_dim": 3}
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.testing import TINY  # noqa: E402
+
 GLOBAL_BATCH = 8
 
 

@@ -5,18 +5,26 @@ import numpy as np
 import pytest
 
 from keras_vae import VAE, datasets, training
-from tests.conftest import run_train, write_idx
+from tests.testing import TINY, TINY_TRAIN_ARGS, call_main, write_idx
 
-TINY = {"conv_filters": (4, 8), "encoder_units": (16,), "decoder_units": (16,), "latent_dim": 3}
+
+def train_main(run_dir, *args):
+    """train.py's main in this process, on a tiny run: (exit code, stdout, stderr)."""
+    import train
+
+    return call_main(train.main, ["--run-dir", run_dir, *TINY_TRAIN_ARGS, *args])
 
 
 def assert_one_line_error(result, message):
-    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
-    lines = [line for line in result.stderr.splitlines() if line.startswith("train.py: error:")]
-    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+    code, out, err = result
+    assert code == 2, out[-2000:] + err[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith("train.py: error:")]
+    assert len(lines) == 1 and message in lines[0], err[-2000:]
+    assert "Traceback" not in err
 
 
+# Each bad value of a TrainingConfig field, through the CLI: the message is
+# TrainingConfig.validate's (tests/test_config.py checks the config's other rules).
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -28,24 +36,25 @@ def assert_one_line_error(result, message):
         (["--preset", "resnet"], "Valid presets: conv, default, keras_example, mlp."),
         (["--likelihood", "laplace"], "Valid likelihoods: bernoulli, gaussian."),
         (["--strategy", "tpu"], "Valid strategies: auto, one_device, mirrored, multi_worker."),
+        (["--gaussian-scale", "-0.5"], "gaussian_scale must be 'learned' or a positive float"),
     ],
 )
 def test_invalid_flags(tmp_path, args, message):
-    assert_one_line_error(run_train(tmp_path / "run", *args), message)
-    assert not (tmp_path / "run" / "model.keras").exists()
+    assert_one_line_error(train_main(tmp_path / "run", *args), message)
+    assert not (tmp_path / "run").exists()
 
 
 def test_truncated_idx_file_at_the_cli(tmp_path, idx_dir):
     path = idx_dir / "train-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:40])
-    result = run_train(tmp_path / "run", "--data-dir", str(idx_dir))
+    result = train_main(tmp_path / "run", "--data-dir", str(idx_dir))
     assert_one_line_error(result, "train-images-idx3-ubyte.gz")
 
 
 def test_empty_dataset_at_the_cli(tmp_path, idx_dir):
     write_idx(idx_dir / "train-images-idx3-ubyte.gz", np.zeros((0, 8, 8), np.uint8))
     write_idx(idx_dir / "train-labels-idx1-ubyte.gz", np.zeros((0,), np.uint8))
-    result = run_train(tmp_path / "run", "--data-dir", str(idx_dir))
+    result = train_main(tmp_path / "run", "--data-dir", str(idx_dir))
     assert_one_line_error(result, "expected a non-empty array")
 
 
@@ -54,8 +63,13 @@ def test_image_shape_the_model_cannot_take_at_the_cli(tmp_path):
         images = np.random.default_rng(0).integers(0, 256, (count, 30, 30), dtype=np.uint8)
         write_idx(tmp_path / f"{datasets.IDX_FILES[split][0]}.gz", images)
         write_idx(tmp_path / f"{datasets.IDX_FILES[split][1]}.gz", np.zeros(count, np.uint8))
-    result = run_train(tmp_path / "run", "--data-dir", str(tmp_path), "--validation-size", "8")
+    result = train_main(tmp_path / "run", "--data-dir", str(tmp_path), "--validation-size", "8")
     assert_one_line_error(result, "height and width must be divisible by 4")
+
+
+def test_missing_data_dir_at_the_cli(tmp_path):
+    result = train_main(tmp_path / "run", "--data-dir", str(tmp_path / "missing"))
+    assert_one_line_error(result, "Data directory not found")
 
 
 def test_wrong_image_shape_for_fit_and_encode():

@@ -1,7 +1,5 @@
 """LatentImages: the TensorBoard image grids and projector, read back from the files."""
 
-import io
-
 import keras
 import numpy as np
 import pytest
@@ -11,23 +9,7 @@ from PIL import Image
 from keras_vae import VAE, datasets, latent
 from keras_vae import images as image_io
 from keras_vae.callbacks import LatentImages
-
-TINY = {"conv_filters": (4, 8), "encoder_units": (16,), "decoder_units": (16,), "latent_dim": 3}
-
-
-def logged_images(event_dir):
-    """{tag: {step: uint8 image}} of the image summaries under `event_dir`."""
-    found = {}
-    for path in sorted(event_dir.glob("events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == "images":
-                    # Tensor of strings: width, height, then the PNG of each image.
-                    png = tf.make_ndarray(value.tensor)[2]
-                    found.setdefault(value.tag, {})[event.step] = np.asarray(
-                        Image.open(io.BytesIO(png))
-                    )
-    return found
+from tests.testing import TINY, logged_images
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,9 @@
 """`keras-vae` end to end on the tiny run dir that train.py made (trained_run)."""
 
+import contextlib
+import io
 import os
+import runpy
 import subprocess
 import sys
 
@@ -10,7 +13,7 @@ import pytest
 from PIL import Image
 
 from keras_vae import cli, datasets, latent
-from tests.conftest import REPO_ROOT
+from tests.testing import REPO_ROOT, call_main
 
 COMMANDS = ("generate", "interpolate", "attribute", "edit", "average")
 TILE = 28 * 2 + 2  # 28x28 images are drawn at scale 2 with 1 pixel padding
@@ -29,24 +32,26 @@ def png(path):
     return np.asarray(Image.open(path))
 
 
-def test_help_of_every_command_through_both_entry_points():
+def test_help_of_every_command_through_both_entry_points(monkeypatch):
+    # The console script in a real process; `python -m keras_vae` as runpy runs it.
     code, out, _ = run_cli("--help")
     assert code == 0 and all(command in out for command in COMMANDS)
+    monkeypatch.setattr(sys, "argv", ["python -m keras_vae", "generate", "--help"])
+    with pytest.raises(SystemExit) as exit_, contextlib.redirect_stdout(io.StringIO()) as out:
+        runpy.run_module("keras_vae", run_name="__main__")
+    assert exit_.value.code == 0 and "usage: keras-vae generate" in out.getvalue()
     for command in COMMANDS:
-        result = subprocess.run(
-            [sys.executable, "-m", "keras_vae", command, "--help"],
-            capture_output=True,
-            text=True,
-            cwd=REPO_ROOT,
-        )
-        assert result.returncode == 0, result.stderr
-        assert f"usage: keras-vae {command}" in result.stdout and "--model" in result.stdout
+        code, out, err = call_main(cli.main, [command, "--help"])
+        assert code == 0, err
+        assert f"usage: keras-vae {command}" in out and "--model" in out
 
 
 def test_generate_writes_a_seeded_grid(trained_run, tmp_path, capsys):
     run_dir, _ = trained_run
     out = tmp_path / "generated.png"
-    code, stdout, stderr = run_cli("generate", "--model", run_dir, "--n", 12, "--out", out)
+    code, stdout, stderr = call_main(
+        cli.main, ["generate", "--model", run_dir, "--n", 12, "--out", out]
+    )
     assert code == 0, stderr
     assert stdout.strip() == str(out)
     grid = png(out)
@@ -111,8 +116,8 @@ def test_attribute_then_edit_with_the_saved_vector(trained_run, tmp_path, capsys
 def test_average_decodes_group_means(trained_run, tmp_path):
     run_dir, _ = trained_run
     out = tmp_path / "average.png"
-    code, _, stderr = run_cli(
-        "average", "--model", run_dir, "--attribute", "Trouser", "Bag", "--out", out
+    code, _, stderr = call_main(
+        cli.main, ["average", "--model", run_dir, "--attribute", "Trouser", "Bag", "--out", out]
     )
     assert code == 0, stderr
     grid = png(out)
@@ -144,7 +149,7 @@ def test_errors_are_one_line_with_exit_status_2(trained_run, capsys, argv, messa
 
 
 def test_missing_model_is_an_error(tmp_path):
-    code, _, stderr = run_cli("generate", "--model", tmp_path / "none")
+    code, _, stderr = call_main(cli.main, ["generate", "--model", tmp_path / "none"])
     assert code == 2 and "No model at" in stderr and "Traceback" not in stderr
 
 
@@ -158,8 +163,9 @@ def test_truncated_or_corrupted_png_is_a_one_line_error(trained_run, tmp_path):
     corrupted = tmp_path / "corrupted.png"
     corrupted.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
     for bad in (truncated, corrupted):
-        code, _, stderr = run_cli(
-            "interpolate", "--model", run_dir, "--images", good, bad, "--out", tmp_path / "x.png"
+        code, _, stderr = call_main(
+            cli.main,
+            ["interpolate", "--model", run_dir, "--images", good, bad, "--out", tmp_path / "x.png"],
         )
         assert code == 2, stderr
         assert f"keras-vae interpolate: error: {bad}: not a readable PNG/JPEG image" in stderr

@@ -1,8 +1,11 @@
+import argparse
+import dataclasses
 import json
 
 import pytest
 
-from keras_vae.config import TrainingConfig
+from keras_vae import names, presets
+from keras_vae.config import TrainingConfig, add_config_flags, config_from_flags, option
 
 
 def test_round_trip_through_json():
@@ -16,21 +19,42 @@ def test_unknown_keys_are_rejected():
         TrainingConfig.from_dict({"epoch": 3})
 
 
-@pytest.mark.parametrize(
-    "field, value, message",
-    [
-        ("latent_dim", 0, "latent_dim must be > 0"),
-        ("beta", -0.1, "beta must be >= 0"),
-        ("batch_size", 0, "batch_size must be > 0"),
-        ("epochs", 0, "epochs must be > 0"),
-        ("preset", "big", "Valid presets: conv, default, keras_example, mlp"),
-        ("dataset", "cifar10", "Valid datasets: fashion_mnist, mnist"),
-        ("likelihood", "laplace", "Valid likelihoods: bernoulli, gaussian"),
-    ],
-)
-def test_invalid_values_say_what_is_wrong(field, value, message):
-    with pytest.raises(ValueError, match=message):
-        TrainingConfig(**{field: value})
+def test_every_field_is_a_flag_with_its_help_and_parser():
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    help_text = " ".join(parser.format_help().split())
+    for field in dataclasses.fields(TrainingConfig):
+        flag = "--" + field.name.replace("_", "-")
+        assert flag in help_text, flag
+    assert "One of: conv, default, keras_example, mlp." in help_text
+    args = parser.parse_args(["--latent-dim", "8", "--gaussian-scale", "0.2", "--mixed-precision"])
+    config = config_from_flags(args)
+    assert config == TrainingConfig(latent_dim=8, gaussian_scale=0.2, mixed_precision=True)
+    assert config_from_flags(parser.parse_args([])) == TrainingConfig()
+
+
+def test_a_new_field_needs_one_edit():
+    @dataclasses.dataclass
+    class Extended(TrainingConfig):
+        dropout: float = option(0.1, "Dropout rate.", parse=float, minimum="non-negative")
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, Extended)
+    assert "Dropout rate." in parser.format_help()
+    config = config_from_flags(parser.parse_args(["--dropout", "0.3"]), Extended)
+    assert config.dropout == 0.3 and config.to_dict()["dropout"] == 0.3
+    with pytest.raises(ValueError, match="dropout must be >= 0; got -1.0"):
+        config_from_flags(parser.parse_args(["--dropout", "-1"]), Extended)
+
+
+def test_check_choice_writes_the_one_message():
+    with pytest.raises(ValueError, match=r"^Unknown strategy 'x'\. Valid strategies: auto, "):
+        names.check_choice("strategy", "x", names.STRATEGIES)
+    assert names.check_choice("preset", "mlp", names.PRESETS) == "mlp"
+
+
+def test_presets_and_names_agree():
+    assert names.PRESETS == tuple(sorted(presets.PRESETS))
 
 
 def test_model_kwargs_build_the_configured_model():

@@ -5,7 +5,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from keras_vae import datasets, pipeline
-from tests.conftest import write_idx
+from tests.testing import write_idx
 
 
 def test_load_idx_split_shapes_dtypes_range_and_label_alignment(idx_dir):

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keras_vae import distribute
-from tests.conftest import REPO_ROOT, TINY_TRAIN_ARGS
+from tests.testing import REPO_ROOT, TINY_TRAIN_ARGS
 
 
 def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path):

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from keras_vae import VAE, Autoencoder, latent, names
-
-TINY = {"conv_filters": (4, 8), "encoder_units": (16,), "decoder_units": (16,), "latent_dim": 3}
+from tests.testing import TINY
 
 
 def random_codes(shape, seed=0, scale=1.0):

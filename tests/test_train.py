@@ -1,5 +1,6 @@
 """train.py end to end, in a subprocess, on real Fashion-MNIST."""
 
+import dataclasses
 import io
 import json
 import os
@@ -11,20 +12,13 @@ import urllib.request
 
 import keras
 import numpy as np
-import tensorflow as tf
+import pytest
+import tensorflow_datasets as tfds
 from PIL import Image
 
-from keras_vae import VAE, datasets
-from tests.conftest import REPO_ROOT, run_train
-
-
-def scalar_tags(event_dir):
-    tags = {}
-    for path in event_dir.glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                tags.setdefault(value.tag, []).append(event.step)
-    return tags
+from keras_vae import VAE, datasets, training
+from keras_vae.config import TrainingConfig
+from tests.testing import call_main, logged_images, scalar_steps
 
 
 def test_train_writes_every_artifact(trained_run):
@@ -41,10 +35,10 @@ def test_train_writes_every_artifact(trained_run):
     assert f"negative_elbo {metrics['negative_elbo']:.2f}" in result.stdout
 
     for split in ("train", "validation"):
-        tags = scalar_tags(run_dir / "logs" / split)
+        tags = scalar_steps(run_dir / "logs" / split)
         for name in ("loss", "reconstruction_loss", "kl_loss"):
             assert tags[f"epoch_{name}"] == [0, 1], (split, name, tags)
-    assert scalar_tags(run_dir / "logs" / "train")["epoch_kl_weight"] == [0, 1]
+    assert scalar_steps(run_dir / "logs" / "train")["epoch_kl_weight"] == [0, 1]
 
     samples = np.asarray(Image.open(run_dir / "samples.png"))
     assert samples.shape == (8 * 29 + 1, 8 * 29 + 1)
@@ -66,43 +60,51 @@ def test_evaluated_model_is_the_best_checkpoint(trained_run):
 
 
 def test_help_documents_every_flag():
-    result = subprocess.run(
-        [sys.executable, "train.py", "--help"], capture_output=True, text=True, cwd=REPO_ROOT
-    )
-    assert result.returncode == 0
-    for flag in (
-        "--dataset",
-        "--data-dir",
-        "--preset",
-        "--latent-dim",
-        "--beta",
-        "--likelihood",
-        "--epochs",
-        "--batch-size",
-        "--learning-rate",
-        "--seed",
-        "--run-dir",
-        "--kl-warmup-epochs",
-    ):
-        assert flag in result.stdout
+    import train
+
+    code, out, _ = call_main(train.main, ["--help"])
+    assert code == 0
+    for field in dataclasses.fields(TrainingConfig):
+        flag = "--" + field.name.replace("_", "-")
+        assert flag in out, flag
+    assert "--run-dir" in out and "--verbose" in out
 
 
 def test_bad_arguments_give_one_line_errors(tmp_path):
-    result = run_train(tmp_path / "bad", "--preset", "giant")
-    assert result.returncode == 2
+    import train
+
+    code, _, err = call_main(train.main, ["--run-dir", tmp_path / "bad", "--preset", "giant"])
+    assert code == 2
     assert (
         "train.py: error: Unknown preset 'giant'. Valid presets: conv, default, keras_example, mlp."
-        in result.stderr
+        in err
     )
-    assert "Traceback" not in result.stderr
-    result = run_train(tmp_path / "bad2", "--data-dir", str(tmp_path / "missing"))
-    assert result.returncode == 2 and "Data directory not found" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in err
+
+
+def test_whole_training_path_in_process_on_tensorflow_datasets(tmp_path):
+    """train_and_evaluate end to end on mocked tensorflow-datasets MNIST (as Flax's examples)."""
+    config = TrainingConfig(
+        dataset="mnist",  # no default directory: read through tensorflow-datasets
+        preset="mlp",
+        latent_dim=2,
+        epochs=1,
+        batch_size=16,
+        validation_size=16,
+        test_subset=32,
+    )
+    with tfds.testing.mock_data(num_examples=64):
+        metrics = training.train_and_evaluate(config, str(tmp_path), verbose=0)
+    assert metrics["negative_elbo"] == pytest.approx(
+        metrics["reconstruction_loss"] + metrics["kl_loss"]
+    )
+    assert metrics["optimizer_iterations"] == (64 - 16) // 16
+    assert json.loads((tmp_path / "config.json").read_text()) == config.to_dict()
+    for name in ("model.keras", "metrics.json", "samples.png", "export/generator.json"):
+        assert (tmp_path / name).exists(), name
 
 
 def test_train_logs_latent_grids_and_projector(trained_run):
-    from tests.test_callbacks import logged_images
-
     run_dir, _ = trained_run
     found = logged_images(run_dir / "logs" / "images")
     assert {tag: sorted(steps) for tag, steps in found.items()} == {

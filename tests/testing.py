@@ -1,0 +1,169 @@
+"""Helpers shared by the test modules (test modules never import each other)."""
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import types
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Widths small enough that a model builds and trains in milliseconds.
+TINY = {"conv_filters": (4, 8), "encoder_units": (16,), "decoder_units": (16,), "latent_dim": 3}
+
+# train.py flags of a tiny run on real data: 2 epochs of keras_example on 1,024 images.
+TINY_TRAIN_ARGS = [
+    "--preset",
+    "keras_example",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--train-subset",
+    "1024",
+    "--validation-size",
+    "256",
+    "--test-subset",
+    "256",
+    "--kl-warmup-epochs",
+    "1",
+    "--verbose",
+    "0",
+]
+
+
+def random_images(n=32, shape=(28, 28, 1), seed=0):
+    return np.random.default_rng(seed).uniform(size=(n,) + shape).astype("float32")
+
+
+def write_idx(path, array, type_code=0x08):
+    """Writes an array as an IDX file (gzip-compressed when path ends in .gz).
+
+    `type_code` is the IDX data type: 0x08 uint8 (default), 0x0D float32.
+    """
+    dtype = {0x08: ">u1", 0x0D: ">f4"}[type_code]
+    array = np.asarray(array).astype(dtype)
+    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(payload)
+
+
+def call_main(main, argv):
+    """Runs a CLI `main(argv)` in this process: (exit code, stdout, stderr).
+
+    argparse's own exits (--help, a bad flag) count as returned exit codes.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(arg) for arg in argv])
+        except SystemExit as exit_:
+            code = exit_.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_train(run_dir, *extra_args, timeout=600):
+    """Runs train.py with TINY_TRAIN_ARGS in a subprocess; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "train.py", "--run-dir", str(run_dir), *TINY_TRAIN_ARGS, *extra_args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=timeout,
+    )
+
+
+def train_in_process(run_dir, *extra_args):
+    """train.py's `main` with TINY_TRAIN_ARGS in this process: a CompletedProcess-like result."""
+    import train
+
+    code, out, err = call_main(train.main, ["--run-dir", run_dir, *TINY_TRAIN_ARGS, *extra_args])
+    return types.SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
+def run_serialization_test(instance, tmp_path, call=None):
+    """Round-trips a keras_vae object through JSON `get_config` and a `.keras` file.
+
+    Checks that `from_config(get_config())` gives the same config (through
+    JSON, so every value is JSON-serializable), that the class is registered
+    (a `.keras` file loads back as the same class with the same config), and,
+    when `call` is given, that `call(restored)` equals `call(instance)`
+    after the `.keras` round trip (the weights came back).
+
+    Returns:
+        The object loaded from the `.keras` file.
+    """
+    config = instance.get_config()
+    restored = type(instance).from_config(json.loads(json.dumps(config)))
+    assert restored.get_config() == config
+    serialized = json.loads(json.dumps(keras.saving.serialize_keras_object(instance)))
+    assert serialized["registered_name"].startswith("keras_vae>"), serialized["registered_name"]
+    path = os.path.join(str(tmp_path), f"{type(instance).__name__}.keras")
+    model = instance
+    if not isinstance(instance, keras.Model):  # a layer travels inside a model
+        inputs = [keras.Input((2,)), keras.Input((2,))]
+        model = keras.Model(inputs, instance(inputs))
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    if model is not instance:
+        loaded = loaded.layers[-1]
+    assert type(loaded) is type(instance)
+    assert loaded.get_config() == config
+    if call is not None:
+        for expected, got in zip(
+            tf.nest.flatten(call(instance)), tf.nest.flatten(call(loaded)), strict=True
+        ):
+            np.testing.assert_array_equal(
+                keras.ops.convert_to_numpy(expected), keras.ops.convert_to_numpy(got)
+            )
+    return loaded
+
+
+def logged_images(event_dir):
+    """{tag: {step: uint8 image}} of the image summaries under `event_dir`."""
+    found = {}
+    for path in sorted(event_dir.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "images":
+                    # Tensor of strings: width, height, then the PNG of each image.
+                    png = tf.make_ndarray(value.tensor)[2]
+                    found.setdefault(value.tag, {})[event.step] = np.asarray(
+                        Image.open(io.BytesIO(png))
+                    )
+    return found
+
+
+def scalar_steps(event_dir):
+    """{tag: [steps]} of the scalar summaries under `event_dir`."""
+    tags = {}
+    for path in event_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags
+
+
+def tree_digest(directory):
+    """One hash of every file's relative path and bytes under `directory`."""
+    digest = hashlib.sha256()
+    for root, dirs, files in sorted(os.walk(directory)):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, directory).encode())
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
