@@ -7,8 +7,6 @@ import io
 import json
 import os
 import struct
-import subprocess
-import sys
 import types
 
 import keras
@@ -72,17 +70,6 @@ def call_main(main, argv):
         except SystemExit as exit_:
             code = exit_.code
     return code, out.getvalue(), err.getvalue()
-
-
-def run_train(run_dir, *extra_args, timeout=600):
-    """Runs train.py with TINY_TRAIN_ARGS in a subprocess; returns the CompletedProcess."""
-    return subprocess.run(
-        [sys.executable, "train.py", "--run-dir", str(run_dir), *TINY_TRAIN_ARGS, *extra_args],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=timeout,
-    )
 
 
 def train_in_process(run_dir, *extra_args):
