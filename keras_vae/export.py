@@ -276,7 +276,9 @@ def export_generator(
         The metadata dict written to `generator.json`.
 
     Raises:
-        FileExistsError: `out_dir` exists and `overwrite` is False.
+        FileExistsError: `out_dir` exists and `overwrite` is False, or it
+            exists and is not an export (no generator.json): only an earlier
+            export is ever replaced.
         ExportError: the model has no built decoder, or verification failed.
     """
     _check_exportable(model)
@@ -286,6 +288,12 @@ def export_generator(
     if os.path.exists(out_dir) and not overwrite:
         raise FileExistsError(
             f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it."
+        )
+    if os.path.exists(out_dir) and not os.path.isfile(os.path.join(out_dir, METADATA_FILE)):
+        # Only ever replace what this function made: never a user's folder or a run dir.
+        raise FileExistsError(
+            f"{out_dir} exists and is not a keras_vae export (it has no {METADATA_FILE}); "
+            "refusing to replace it. Choose another --out."
         )
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)

@@ -177,6 +177,20 @@ def test_existing_export_is_not_overwritten_without_overwrite(tmp_path, small_va
     assert sorted(os.listdir(tmp_path)) == ["gen"]
 
 
+def test_overwrite_replaces_only_an_earlier_export(tmp_path, small_vae):
+    # Pointed at a user's folder or at a run dir, --overwrite must delete nothing.
+    for name, files in (("photos", ["cat.jpg"]), ("run", ["model.keras", "config.json"])):
+        folder = tmp_path / name
+        folder.mkdir()
+        for file in files:
+            (folder / file).write_text(file)
+        before = tree_digest(folder)
+        with pytest.raises(FileExistsError, match="is not a keras_vae export"):
+            export.export_generator(small_vae, folder, overwrite=True, variants=("float32",))
+        assert tree_digest(folder) == before
+    assert sorted(os.listdir(tmp_path)) == ["photos", "run"]  # no staging dir left
+
+
 def test_failure_mid_export_leaves_previous_export_intact(tmp_path, small_vae, monkeypatch):
     out = tmp_path / "gen"
     export.export_generator(small_vae, out)
