@@ -1,9 +1,10 @@
 """What the VAE and the deterministic Autoencoder share: architecture, decoder, checks, config."""
 
 import keras
+import numpy as np
 from keras import ops
 
-from keras_vae import networks, presets
+from keras_vae import datasets, networks, presets
 
 
 class LatentImageModel(keras.Model):
@@ -74,6 +75,30 @@ class LatentImageModel(keras.Model):
                 f"{channels}); got {tuple(images.shape)}. Resize the images to "
                 f"{height}x{width}x{channels} or build a model with a matching image_shape."
             )
+
+    def check_pixels(self, data, name):
+        """Raises `datasets.DataError` (a ValueError) for unusable array pixels.
+
+        `data` is what `fit`/`evaluate` receive: arrays (or `(x, ...)` tuples of
+        them) are checked whole, for NaN, infinities and, with the Bernoulli
+        likelihood, values outside [0, 1]; datasets and generators are the
+        caller's to check (train.py checks its arrays before building them).
+        """
+        if isinstance(data, (tuple, list)) and data:
+            data = data[0]
+        if isinstance(data, np.ndarray) or (hasattr(data, "shape") and hasattr(data, "dtype")):
+            pixels = keras.ops.convert_to_numpy(data)
+            if pixels.ndim == 4:
+                datasets.check_images(pixels, getattr(self, "likelihood", "bernoulli"), name)
+
+    def fit(self, x=None, *args, **kwargs):
+        self.check_pixels(x, "fit's x")
+        self.check_pixels(kwargs.get("validation_data"), "fit's validation_data")
+        return super().fit(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self.check_pixels(x, "evaluate's x")
+        return super().evaluate(x, *args, **kwargs)
 
     def check_codes(self, z):
         """`z` as a tensor; raises ValueError unless it is `[batch, latent_dim]`."""

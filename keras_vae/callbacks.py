@@ -105,6 +105,45 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+class TrainingComplete(keras.callbacks.Callback):
+    """Writes the training facts to `path` when `fit` ends, before the backup goes.
+
+    Place it before `keras.callbacks.BackupAndRestore`: callbacks end in
+    list order, so the record that training finished is on disk before
+    BackupAndRestore deletes its state. A run interrupted after that (during
+    evaluation or export) therefore never trains again.
+
+    Args:
+        path: the JSON file to write: `train_seconds` (this `fit` call's wall
+            time), `optimizer_iterations`, `epochs` and, with `timer`,
+            `train_images_per_second` (steps x batch size over the median epoch).
+        timer: the run's `EpochTimer`, or None.
+        batch_size: images per step.
+    """
+
+    def __init__(self, path, timer=None, batch_size=None):
+        super().__init__()
+        self.path = path
+        self.timer = timer
+        self.batch_size = batch_size
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_end(self, logs=None):
+        facts = {
+            "train_seconds": time.perf_counter() - self._start,
+            "optimizer_iterations": int(self.model.optimizer.iterations.numpy()),
+            "epochs": self.params.get("epochs"),
+        }
+        if self.timer is not None and self.timer.seconds:
+            images_per_epoch = self.params["steps"] * self.batch_size
+            facts["train_images_per_second"] = images_per_epoch / float(
+                np.median(self.timer.seconds)
+            )
+        atomic_write_json(self.path, facts)
+
+
 class TensorBoardRestart(keras.callbacks.Callback):
     """On a resumed run, tells TensorBoard to drop the scalars of the epochs to redo.
 

@@ -9,6 +9,7 @@ one edit to appear in config.json, the CLI and `--help`. No TensorFlow import.
 import argparse
 import dataclasses
 import json
+import os
 
 from keras_vae import names
 
@@ -97,6 +98,9 @@ class TrainingConfig:
     )
 
     def __post_init__(self):
+        if self.data_dir is not None:
+            # Absolute, so the run dir's config.json works from any directory.
+            self.data_dir = os.path.abspath(os.path.expanduser(self.data_dir))
         self.validate()
 
     def validate(self):
@@ -110,6 +114,17 @@ class TrainingConfig:
                 raise ValueError(f"{field.name} must be > 0; got {value}.")
             if minimum == "non-negative" and value is not None and not value >= 0:
                 raise ValueError(f"{field.name} must be >= 0; got {value}.")
+        if self.kl_warmup_epochs > self.epochs:
+            raise ValueError(
+                f"kl_warmup_epochs ({self.kl_warmup_epochs}) is longer than epochs "
+                f"({self.epochs}): the KL weight would never reach beta. Use at most "
+                f"--kl-warmup-epochs {self.epochs}, or train longer."
+            )
+        if self.test_subset == 1:
+            raise ValueError(
+                "test_subset must be 0 (all) or at least 2: the TensorBoard interpolation "
+                "grid pairs test images."
+            )
         if self.gaussian_scale != "learned" and not float(self.gaussian_scale) > 0:
             scale = self.gaussian_scale
             raise ValueError(

@@ -27,8 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import names
-from keras_vae.files import atomic_write_json
+from keras_vae import files, names
 from keras_vae.version import __version__
 
 GENERATE = "generate"
@@ -297,7 +296,9 @@ def export_generator(
         )
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+    files.remove_stale_temporaries(out_dir)  # of exports killed before they finished
+    staging = tempfile.mkdtemp(prefix=files.temporary_prefix(out_dir), dir=parent)
+    files.public_mode(staging, directory=True)
     try:
         parity_z = (
             np.random.default_rng(0)
@@ -319,7 +320,7 @@ def export_generator(
             "parity_check": f"max |artifact - VAE.decode| over {parity_samples} z ~ N(0, I)",
             "artifacts": artifacts,
         }
-        atomic_write_json(os.path.join(staging, METADATA_FILE), metadata)
+        files.atomic_write_json(os.path.join(staging, METADATA_FILE), metadata)
         _commit(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -333,7 +334,7 @@ def _commit(staging, out_dir):
         os.rename(staging, out_dir)
         return
     retired = tempfile.mkdtemp(
-        prefix=f".{os.path.basename(out_dir)}.old-", dir=os.path.dirname(out_dir)
+        prefix=files.temporary_prefix(out_dir, "old"), dir=os.path.dirname(out_dir)
     )
     os.rename(out_dir, os.path.join(retired, "export"))
     try:

@@ -1,8 +1,60 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+Temporaries sit beside their target, named `.NAME.tmp-PID-...`, so a later
+write of the same target removes those left by a killed process (SIGKILL
+runs no cleanup). Finished files get the mode a plain `open()` gives under the
+user's umask, not the private 0600 of `tempfile`.
+"""
 
 import json
 import os
+import re
+import shutil
 import tempfile
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public_mode(path, directory=False):
+    """Gives `path` the mode `open()` (0666) or `os.makedirs` (0777) would, less the umask."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def temporary_prefix(path, kind="tmp"):
+    """`.NAME.KIND-PID-`: the prefix of this process's temporaries for `path`."""
+    return f".{os.path.basename(os.path.abspath(path))}.{kind}-{os.getpid()}-"
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Removes the temporaries of `path` left behind by processes that no longer run."""
+    directory = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(
+        rf"\.{re.escape(os.path.basename(os.path.abspath(path)))}\.(tmp|old)-(\d+)-.+"
+    )
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        match = pattern.fullmatch(name)
+        if match and not _running(int(match.group(2))):
+            stale = os.path.join(directory, name)
+            if os.path.isdir(stale):
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                os.unlink(stale)
 
 
 def atomic_write(path, write, suffix=""):
@@ -10,13 +62,20 @@ def atomic_write(path, write, suffix=""):
 
     The temporary file sits in `path`'s directory (so the rename is atomic)
     and is removed if `write` fails; an existing `path` is then untouched.
+
+    Raises:
+        IsADirectoryError: `path` is a directory (nothing is written).
     """
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory; give a file name to write to.")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(suffix=suffix, dir=directory)
+    remove_stale_temporaries(path)
+    fd, tmp_path = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=suffix, dir=directory)
     os.close(fd)
     try:
         write(tmp_path)
+        public_mode(tmp_path)
         os.replace(tmp_path, path)
     finally:
         if os.path.exists(tmp_path):
@@ -32,3 +91,13 @@ def atomic_write_json(path, values):
             f.write("\n")
 
     atomic_write(path, write, suffix=".json")
+
+
+def atomic_write_text(path, text):
+    """Writes `text` to `path` atomically."""
+
+    def write(tmp_path):
+        with open(tmp_path, "w") as f:
+            f.write(text)
+
+    atomic_write(path, write)

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from keras_vae.files import atomic_write
+from keras_vae.names import check_choice
 
 
 def to_uint8(images):
@@ -117,38 +118,79 @@ def _text_size(font, text):
     return x1 - x0, y1 - y0
 
 
-def load_images(paths, image_shape):
-    """Reads PNG/JPEG files as model inputs: float32 `[N, H, W, C]` in [0, 1].
+BACKGROUNDS = ("white", "black")
 
-    Each image is center-cropped to the aspect ratio of `image_shape`, resized
-    (Lanczos) to its height and width, and converted to grayscale (C = 1) or
-    RGB (C = 3). Transparent pixels are composited on white.
+
+def load_images(paths, image_shape, background="white", invert=False):
+    """Reads image files as model inputs: float32 `[N, H, W, C]` in [0, 1].
+
+    Each image is turned upright by its EXIF orientation (phone photos),
+    center-cropped to the aspect ratio of `image_shape`, resized (Lanczos) to
+    its height and width, and converted to grayscale (C = 1) or RGB (C = 3).
+    16-bit images are scaled by 65535; float images (TIFF) must already hold
+    finite values in [0, 1].
+
+    Args:
+        paths: image files (PNG, JPEG, TIFF, ... anything Pillow reads).
+        image_shape: the model's `(H, W, C)`.
+        background: what transparent pixels become, "white" or "black". Models
+            trained on MNIST or Fashion-MNIST expect light objects on black.
+        invert: 1 - pixel afterwards, for dark drawings on light paper.
 
     Raises:
         FileNotFoundError: a path does not exist.
-        ValueError: a file is not an image PIL can read, or C is not 1 or 3.
+        ValueError: a file is not an image Pillow can read, is too large to
+            decode safely, holds NaN or out-of-range floats; C is not 1 or 3;
+            an unknown background.
     """
     height, width, channels = (int(d) for d in image_shape)
     if channels not in (1, 3):
         raise ValueError(f"image_shape must have 1 or 3 channels; got {tuple(image_shape)}.")
+    check_choice("background", background, BACKGROUNDS)
     loaded = []
     for path in paths:
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"Image not found: {path}")
-        try:
-            with Image.open(path) as image:
-                image.load()
-        except (OSError, Image.UnidentifiedImageError) as error:
-            raise ValueError(f"{path}: not a readable PNG/JPEG image ({error}).") from error
-        image = _on_white(image).convert("L" if channels == 1 else "RGB")
+        image = _flattened(_read(path), background, path)
+        image = image.convert("L" if channels == 1 else "RGB")
         image = ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
-        loaded.append(np.asarray(image, dtype=np.float32).reshape(height, width, channels) / 255.0)
+        pixels = np.asarray(image, dtype=np.float32).reshape(height, width, channels) / 255.0
+        loaded.append(1.0 - pixels if invert else pixels)
     return np.stack(loaded) if loaded else np.zeros((0, height, width, channels), np.float32)
 
 
-def _on_white(image):
-    if image.mode in ("RGBA", "LA", "P"):
+def _read(path):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as error:
+        raise ValueError(
+            f"{path}: too many pixels to decode safely ({error}). Resize it first: the model "
+            "takes small images."
+        ) from error
+    except (OSError, Image.UnidentifiedImageError) as error:
+        raise ValueError(f"{path}: not a readable PNG/JPEG image ({error}).") from error
+
+
+def _flattened(image, background, path):
+    """An 8-bit image ("L", "RGB"...) without transparency, on `background`."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image, dtype=np.float64) / 65535.0
+        return Image.fromarray(np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8))
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError(
+                f"{path}: {int((~np.isfinite(values)).sum())} pixels are NaN or infinite."
+            )
+        if values.min() < 0 or values.max() > 1:
+            raise ValueError(
+                f"{path}: float pixels span [{values.min():g}, {values.max():g}]; expected [0, 1]."
+            )
+        return Image.fromarray(np.rint(values * 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
         image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, "white")
-        return Image.alpha_composite(background, image)
+        canvas = Image.new("RGBA", image.size, background)
+        return Image.alpha_composite(canvas, image)
     return image

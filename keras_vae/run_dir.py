@@ -13,6 +13,8 @@ export/               the decoder as a generator (keras_vae.export)
 generated_tflite.png  8x8 grid rendered by export/generator_float32.tflite
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import zipfile
@@ -24,6 +26,8 @@ from keras_vae.model import VAE
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
+TRAINING_FILE = "training.json"
+LOCK_FILE = ".lock"
 LOGS_DIR = "logs"
 BACKUP_DIR = "backup"
 EXPORT_DIR = "export"
@@ -34,6 +38,71 @@ PREVIEW_PNG = "generated_tflite.png"
 
 class ModelFileError(ValueError):
     """A file is not a loadable keras_vae model; the message says which and why."""
+
+
+class RunDirInUse(OSError):
+    """Another process is writing the run dir."""
+
+
+@contextlib.contextmanager
+def lock(directory):
+    """Holds an exclusive lock on the run dir `directory` (created if missing).
+
+    The lock is an `flock` on `directory/.lock`, so the kernel releases it
+    when its process ends, however it ends (even SIGKILL).
+
+    Raises:
+        RunDirInUse: another process holds it.
+    """
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, LOCK_FILE)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise RunDirInUse(
+                f"{directory} is in use by {holder}: wait for it to finish, or choose "
+                "another --run-dir."
+            ) from error
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def check_config(directory, config):
+    """Raises ValueError if `directory` holds a config.json other than `config`'s.
+
+    Resuming a run with other settings would mix two runs in one directory
+    (or fail deep inside Keras); the message names each differing flag.
+    """
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    wanted = config.to_dict()
+    differences = [
+        f"{_flag(name)} {saved.get(name)!r} there, {wanted.get(name)!r} now"
+        for name in sorted(set(saved) | set(wanted))
+        if saved.get(name) != wanted.get(name)
+    ]
+    if differences:
+        raise ValueError(
+            f"{directory} holds a run made with other settings ({'; '.join(differences)}). "
+            "Run the same command as before to resume it, or choose another --run-dir."
+        )
 
 
 def load_model(path):
@@ -58,6 +127,11 @@ def load_model(path):
                 training_config = json.load(f)
     if not os.path.exists(model_path):
         raise FileNotFoundError(f"No model at {model_path}: give a run dir or a .keras file.")
+    if os.path.isfile(model_path) and not zipfile.is_zipfile(model_path):
+        raise ModelFileError(
+            f"{model_path} is not a .keras file (not a zip archive): it is truncated or "
+            "corrupted; train again or copy it again."
+        )
     try:
         model = keras.models.load_model(model_path)
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:

@@ -8,10 +8,10 @@ that are removed at the end.
 """
 
 import contextlib
+import json
 import math
 import os
 import shutil
-import time
 
 import keras
 import numpy as np
@@ -26,6 +26,7 @@ from keras_vae.callbacks import (
     KLWarmup,
     LatentImages,
     TensorBoardRestart,
+    TrainingComplete,
 )
 from keras_vae.files import atomic_write_json
 from keras_vae.model import VAE
@@ -97,20 +98,19 @@ def log_config(log_dir, config):
     writer.close()
 
 
-def build_callbacks(config, out_dir, test_images, test_labels, monitor):
-    """The callbacks of `fit`, in the order they must run at each epoch's end.
+def build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_size):
+    """The callbacks of `fit`, in the order they must run.
 
-    The scalars are flushed, then the best model is saved, then the backup that
-    a restart resumes from; the restart marker reads the restored backup, so it
-    comes after BackupAndRestore.
-
-    Returns:
-        `(callbacks, timer)`: the list for `fit`, and its `EpochTimer`.
+    At each epoch's end the scalars are flushed, then the best model is
+    saved, then the backup that a restart resumes from; when `fit` ends, the
+    record that training finished is written before BackupAndRestore deletes
+    the backup; the restart marker reads the restored backup at the start, so
+    it comes after BackupAndRestore.
     """
     log_dir = os.path.join(out_dir, run_dir.LOGS_DIR)
     backup_dir = os.path.join(out_dir, run_dir.BACKUP_DIR)
     timer = EpochTimer()
-    callbacks = [
+    return [
         KLWarmup(config.kl_warmup_epochs),
         keras.callbacks.TerminateOnNaN(),
         timer,
@@ -127,18 +127,17 @@ def build_callbacks(config, out_dir, test_images, test_labels, monitor):
             monitor=monitor,
             state_path=os.path.join(backup_dir, "best.json"),
         ),
+        TrainingComplete(os.path.join(out_dir, run_dir.TRAINING_FILE), timer, batch_size),
         keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
         TensorBoardRestart(log_dir),
     ]
-    return callbacks, timer
 
 
 def fit(config, model, splits, out_dir, verbose):
     """Fits `model` on the training split, writing into `out_dir`.
 
     Returns:
-        dict: `train_seconds`, `optimizer_iterations` and, when an epoch ran,
-        `train_images_per_second` (of the median epoch).
+        dict: what `TrainingComplete` recorded in `training.json`.
     """
     train_images, validation_images, test_images, test_labels = splits
     batch_size = min(config.batch_size, len(train_images))
@@ -160,10 +159,9 @@ def fit(config, model, splits, out_dir, verbose):
             "validation_steps": math.ceil(len(validation_images) / config.batch_size),
         }
     log_config(os.path.join(out_dir, run_dir.LOGS_DIR), config)
-    callbacks, timer = build_callbacks(
-        config, out_dir, test_images, test_labels, "val_loss" if validation else "loss"
+    callbacks = build_callbacks(
+        config, out_dir, test_images, test_labels, "val_loss" if validation else "loss", batch_size
     )
-    start = time.perf_counter()
     model.fit(
         train_data,
         epochs=config.epochs,
@@ -173,14 +171,12 @@ def fit(config, model, splits, out_dir, verbose):
         verbose=verbose,
         **validation,
     )
-    facts = {
-        "train_seconds": time.perf_counter() - start,
-        "optimizer_iterations": int(model.optimizer.iterations.numpy()),
-    }
-    if timer.seconds:
-        epoch_seconds = float(np.median(timer.seconds))
-        facts["train_images_per_second"] = steps_per_epoch * batch_size / epoch_seconds
-    return facts
+    return read_json(os.path.join(out_dir, run_dir.TRAINING_FILE))
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 def evaluate(model, images, batch_size):
@@ -218,8 +214,12 @@ def write_run_artifacts(model, directory, config, test_images):
 def train_and_evaluate(config, directory, verbose="auto"):
     """Trains a VAE as `config` says and writes every artifact into `directory`.
 
-    Running the same call again on an interrupted run resumes from the last
-    finished epoch (Keras's BackupAndRestore).
+    Running the same call again on an interrupted run resumes it: training
+    goes on from the last finished epoch (Keras's BackupAndRestore), and a
+    run whose training had finished (`training.json`) is not trained again;
+    the evaluation, pictures and export are redone. A run dir holding another
+    config is refused before anything is written, and so is a run dir that
+    another process is writing (`run_dir.RunDirInUse`).
 
     Args:
         config: a `keras_vae.config.TrainingConfig`.
@@ -229,32 +229,41 @@ def train_and_evaluate(config, directory, verbose="auto"):
     Returns:
         dict of test metrics in nats per image: `loss`, `reconstruction_loss`,
         `kl_loss`, `negative_elbo` (= reconstruction_loss + kl_loss), plus
-        `train_seconds`, `train_images_per_second` (median epoch) and
-        `optimizer_iterations` (of the last epoch's model). Empty
-        on the non-chief workers of a cluster.
+        `train_seconds`, `train_images_per_second` (median epoch),
+        `optimizer_iterations` and `epochs`, as `training.json` recorded them.
+        Empty on the non-chief workers of a cluster.
     """
     config.validate()
     # First: a multi-worker strategy must configure collectives before any op runs.
     strategy = distribute.make_strategy(config.strategy)
-    keras.utils.set_random_seed(config.seed)
-    splits = load_splits(config)
-
     chief = distribute.is_chief(strategy)
     out_dir = distribute.worker_dir(directory, strategy)
-    os.makedirs(out_dir, exist_ok=True)
     if chief:
-        atomic_write_json(os.path.join(directory, run_dir.CONFIG_FILE), config.to_dict())
-    with dtype_policy(config.mixed_precision):
-        model = build_model(config, strategy, splits[0].shape[1:])
-        facts = fit(config, model, splits, out_dir, verbose)
-    if not chief:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        return {}
+        run_dir.check_config(directory, config)
+    keras.utils.set_random_seed(config.seed)
+    splits = load_splits(config)
+    finished = os.path.join(out_dir, run_dir.TRAINING_FILE)
+    done = os.path.exists(finished)
+    if not done:  # built before anything is written: a model that cannot be built writes nothing
+        with dtype_policy(config.mixed_precision):
+            model = build_model(config, strategy, splits[0].shape[1:])
+    with run_dir.lock(out_dir):
+        if chief:
+            atomic_write_json(os.path.join(directory, run_dir.CONFIG_FILE), config.to_dict())
+        if done:
+            facts = read_json(finished)
+            shutil.rmtree(os.path.join(out_dir, run_dir.BACKUP_DIR), ignore_errors=True)
+        else:
+            with dtype_policy(config.mixed_precision):
+                facts = fit(config, model, splits, out_dir, verbose)
+        if not chief:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            return {}
 
-    # Evaluated outside the strategy: one local model, no collectives.
-    best = keras.models.load_model(os.path.join(directory, run_dir.MODEL_FILE))
-    test_images = splits[2]
-    metrics = {**evaluate(best, test_images, config.batch_size), **facts}
-    atomic_write_json(os.path.join(directory, run_dir.METRICS_FILE), metrics)
-    write_run_artifacts(best, directory, config, test_images)
+        # Evaluated outside the strategy: one local model, no collectives.
+        best = keras.models.load_model(os.path.join(directory, run_dir.MODEL_FILE))
+        test_images = splits[2]
+        metrics = {**evaluate(best, test_images, config.batch_size), **facts}
+        atomic_write_json(os.path.join(directory, run_dir.METRICS_FILE), metrics)
+        write_run_artifacts(best, directory, config, test_images)
     return metrics

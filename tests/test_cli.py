@@ -15,7 +15,7 @@ from PIL import Image
 from keras_vae import cli, datasets, latent
 from tests.testing import REPO_ROOT, call_main
 
-COMMANDS = ("generate", "interpolate", "attribute", "edit", "average")
+COMMANDS = ("generate", "interpolate", "attribute", "edit", "average", "export")
 TILE = 28 * 2 + 2  # 28x28 images are drawn at scale 2 with 1 pixel padding
 
 

@@ -83,6 +83,7 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
     # Both workers took the same synchronized steps: identical epoch logs.
     assert epoch_lines(chief_out) and epoch_lines(chief_out) == epoch_lines(worker_out)
     assert sorted(os.listdir(run_dir)) == [
+        ".lock",
         "config.json",
         "export",
         "generated_tflite.png",
@@ -91,6 +92,7 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
         "model.keras",
         "reconstructions.png",
         "samples.png",
+        "training.json",
     ]
     assert keras.models.load_model(run_dir / "model.keras").latent_dim == 2
     assert not os.path.exists(distribute.private_worker_dir(str(run_dir), "worker", 1))

@@ -23,3 +23,15 @@ def check_images(images, likelihood="bernoulli", name="images"):
             f"{name}: pixel values span [{images.min():g}, {images.max():g}], but the bernoulli "
             "likelihood needs [0, 1]: divide 8-bit images by 255, or use --likelihood gaussian."
         )
+
+
+def check_labels(labels, num_classes, name="labels"):
+    """Raises DataError unless every label is an integer class index in [0, num_classes)."""
+    labels = np.asarray(labels)
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        values = sorted(set(labels[bad].tolist()))
+        raise DataError(
+            f"{name}: {int(bad.sum())} labels outside 0..{num_classes - 1} (e.g. {values[:5]}); "
+            "the labels file does not belong to these images or is corrupted."
+        )

@@ -86,5 +86,20 @@ def load_idx_split(directory, split):
             f"{label_path}: expected {len(images)} labels to match {image_path}, "
             f"got shape {labels.shape}."
         )
-    images = (images.astype(np.float32) / 255.0)[..., np.newaxis]
-    return images, labels.astype(np.int64)
+    return _as_unit_floats(images, image_path)[..., np.newaxis], labels.astype(np.int64)
+
+
+def _as_unit_floats(images, path):
+    """IDX pixels as float32 in [0, 1]: 8-bit integers over 255, floats as they are.
+
+    Float files (types 0x0D, 0x0E) are taken to hold intensities already; values
+    outside [0, 1] then fail `check_images` with their range, not silently.
+    """
+    if np.issubdtype(images.dtype, np.floating):
+        return images.astype(np.float32)
+    if images.dtype.itemsize != 1:
+        raise DataError(
+            f"{path}: {images.dtype.itemsize * 8}-bit integer pixels; expected 8-bit (0-255) "
+            "or floats in [0, 1]."
+        )
+    return images.astype(np.float32) / 255.0

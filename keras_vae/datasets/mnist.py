@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from keras_vae.datasets import idx
+from keras_vae.datasets.checks import check_labels
 from keras_vae.datasets.errors import DataError
 
 # Where Debian's package `dataset-fashion-mnist` installs the IDX files.
@@ -68,8 +69,14 @@ def load(dataset, split="train", data_dir=None):
         `(images, labels)`: float32 `[N, 28, 28, 1]` in [0, 1], int64 `[N]`.
     """
     default_dir, tfds_name = SOURCES[dataset]
-    if data_dir is not None:
-        return idx.load_idx_split(data_dir, split)
-    if default_dir is not None and os.path.isdir(default_dir):
-        return idx.load_idx_split(default_dir, split)
-    return _load_tfds_split(tfds_name, split)
+    directory = data_dir
+    if directory is None and default_dir is not None and os.path.isdir(default_dir):
+        directory = default_dir
+    if directory is None:
+        images, labels = _load_tfds_split(tfds_name, split)
+        source = f"tensorflow-datasets {tfds_name} {split}"
+    else:
+        images, labels = idx.load_idx_split(directory, split)
+        source = os.path.join(directory, idx.IDX_FILES[split][1])
+    check_labels(labels, len(CLASS_NAMES[dataset]), source)
+    return images, labels
