@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_vae import VAE, datasets, training
-from tests.testing import TINY, TINY_TRAIN_ARGS, call_main, write_idx
+from tests.testing import TINY, TINY_TRAIN_ARGS, call_main, random_images, write_idx
 
 
 def train_main(run_dir, *args):
@@ -144,3 +144,27 @@ def test_mixed_precision_keeps_losses_in_float32():
     assert reconstruction.dtype == "float32" and kl.dtype == "float32"
     assert all(np.isfinite(history.history["loss"]))
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+@pytest.mark.parametrize(
+    "fill, message",
+    [
+        (np.nan, "fit's x: 1 pixels are NaN or infinite"),
+        (255.0, r"fit's x: pixel values span .*, 255\], but the bernoulli"),
+    ],
+)
+def test_fit_and_evaluate_check_array_pixels(fill, message):
+    # #14 item 10: the ValueError README promises, before any step.
+    images = random_images(8)
+    images[0, 0, 0, 0] = fill
+    model = VAE(seed=0, **TINY)
+    model.compile(optimizer="adam")
+    weights = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=message):
+        model.fit(images, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="validation_data"):
+        model.fit(random_images(8), validation_data=(images,), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="evaluate's x"):
+        model.evaluate(images, verbose=0)
+    for before, after in zip(weights, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)

@@ -1,5 +1,6 @@
 """`keras-vae` end to end on the tiny run dir that train.py made (trained_run)."""
 
+import configparser
 import contextlib
 import io
 import os
@@ -171,3 +172,56 @@ def test_truncated_or_corrupted_png_is_a_one_line_error(trained_run, tmp_path):
         assert f"keras-vae interpolate: error: {bad}: not a readable PNG/JPEG image" in stderr
         assert "Traceback" not in stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_export_is_a_keras_vae_command_and_the_base_install_can_run_it(trained_run, tmp_path):
+    # #14 item 7: `keras-vae export` for installed users; LiteRT in install_requires.
+    run_dir, _ = trained_run
+    out = tmp_path / "gen"
+    code, stdout, err = call_main(
+        cli.main, ["export", "--model", run_dir, "--out", out, "--variants", "float32"]
+    )
+    assert code == 0, err
+    assert stdout.strip().splitlines()[-1] == str(out)
+    assert (out / "generator_float32.tflite").exists()
+    setup = configparser.ConfigParser()
+    setup.read(os.path.join(REPO_ROOT, "setup.cfg"))
+    assert "ai-edge-litert" in setup["options"]["install_requires"].split()
+
+
+def test_output_names_are_what_gets_written(trained_run, tmp_path):
+    # #14 item 13: the printed path is the file, PNG commands write .png, parents are made.
+    run_dir, _ = trained_run
+    argv = ["attribute", "--model", run_dir, "--attribute", "Bag", "--limit", "200"]
+    code, stdout, err = call_main(cli.main, argv + ["--out", tmp_path / "new" / "bag"])
+    assert code == 0, err
+    assert stdout.strip() == str(tmp_path / "new" / "bag.npy")
+    assert np.load(stdout.strip()).shape == (2,)
+    code, _, err = call_main(
+        cli.main, ["generate", "--model", run_dir, "--out", tmp_path / "x.jpg"]
+    )
+    assert code == 2 and "writes a PNG image; name the file .png" in err
+    assert not (tmp_path / "x.jpg").exists()
+
+
+def test_unusable_paths_are_one_line_errors_naming_them(trained_run, tmp_path):
+    # #14 item 12: no tracebacks, and never a temporary file's name.
+    run_dir, _ = trained_run
+    (tmp_path / "existdir").mkdir()
+    code, _, err = call_main(
+        cli.main, ["generate", "--model", run_dir, "--out", tmp_path / "existdir"]
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "existdir.png" in err or "existdir" in err
+    assert ".tmp-" not in err
+    (tmp_path / "file").write_text("not a directory")
+    code, _, err = call_main(
+        cli.main, ["export", "--model", run_dir, "--out", tmp_path / "file" / "gen"]
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(tmp_path / "file") in err
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes((run_dir / "model.keras").read_bytes()[:1000])
+    code, _, err = call_main(cli.main, ["generate", "--model", truncated])
+    assert code == 2 and "is not a .keras file (not a zip archive)" in err
+    assert "File not found" not in err

@@ -122,3 +122,25 @@ def test_make_dataset_rejects_empty_input_and_bad_batch_size():
         pipeline.make_dataset(np.zeros((0, 28, 28, 1), np.float32))
     with pytest.raises(ValueError, match="batch_size must be positive"):
         pipeline.make_dataset(np.zeros((4, 28, 28, 1), np.float32), batch_size=0)
+
+
+def test_labels_out_of_range_fail_at_load_with_the_file(idx_dir):
+    # #14 item 8: before training, not in the projector writer afterwards.
+    labels = np.arange(10, dtype=np.uint8)
+    labels[3] = 200
+    write_idx(idx_dir / "t10k-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(
+        datasets.DataError, match=r"t10k-labels-idx1-ubyte: 1 labels outside 0\.\.9"
+    ):
+        datasets.load("mnist", "test", data_dir=str(idx_dir))
+
+
+def test_float_idx_files_are_not_divided_by_255(tmp_path):
+    # #14 item 9: IDX type 0x0D holds intensities already.
+    for split, count in (("train", 4), ("test", 2)):
+        pixels = np.linspace(0, 1, count * 64, dtype=np.float32).reshape(count, 8, 8)
+        write_idx(tmp_path / f"{datasets.IDX_FILES[split][0]}.gz", pixels, type_code=0x0D)
+        write_idx(tmp_path / f"{datasets.IDX_FILES[split][1]}.gz", np.zeros(count, np.uint8))
+    images, _ = datasets.load("mnist", "train", data_dir=str(tmp_path))
+    assert images.dtype == np.float32 and images.max() == 1.0
+    np.testing.assert_allclose(images[..., 0], np.linspace(0, 1, 256).reshape(4, 8, 8), rtol=1e-6)

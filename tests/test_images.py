@@ -88,3 +88,49 @@ def test_load_images_errors_name_the_file(tmp_path):
         images.load_images([tmp_path / "notes.png"], (28, 28, 1))
     with pytest.raises(ValueError, match="1 or 3 channels"):
         images.load_images([], (28, 28, 2))
+
+
+def test_sixteen_bit_exif_float_and_transparent_images(tmp_path):
+    # #14 item 11: each of these loaded wrong (white, rotated, mis-scaled) before.
+    ramp = np.tile(np.linspace(0, 1, 28, dtype=np.float64), (28, 1))  # dark left, light right
+    Image.fromarray(np.rint(ramp * 65535).astype(np.uint16)).save(tmp_path / "deep.png")
+    [deep] = images.load_images([tmp_path / "deep.png"], (28, 28, 1))
+    np.testing.assert_allclose(deep[..., 0], ramp, atol=1 / 255)
+
+    # A phone photo: stored sideways, with EXIF orientation 6 (rotate 90 degrees clockwise).
+    stored = Image.fromarray(np.rint(np.flipud(ramp.T) * 255).astype(np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    [upright] = images.load_images([tmp_path / "phone.jpg"], (28, 28, 1))
+    assert upright[:, :5].mean() < 0.2 and upright[:, -5:].mean() > 0.8  # dark left, light right
+
+    Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "float.tiff")
+    [floats] = images.load_images([tmp_path / "float.tiff"], (28, 28, 1))
+    np.testing.assert_allclose(floats[..., 0], ramp, atol=1 / 255)
+    bad = ramp.astype(np.float32)
+    bad[0, 0] = np.nan
+    Image.fromarray(bad).save(tmp_path / "nan.tiff")
+    with pytest.raises(ValueError, match="nan.tiff: 1 pixels are NaN"):
+        images.load_images([tmp_path / "nan.tiff"], (28, 28, 1))
+    Image.fromarray((ramp * 255).astype(np.float32)).save(tmp_path / "bright.tiff")
+    with pytest.raises(ValueError, match=r"bright.tiff: float pixels span \[0, 255\]"):
+        images.load_images([tmp_path / "bright.tiff"], (28, 28, 1))
+
+    clear = np.zeros((10, 10, 4), np.uint8)
+    clear[4:6, 4:6] = 255  # one opaque white square on a transparent sheet
+    Image.fromarray(clear).save(tmp_path / "clear.png")
+    [on_black] = images.load_images([tmp_path / "clear.png"], (10, 10, 1), background="black")
+    assert on_black[0, 0, 0] == 0 and on_black[5, 5, 0] == 1
+    [inverted] = images.load_images([tmp_path / "clear.png"], (10, 10, 1), invert=True)
+    np.testing.assert_allclose(inverted[0, 0], 0.0)  # white background, inverted
+    with pytest.raises(ValueError, match="Valid backgrounds: white, black"):
+        images.load_images([tmp_path / "clear.png"], (10, 10, 1), background="grey")
+
+
+def test_a_decompression_bomb_is_a_clear_error(tmp_path, monkeypatch):
+    # #14 item 11: Pillow's limit, lowered here so the test image stays small.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(tmp_path / "huge.png")
+    with pytest.raises(ValueError, match="huge.png: too many pixels to decode safely"):
+        images.load_images([tmp_path / "huge.png"], (28, 28, 1))

@@ -185,3 +185,88 @@ def test_tensorboard_server_serves_scalars_images_and_projector(trained_run):
             server.kill()
             server.wait()
     assert server.returncode is not None
+
+
+def tiny_config(**changes):
+    values = {
+        "dataset": "mnist",
+        "preset": "mlp",
+        "latent_dim": 2,
+        "epochs": 1,
+        "batch_size": 16,
+        "validation_size": 16,
+        "test_subset": 32,
+        **changes,
+    }
+    return TrainingConfig(**values)
+
+
+def test_a_crash_after_fit_is_resumed_without_training_again(tmp_path, monkeypatch):
+    # #14 item 2: an interruption during evaluation or export must not retrain.
+    config = tiny_config(epochs=2)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # what Ctrl-C raises during the export
+
+    with tfds.testing.mock_data(num_examples=64):
+        monkeypatch.setattr(training, "write_run_artifacts", crash)
+        with pytest.raises(KeyboardInterrupt):
+            training.train_and_evaluate(config, str(tmp_path), verbose=0)
+        assert (tmp_path / "training.json").exists() and not (tmp_path / "backup").exists()
+        monkeypatch.undo()
+        monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("trained again"))
+        metrics = training.train_and_evaluate(config, str(tmp_path), verbose=0)
+    assert metrics["optimizer_iterations"] == 2 * (64 - 16) // 16 and metrics["epochs"] == 2
+    assert (tmp_path / "export" / "generator.json").exists()
+    assert scalar_steps(tmp_path / "logs" / "train")["epoch_loss"] == [0, 1]  # each epoch once
+
+
+def test_a_second_writer_of_the_same_run_dir_is_refused(tmp_path):
+    # #14 item 4: one process writes a run dir at a time.
+    from keras_vae import run_dir
+
+    with run_dir.lock(str(tmp_path)):
+        with tfds.testing.mock_data(num_examples=64):
+            with pytest.raises(run_dir.RunDirInUse, match=r"is in use by process \d+"):
+                training.train_and_evaluate(tiny_config(), str(tmp_path), verbose=0)
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_resuming_with_other_flags_names_them_and_changes_nothing(tmp_path):
+    # #14 item 5: compare the saved config before anything else.
+    import train
+
+    config = tiny_config(dataset="fashion_mnist")
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    before = (tmp_path / "config.json").read_text()
+    argv = ["--run-dir", tmp_path, "--preset", "mlp", "--latent-dim", "8", "--epochs", "1"]
+    code, _, err = call_main(train.main, argv + ["--batch-size", "16", "--test-subset", "32"])
+    assert code == 2 and "Traceback" not in err
+    [line] = err.strip().splitlines()
+    assert "--latent-dim 2 there, 8 now" in line and "--validation-size 16 there, 5000 now" in line
+    assert (tmp_path / "config.json").read_text() == before
+    assert sorted(os.listdir(tmp_path)) == ["config.json"]
+
+
+def test_a_relative_data_dir_is_stored_absolute(tmp_path, monkeypatch):
+    # #14 item 14: config.json must work from any directory.
+    monkeypatch.chdir(tmp_path)
+    assert TrainingConfig(data_dir="idx").data_dir == str(tmp_path / "idx")
+    assert TrainingConfig(data_dir=str(tmp_path / "idx")).data_dir == str(tmp_path / "idx")
+    assert TrainingConfig().data_dir is None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--kl-warmup-epochs", "5", "--epochs", "2"], "kl_warmup_epochs (5) is longer than"),
+        (["--test-subset", "1"], "test_subset must be 0 (all) or at least 2"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_before_anything_is_written(tmp_path, args, message):
+    # #14 item 16.
+    import train
+
+    code, _, err = call_main(train.main, ["--run-dir", tmp_path / "run", *args])
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,68 @@
+"""Atomic writes: modes as open() gives them, no temporaries left by killed processes."""
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from keras_vae import VAE, export, files
+from tests.testing import TINY
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_written_files_and_exports_get_the_umask_modes(tmp_path, umask_022):
+    # #14 item 6: not the private 0600 / 0700 of tempfile.
+    files.atomic_write_json(tmp_path / "metrics.json", {"loss": 1.0})
+    files.atomic_write_text(tmp_path / "notes.txt", "hello")
+    assert mode(tmp_path / "metrics.json") == 0o644 and mode(tmp_path / "notes.txt") == 0o644
+    model = VAE(preset="mlp", latent_dim=2, encoder_units=(4,), decoder_units=(4,), seed=0)
+    files.atomic_write(tmp_path / "model.keras", model.save, suffix=".keras")
+    assert mode(tmp_path / "model.keras") == 0o644
+    export.export_generator(model, tmp_path / "export", variants=("float32",))
+    assert mode(tmp_path / "export") == 0o755
+    for name in os.listdir(tmp_path / "export"):
+        path = tmp_path / "export" / name
+        assert mode(path) == (0o755 if path.is_dir() else 0o644), name
+
+
+def dead_pid():
+    """The pid of a process that has exited."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_temporaries_of_killed_processes_are_removed_by_the_next_write(tmp_path):
+    # #14 item 3: a SIGKILL during an export or a save leaves a temporary behind.
+    stale_dir = tmp_path / f".export.tmp-{dead_pid()}-abc"
+    stale_dir.mkdir()
+    (stale_dir / "generator_float32.tflite").write_bytes(b"x" * 1000)
+    stale_file = tmp_path / f".model.keras.tmp-{dead_pid()}-xyz.keras"
+    stale_file.write_bytes(b"half a model")
+    live = tmp_path / f".export.tmp-{os.getpid()}-mine"  # a running export's: kept
+    live.mkdir()
+    model = VAE(seed=0, **TINY)
+    export.export_generator(model, tmp_path / "export", variants=("float32",))
+    files.atomic_write(tmp_path / "model.keras", model.save, suffix=".keras")
+    assert sorted(os.listdir(tmp_path)) == [live.name, "export", "model.keras"]
+
+
+def test_writing_onto_a_directory_names_it_not_a_temporary(tmp_path):
+    # #14 item 12: the message names the user's path.
+    (tmp_path / "existdir").mkdir()
+    with pytest.raises(IsADirectoryError, match="existdir is a directory") as error:
+        files.atomic_write_text(tmp_path / "existdir", "x")
+    assert ".tmp-" not in str(error.value)
+    assert sorted(os.listdir(tmp_path)) == ["existdir"]
