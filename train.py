@@ -7,6 +7,7 @@ calls keras_vae.training.train_and_evaluate; all logic lives in the package.
 import argparse
 import sys
 
+from keras_vae import native_logs
 from keras_vae.config import add_config_flags, config_from_flags
 
 
@@ -33,14 +34,17 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        config = config_from_flags(args)
-        # TensorFlow is imported only once there is something to train.
-        from keras_vae.training import train_and_evaluate
+    args = parse_args(argv)  # --help and bad flags exit here, before TensorFlow loads
+    error = None
+    with native_logs.filtered_stderr():
+        try:
+            config = config_from_flags(args)
+            from keras_vae.training import train_and_evaluate
 
-        metrics = train_and_evaluate(config, args.run_dir, verbose=args.verbose)
-    except (ValueError, OSError) as error:  # DataError is a ValueError
+            metrics = train_and_evaluate(config, args.run_dir, verbose=args.verbose)
+        except (ValueError, OSError) as caught:  # DataError, RunDirInUse are among them
+            error = caught
+    if error is not None:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
     if not metrics:

@@ -20,9 +20,12 @@ import sys
 
 import numpy as np
 
-from keras_vae import datasets, export, latent, names, run_dir
+from keras_vae import datasets, names, native_logs
 from keras_vae import images as image_io
 from keras_vae.files import atomic_write
+
+# TensorFlow loads only when a command runs (`--help` answers without it): the
+# modules that need it (latent, export, run_dir) are imported inside the commands.
 
 
 def _add_model(parser, out_default):
@@ -157,6 +160,8 @@ class _Session:
     """The loaded model, its compiled codec and the dataset the command reads."""
 
     def __init__(self, args):
+        from keras_vae import latent, run_dir
+
         self.args = args
         self.model, config = run_dir.load_model(args.model)
         self.codec = latent.Codec(self.model)
@@ -208,6 +213,8 @@ class _Session:
         return images[self.args.indices], labels
 
     def attribute_vector(self, name):
+        from keras_vae import latent
+
         has_attribute, name = self.attribute(name)
         codes = self.codec.encode(self.data()[0])
         return latent.attribute_vector(codes, has_attribute), name, int(has_attribute.sum())
@@ -241,6 +248,8 @@ def _generate(session):
 
 
 def _interpolate(session):
+    from keras_vae import latent
+
     args = session.args
     images, labels = session.inputs()
     if len(images) % 2:
@@ -276,6 +285,8 @@ def _attribute(session):
 
 
 def _edit(session):
+    from keras_vae import latent
+
     args = session.args
     if args.vector:
         vector = np.load(args.vector)
@@ -295,6 +306,8 @@ def _edit(session):
 
 
 def _average(session):
+    from keras_vae import latent
+
     args = session.args
     images, _, attribute_names = session.data()
     codes = session.codec.encode(images)
@@ -320,7 +333,7 @@ def _average(session):
 
 
 def _export(args):
-    from keras_vae import export
+    from keras_vae import export, run_dir
 
     out = args.out or default_export_dir(args.model)
     model, training_config = run_dir.load_model(args.model)
@@ -343,6 +356,8 @@ def _export(args):
 
 def default_export_dir(model_path):
     """RUN/export for a run dir, NAME_export beside a .keras file."""
+    from keras_vae import run_dir
+
     if os.path.isdir(model_path):
         return os.path.join(model_path, run_dir.EXPORT_DIR)
     return os.path.splitext(model_path)[0] + "_export"
@@ -368,15 +383,21 @@ LATENT_COMMANDS = {
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        _check_out(args)
-        if args.command == "export":
-            path = _export(args)
-        else:
-            path = LATENT_COMMANDS[args.command](_Session(args))
-    # DataError and ModelFileError are ValueErrors.
-    except (ValueError, OSError, export.ExportError) as error:
+    args = build_parser().parse_args(argv)  # --help and bad flags exit here
+    error = None
+    with native_logs.filtered_stderr():
+        from keras_vae.export import ExportError
+
+        try:
+            _check_out(args)
+            if args.command == "export":
+                path = _export(args)
+            else:
+                path = LATENT_COMMANDS[args.command](_Session(args))
+        # DataError and ModelFileError are ValueErrors.
+        except (ValueError, OSError, ExportError) as caught:
+            error = caught
+    if error is not None:
         print(f"keras-vae {args.command}: error: {error}", file=sys.stderr)
         return 2
     print(path)

@@ -27,7 +27,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_vae import autoencoder as _autoencoder  # noqa: F401 (registers it with Keras)
 from keras_vae import files, names
+from keras_vae import model as _model  # noqa: F401 (registers it with Keras)
 from keras_vae.version import __version__
 
 GENERATE = "generate"

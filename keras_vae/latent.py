@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_vae import autoencoder as _autoencoder  # noqa: F401 (registers it with Keras)
+from keras_vae import model as _model  # noqa: F401 (registers it with Keras)
 from keras_vae import names
 
 # Below this sin(angle) two directions count as parallel: slerp is then lerp.

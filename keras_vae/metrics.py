@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_vae import autoencoder as _autoencoder  # noqa: F401 (registers it with Keras)
+from keras_vae import model as _model  # noqa: F401 (registers it with Keras)
 from keras_vae.layers import Sampling
 
 

@@ -6,15 +6,19 @@ test fails as soon as an import goes the wrong way, whatever is installed.
 
 import ast
 import os
+import subprocess
+import sys
+
+import pytest
 
 from tests.testing import REPO_ROOT
 
 PACKAGE = os.path.join(REPO_ROOT, "keras_vae")
 # Modules that must import neither TensorFlow nor Keras, directly or through keras_vae.
-NO_TENSORFLOW = {"names", "presets", "config", "version", "files", "datasets"}
+NO_TENSORFLOW = {"names", "presets", "config", "version", "files", "datasets", "native_logs"}
 # Each module may import only modules of its own layer or below.
 LAYERS = [
-    {"version", "names", "presets", "config", "files"},
+    {"version", "names", "presets", "config", "files", "native_logs"},
     {"datasets", "losses", "layers", "networks", "distribute", "images", "pipeline"},
     {"base"},
     {"model", "autoencoder"},
@@ -122,3 +126,36 @@ def test_configuration_and_datasets_do_not_import_tensorflow():
 def test_export_needs_no_training_machinery():
     imported, _ = import_graph()["export"]
     assert not {top(target) for target in imported} & {"callbacks", "training", "datasets"}
+
+
+def test_help_and_configuration_load_no_tensorflow_in_a_fresh_process():
+    # #14 item 15: `--help` answers at once, with no TensorFlow log lines.
+    code = (
+        "import sys, keras_vae.cli, keras_vae.config, train; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    assert result.stdout.split() == ["False", "False"], result.stderr
+    script = os.path.join(os.path.dirname(sys.executable), "keras-vae")
+    for command in ([sys.executable, "train.py", "--help"], [script, "export", "--help"]):
+        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+        assert result.returncode == 0 and "usage:" in result.stdout, result.stderr
+        assert result.stderr == "", result.stderr
+
+
+def test_native_log_lines_are_held_back_and_the_rest_is_shown(capfd):
+    from keras_vae import native_logs
+
+    with native_logs.filtered_stderr():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are\n")
+        os.write(2, b"I0000 00:00:1796153944.852073   31436 port.cc:153] oneDNN custom ops\n")
+        os.write(2, b"W0000 00:00:1796153944.9   31436 flatbuffer_export.cc:1] converter\n")
+        os.write(2, b"UserWarning: something a user should read\n")
+    assert capfd.readouterr().err == "UserWarning: something a user should read\n"
+    with pytest.raises(RuntimeError):
+        with native_logs.filtered_stderr():
+            os.write(2, b"I0000 00:00:1.0   1 port.cc:1] shown when the block fails\n")
+            raise RuntimeError
+    assert "shown when the block fails" in capfd.readouterr().err
