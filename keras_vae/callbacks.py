@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from keras_vae import images as image_io
 from keras_vae import latent
-from keras_vae.files import atomic_write, atomic_write_json
+from keras_vae.files import atomic_write, atomic_write_json, atomic_write_text
 
 
 class KLWarmup(keras.callbacks.Callback):
@@ -323,8 +323,8 @@ class LatentImages(keras.callbacks.Callback):
         embedding = config.embeddings.add()
         embedding.tensor_name = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
         if self.labels is not None:
-            with open(os.path.join(directory, "metadata.tsv"), "w") as f:
-                f.writelines(f"{self._label(label)}\n" for label in self.labels[: len(images)])
+            lines = "".join(f"{self._label(label)}\n" for label in self.labels[: len(images)])
+            atomic_write_text(os.path.join(directory, "metadata.tsv"), lines)
             embedding.metadata_path = "metadata.tsv"
         side = math.ceil(math.sqrt(len(images)))
         sprite = image_io.grid(image_io.padded(images, side * side), side, side, padding=0)
