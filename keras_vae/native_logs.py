@@ -23,7 +23,8 @@ import tempfile
 NATIVE_LOG_LINE = re.compile(
     rb"^([IWE]\d{4} \d\d:\d\d:[\d.]+ +\d+ [^ ]+:\d+\]"
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
-    rb"|To enable the following instructions: .* rebuild TensorFlow)"
+    rb"|To enable the following instructions: .* rebuild TensorFlow"
+    rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)"
 )
 
 
