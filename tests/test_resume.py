@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL resumes where it stopped; a killed export loses nothing."""
+"""A run killed with SIGKILL resumes where it stopped, one stopped after training does not
+train again, and a killed export loses nothing."""
 
 import json
 import os
@@ -71,18 +72,35 @@ def test_sigkill_after_first_epoch_then_same_command_resumes(tmp_path):
     assert 1 <= resume_epoch < EPOCHS
     assert not (run_dir / "metrics.json").exists()
 
-    second = subprocess.run(
+    # The second run finishes training; SIGTERM stops it in the evaluation or export.
+    second = start_train(run_dir)
+    try:
+        wait_for(
+            lambda: (run_dir / "training.json").exists() or second.poll() is not None,
+            300,
+            "the end of training",
+        )
+        os.kill(second.pid, signal.SIGTERM)
+        stdout, stderr = second.communicate(timeout=60)
+    finally:
+        second.kill()
+    assert second.returncode == -signal.SIGTERM, "the run finished before it could be stopped"
+    epochs_run = [line for line in stdout.splitlines() if line.startswith("Epoch ")]
+    # Continues at the next epoch, not from scratch.
+    assert epochs_run[0] == f"Epoch {resume_epoch + 1}/{EPOCHS}", stderr[-2000:]
+    assert len(epochs_run) == EPOCHS - resume_epoch
+
+    # The third finds training finished: it evaluates and exports, and trains nothing.
+    third = subprocess.run(
         [sys.executable, "train.py", "--run-dir", str(run_dir), *RESUME_ARGS],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert second.returncode == 0, second.stderr[-3000:]
-    epochs_run = [line for line in second.stdout.splitlines() if line.startswith("Epoch ")]
-    # Continues at the next epoch, not from scratch.
-    assert epochs_run[0] == f"Epoch {resume_epoch + 1}/{EPOCHS}"
-    assert len(epochs_run) == EPOCHS - resume_epoch
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert not [line for line in third.stdout.splitlines() if line.startswith("Epoch ")]
+    assert "negative_elbo" in third.stdout
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     # The optimizer state was restored too: its step count went on.
