@@ -58,6 +58,11 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
                     "--run-dir",
                     str(run_dir),
                     *TINY_TRAIN_ARGS,
+                    # A small MLP: what is tested is the synchronization, not the network.
+                    "--preset",
+                    "mlp",
+                    "--latent-dim",
+                    "2",
                     "--verbose",
                     "2",
                 ],
