@@ -37,12 +37,15 @@ def main(argv=None):
     args = parse_args(argv)  # --help and bad flags exit here, before TensorFlow loads
     error = None
     with native_logs.filtered_stderr():
+        from keras_vae.export import ExportError  # TensorFlow loads here
+
         try:
             config = config_from_flags(args)
             from keras_vae.training import train_and_evaluate
 
             metrics = train_and_evaluate(config, args.run_dir, verbose=args.verbose)
-        except (ValueError, OSError) as caught:  # DataError, RunDirInUse are among them
+        # DataError and RunDirInUse are among them; ExportError: the export's checks failed.
+        except (ValueError, OSError, ExportError) as caught:
             error = caught
     if error is not None:
         print(f"train.py: error: {error}", file=sys.stderr)

@@ -111,19 +111,23 @@ class TrainingComplete(keras.callbacks.Callback):
     Place it before `keras.callbacks.BackupAndRestore`: callbacks end in
     list order, so the record that training finished is on disk before
     BackupAndRestore deletes its state. A run interrupted after that (during
-    evaluation or export) therefore never trains again.
+    evaluation or export) therefore never trains again. Nothing is recorded
+    when there is no `checkpoint` to evaluate (a loss that became NaN in the
+    first epoch): such a run trains again from the start.
 
     Args:
         path: the JSON file to write: `train_seconds` (this `fit` call's wall
-            time), `optimizer_iterations`, `epochs` and, with `timer`,
+            time), `optimizer_iterations`, `epochs` (finished) and, with `timer`,
             `train_images_per_second` (steps x batch size over the median epoch).
+        checkpoint: the model file that must exist for training to count as done.
         timer: the run's `EpochTimer`, or None.
         batch_size: images per step.
     """
 
-    def __init__(self, path, timer=None, batch_size=None):
+    def __init__(self, path, checkpoint, timer=None, batch_size=None):
         super().__init__()
         self.path = path
+        self.checkpoint = checkpoint
         self.timer = timer
         self.batch_size = batch_size
 
@@ -131,10 +135,13 @@ class TrainingComplete(keras.callbacks.Callback):
         self._start = time.perf_counter()
 
     def on_train_end(self, logs=None):
+        if not os.path.exists(self.checkpoint):
+            return
+        iterations = int(self.model.optimizer.iterations.numpy())
         facts = {
             "train_seconds": time.perf_counter() - self._start,
-            "optimizer_iterations": int(self.model.optimizer.iterations.numpy()),
-            "epochs": self.params.get("epochs"),
+            "optimizer_iterations": iterations,
+            "epochs": iterations // self.params["steps"],
         }
         if self.timer is not None and self.timer.seconds:
             images_per_epoch = self.params["steps"] * self.batch_size

@@ -15,6 +15,7 @@ line on stderr and exit status 2. Decoding and encoding run as compiled
 """
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -333,9 +334,22 @@ def _average(session):
 
 
 def _export(args):
+    from keras_vae import run_dir
+
+    if args.preview and "float32" not in args.variants:
+        raise ValueError("--preview is drawn by the float32 .tflite: add float32 to --variants.")
+    out = args.out or default_export_dir(args.model)
+    inside_run_dir = os.path.isdir(args.model) and os.path.abspath(out).startswith(
+        os.path.join(os.path.abspath(args.model), "")
+    )
+    # Into a run dir: not while train.py (or another export) is writing it.
+    with run_dir.lock(args.model) if inside_run_dir else contextlib.nullcontext():
+        return _write_export(args, out)
+
+
+def _write_export(args, out):
     from keras_vae import export, run_dir
 
-    out = args.out or default_export_dir(args.model)
     model, training_config = run_dir.load_model(args.model)
     metadata = export.export_generator(
         model,

@@ -35,6 +35,12 @@ def _gaussian_scale(value):
     return value if value == "learned" else float(value)
 
 
+def check_gaussian_scale(value):
+    """Raises ValueError unless `value` is "learned" or a positive number."""
+    if value != "learned" and not float(value) > 0:
+        raise ValueError(f"gaussian_scale must be 'learned' or a positive float; got {value!r}.")
+
+
 @dataclasses.dataclass
 class TrainingConfig:
     """Everything that defines a training run.
@@ -125,11 +131,7 @@ class TrainingConfig:
                 "test_subset must be 0 (all) or at least 2: the TensorBoard interpolation "
                 "grid pairs test images."
             )
-        if self.gaussian_scale != "learned" and not float(self.gaussian_scale) > 0:
-            scale = self.gaussian_scale
-            raise ValueError(
-                f"gaussian_scale must be 'learned' or a positive float; got {scale!r}."
-            )
+        check_gaussian_scale(self.gaussian_scale)
 
     def model_kwargs(self, image_shape):
         """Keyword arguments for `keras_vae.VAE`."""
@@ -161,8 +163,9 @@ class TrainingConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-def _flag(name):
-    return "--" + name.replace("_", "-")
+def flag_name(field_name):
+    """The command-line flag of a config field: `latent_dim` -> `--latent-dim`."""
+    return "--" + field_name.replace("_", "-")
 
 
 def add_config_flags(parser, config_class=TrainingConfig):
@@ -180,11 +183,11 @@ def add_config_flags(parser, config_class=TrainingConfig):
             help_text += f" One of: {', '.join(meta['choices'])}."
         if field.type is bool or isinstance(field.default, bool):
             parser.add_argument(
-                _flag(field.name), action="store_true", default=field.default, help=help_text
+                flag_name(field.name), action="store_true", default=field.default, help=help_text
             )
             continue
         parser.add_argument(
-            _flag(field.name),
+            flag_name(field.name),
             type=meta["parse"] or str,
             default=field.default,
             help=help_text + " (default: %(default)s)",

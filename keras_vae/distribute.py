@@ -58,6 +58,20 @@ def is_chief(strategy):
     return bool(strategy.extended.should_checkpoint)
 
 
+def chief_says(strategy, flag):
+    """The chief's `flag`, the same on every worker (a collective); `flag` out of a cluster.
+
+    Decisions the chief takes from the run dir (training finished, the run dir
+    refused) must be every worker's, or a worker waits for collectives that the
+    chief never joins.
+    """
+    if not is_multi_worker(strategy):
+        return bool(flag)
+    vote = tf.constant(1.0 if flag and is_chief(strategy) else 0.0)
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: vote), axis=None)
+    return bool(total.numpy() > 0)
+
+
 def per_replica(loss):
     """A replica's share of the global-batch mean loss: `loss / num_replicas_in_sync`.
 

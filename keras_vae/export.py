@@ -298,6 +298,7 @@ def export_generator(
         )
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
+    _recover_retired(out_dir)
     files.remove_stale_temporaries(out_dir)  # of exports killed before they finished
     staging = tempfile.mkdtemp(prefix=files.temporary_prefix(out_dir), dir=parent)
     files.public_mode(staging, directory=True)
@@ -328,6 +329,19 @@ def export_generator(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return metadata
+
+
+def _recover_retired(out_dir):
+    """Puts back an export that `_commit` had moved aside when its process was killed."""
+    if os.path.exists(out_dir):
+        return
+    parent = os.path.dirname(out_dir)
+    prefix = f".{os.path.basename(out_dir)}.old-"
+    for name in sorted(os.listdir(parent)):
+        retired = os.path.join(parent, name, "export")
+        if name.startswith(prefix) and os.path.isfile(os.path.join(retired, METADATA_FILE)):
+            os.rename(retired, out_dir)
+            return
 
 
 def _commit(staging, out_dir):

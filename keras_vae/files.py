@@ -6,6 +6,7 @@ runs no cleanup). Finished files get the mode a plain `open()` gives under the
 user's umask, not the private 0600 of `tempfile`.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -14,7 +15,15 @@ import tempfile
 
 
 def _umask():
-    mask = os.umask(0)
+    """The process's umask, read without changing it (other threads may be creating files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc: the only way to read it is to set it for a moment
     os.umask(mask)
     return mask
 
@@ -54,7 +63,8 @@ def remove_stale_temporaries(path):
             if os.path.isdir(stale):
                 shutil.rmtree(stale, ignore_errors=True)
             else:
-                os.unlink(stale)
+                with contextlib.suppress(FileNotFoundError):  # another writer was quicker
+                    os.unlink(stale)
 
 
 def atomic_write(path, write, suffix=""):

@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_vae import distribute, losses, names, networks
 from keras_vae.base import LatentImageModel
+from keras_vae.config import check_gaussian_scale
 from keras_vae.layers import Sampling
 
 # log_var is clipped to this range: sigma^2 from 1e-13 to 5e8, so exp() can
@@ -78,10 +79,7 @@ class VAE(LatentImageModel):
         names.check_choice("likelihood", likelihood, names.LIKELIHOODS)
         if not beta >= 0:
             raise ValueError(f"beta must be >= 0; got {beta}.")
-        if gaussian_scale != "learned" and not float(gaussian_scale) > 0:
-            raise ValueError(
-                f"gaussian_scale must be 'learned' or a positive float; got {gaussian_scale!r}."
-            )
+        check_gaussian_scale(gaussian_scale)
         self.likelihood = likelihood
         self.gaussian_scale = gaussian_scale
         self.beta = float(beta)

@@ -4,9 +4,10 @@ TensorFlow and the LiteRT converter write `I0000 ...`, `W0000 ...` and
 "All log messages before absl::InitializeLog()" lines straight to file
 descriptor 2, before `TF_CPP_MIN_LOG_LEVEL` can be read, so no setting
 silences them. The CLIs run inside `filtered_stderr()`: what is written to
-stderr in the block is held in a temporary file and, at the end, written back
-without those lines. Everything else (Python warnings, errors) is shown; if
-the block raises, everything is shown. `TF_CPP_MIN_LOG_LEVEL=0` in the
+stderr in the block goes to a temporary file that a thread copies back to
+stderr as it grows, without those lines. Everything else (Python warnings,
+errors) is shown as it comes; if the block raises, the held-back lines are
+shown too. `TF_CPP_MIN_LOG_LEVEL=0` in the
 environment (asking for every log) turns the filter off.
 
 No TensorFlow import: the filter must be in place before TensorFlow loads.
@@ -17,6 +18,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 
 # absl / TensorFlow C++ log lines ("I0000 00:00:1796153870.027769   30908 port.cc:153] ...")
 # and the few unprefixed lines TensorFlow prints with them.
@@ -33,9 +35,50 @@ def is_native_log(line):
     return bool(NATIVE_LOG_LINE.match(line))
 
 
+class _Forwarder(threading.Thread):
+    """Copies what is written to `capture` onto `target`, line by line, without native logs.
+
+    It reads with `os.pread` at its own offset, so writers (to a regular file,
+    which never blocks) and this thread never wait for each other, and lines
+    reach the terminal within `interval` seconds: a process that dies
+    without cleanup (SIGKILL, abort) has shown all but the last moment.
+    """
+
+    def __init__(self, capture, target, interval=0.05):
+        super().__init__(daemon=True)
+        self.capture, self.target, self.interval = capture, target, interval
+        self.offset, self.partial, self.held = 0, b"", []
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            if not self.forward():
+                self.done.wait(self.interval)
+        self.forward()
+
+    def forward(self, final=False):
+        data = os.pread(self.capture, 1 << 16, self.offset)
+        self.offset += len(data)
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        if final and self.partial:
+            lines.append(self.partial)
+            self.partial = b""
+        for line in lines:
+            if is_native_log(line):
+                self.held.append(line)
+            else:
+                os.write(self.target, line + b"\n")
+        return bool(data)
+
+
 @contextlib.contextmanager
 def filtered_stderr():
-    """Runs the block with file descriptor 2 captured; replays it without native log lines."""
+    """Runs the block with file descriptor 2 filtered: native log lines are held back.
+
+    Every other line reaches stderr as it is written. If the block raises,
+    the held-back lines are written after it, so nothing is lost on a failure.
+    """
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         yield
         return
@@ -43,6 +86,8 @@ def filtered_stderr():
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
+        forwarder = _Forwarder(capture.fileno(), saved)
+        forwarder.start()
         failed = True
         try:
             yield
@@ -50,9 +95,9 @@ def filtered_stderr():
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
+            forwarder.done.set()
+            forwarder.join()
+            forwarder.forward(final=True)
+            if failed and forwarder.held:
+                os.write(2, b"\n".join(forwarder.held) + b"\n")
             os.close(saved)
-            capture.seek(0)
-            kept = [line for line in capture if failed or not is_native_log(line)]
-            if kept:
-                sys.stderr.flush()
-                os.write(2, b"".join(kept))

@@ -1,7 +1,9 @@
 """A run dir's layout, defined once, and loading the trained model from one.
 
 config.json           the TrainingConfig that made the run
+.lock                 flock'ed by the process writing the run dir
 model.keras           the checkpoint with the best validation loss
+training.json         written when `fit` has finished: a rerun does not train again
 logs/                 TensorBoard event files: train/ and validation/ scalars,
                       config/ the config as text, images/ latent grids,
                       projector/ test posterior means with labels and sprite
@@ -17,10 +19,12 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import zipfile
 
 import keras
 
+from keras_vae.config import flag_name
 from keras_vae.model import VAE
 
 CONFIG_FILE = "config.json"
@@ -54,8 +58,21 @@ def lock(directory):
     Raises:
         RunDirInUse: another process holds it.
     """
+    created = not os.path.exists(directory)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, LOCK_FILE)
+    try:
+        with _held(path):
+            yield
+    except BaseException:
+        if created and os.listdir(directory) == [LOCK_FILE]:
+            shutil.rmtree(directory)  # a run that failed before writing leaves no run dir
+        raise
+
+
+@contextlib.contextmanager
+def _held(path):
+    directory = os.path.dirname(path)
     with open(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -77,10 +94,6 @@ def lock(directory):
             f.truncate()
 
 
-def _flag(name):
-    return "--" + name.replace("_", "-")
-
-
 def check_config(directory, config):
     """Raises ValueError if `directory` holds a config.json other than `config`'s.
 
@@ -94,7 +107,7 @@ def check_config(directory, config):
         saved = json.load(f)
     wanted = config.to_dict()
     differences = [
-        f"{_flag(name)} {saved.get(name)!r} there, {wanted.get(name)!r} now"
+        f"{flag_name(name)} {saved.get(name)!r} there, {wanted.get(name)!r} now"
         for name in sorted(set(saved) | set(wanted))
         if saved.get(name) != wanted.get(name)
     ]

@@ -127,7 +127,12 @@ def build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_si
             monitor=monitor,
             state_path=os.path.join(backup_dir, "best.json"),
         ),
-        TrainingComplete(os.path.join(out_dir, run_dir.TRAINING_FILE), timer, batch_size),
+        TrainingComplete(
+            os.path.join(out_dir, run_dir.TRAINING_FILE),
+            os.path.join(out_dir, run_dir.MODEL_FILE),
+            timer,
+            batch_size,
+        ),
         keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
         TensorBoardRestart(log_dir),
     ]
@@ -217,9 +222,10 @@ def train_and_evaluate(config, directory, verbose="auto"):
     Running the same call again on an interrupted run resumes it: training
     goes on from the last finished epoch (Keras's BackupAndRestore), and a
     run whose training had finished (`training.json`) is not trained again;
-    the evaluation, pictures and export are redone. A run dir holding another
-    config is refused before anything is written, and so is a run dir that
-    another process is writing (`run_dir.RunDirInUse`).
+    the evaluation, pictures and export are redone. The run dir is locked
+    first: a run dir that another process is writing (`run_dir.RunDirInUse`)
+    or one holding another config is refused before anything else is done.
+    In a cluster the chief takes these decisions for every worker.
 
     Args:
         config: a `keras_vae.config.TrainingConfig`.
@@ -238,20 +244,30 @@ def train_and_evaluate(config, directory, verbose="auto"):
     strategy = distribute.make_strategy(config.strategy)
     chief = distribute.is_chief(strategy)
     out_dir = distribute.worker_dir(directory, strategy)
-    if chief:
-        run_dir.check_config(directory, config)
-    keras.utils.set_random_seed(config.seed)
-    splits = load_splits(config)
-    finished = os.path.join(out_dir, run_dir.TRAINING_FILE)
-    done = os.path.exists(finished)
-    if not done:  # built before anything is written: a model that cannot be built writes nothing
-        with dtype_policy(config.mixed_precision):
-            model = build_model(config, strategy, splits[0].shape[1:])
     with run_dir.lock(out_dir):
+        refusal = None
+        if chief:
+            try:
+                run_dir.check_config(directory, config)
+            except ValueError as error:
+                refusal = error
+        if distribute.chief_says(strategy, refusal is not None):
+            raise refusal or ValueError(
+                f"The chief refused the run dir {directory}; its error says why."
+            )
+        # The chief's run dir says whether training has finished, for every worker.
+        done = distribute.chief_says(
+            strategy, os.path.exists(os.path.join(directory, run_dir.TRAINING_FILE))
+        )
+        keras.utils.set_random_seed(config.seed)
+        splits = load_splits(config)
+        if not done:
+            with dtype_policy(config.mixed_precision):
+                model = build_model(config, strategy, splits[0].shape[1:])
         if chief:
             atomic_write_json(os.path.join(directory, run_dir.CONFIG_FILE), config.to_dict())
         if done:
-            facts = read_json(finished)
+            facts = read_json(os.path.join(directory, run_dir.TRAINING_FILE)) if chief else {}
             shutil.rmtree(os.path.join(out_dir, run_dir.BACKUP_DIR), ignore_errors=True)
         else:
             with dtype_policy(config.mixed_precision):
@@ -261,7 +277,7 @@ def train_and_evaluate(config, directory, verbose="auto"):
             return {}
 
         # Evaluated outside the strategy: one local model, no collectives.
-        best = keras.models.load_model(os.path.join(directory, run_dir.MODEL_FILE))
+        best, _ = run_dir.load_model(directory)
         test_images = splits[2]
         metrics = {**evaluate(best, test_images, config.batch_size), **facts}
         atomic_write_json(os.path.join(directory, run_dir.METRICS_FILE), metrics)

@@ -207,13 +207,11 @@ def test_output_names_are_what_gets_written(trained_run, tmp_path):
 def test_unusable_paths_are_one_line_errors_naming_them(trained_run, tmp_path):
     # #14 item 12: no tracebacks, and never a temporary file's name.
     run_dir, _ = trained_run
-    (tmp_path / "existdir").mkdir()
-    code, _, err = call_main(
-        cli.main, ["generate", "--model", run_dir, "--out", tmp_path / "existdir"]
-    )
+    folder = tmp_path / "existdir.png"
+    folder.mkdir()
+    code, _, err = call_main(cli.main, ["generate", "--model", run_dir, "--out", folder])
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "existdir.png" in err or "existdir" in err
-    assert ".tmp-" not in err
+    assert f"{folder} is a directory" in err and ".tmp-" not in err
     (tmp_path / "file").write_text("not a directory")
     code, _, err = call_main(
         cli.main, ["export", "--model", run_dir, "--out", tmp_path / "file" / "gen"]

@@ -245,7 +245,7 @@ def test_resuming_with_other_flags_names_them_and_changes_nothing(tmp_path):
     [line] = err.strip().splitlines()
     assert "--latent-dim 2 there, 8 now" in line and "--validation-size 16 there, 5000 now" in line
     assert (tmp_path / "config.json").read_text() == before
-    assert sorted(os.listdir(tmp_path)) == ["config.json"]
+    assert sorted(os.listdir(tmp_path)) == [".lock", "config.json"]  # .lock: empty, released
 
 
 def test_a_relative_data_dir_is_stored_absolute(tmp_path, monkeypatch):
