@@ -42,11 +42,10 @@ def free_ports(count):
     return ports
 
 
-def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
-    run_dir = tmp_path / "run"
-    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+def start_workers(run_dir, workers):
+    """train.py on every worker of the cluster `workers`, each with its TF_CONFIG."""
     processes = []
-    for index in range(2):
+    for index in range(len(workers)):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         processes.append(
             subprocess.Popen(
@@ -73,6 +72,13 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
                 env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
             )
         )
+    return processes
+
+
+def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
+    run_dir = tmp_path / "run"
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = start_workers(run_dir, workers)
     outputs = [process.communicate(timeout=600) for process in processes]
     for process, (_, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr[-3000:]
@@ -101,6 +107,15 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
     ]
     assert keras.models.load_model(run_dir / "model.keras").latent_dim == 2
     assert not os.path.exists(distribute.private_worker_dir(str(run_dir), "worker", 1))
+
+    # The same command again on every worker: the chief's run dir says training has
+    # finished, and every worker follows it (none waits for the others' collectives).
+    again = start_workers(run_dir, [f"127.0.0.1:{port}" for port in free_ports(2)])
+    outputs = [process.communicate(timeout=300) for process in again]
+    for process, (stdout, stderr) in zip(again, outputs, strict=True):
+        assert process.returncode == 0, stderr[-3000:]
+        assert not [line for line in stdout.splitlines() if line.startswith("Epoch ")]
+    assert "negative_elbo" in outputs[0][0] and "worker done" in outputs[1][0]
 
 
 def test_strategy_names():

@@ -187,6 +187,9 @@ def test_tensorboard_server_serves_scalars_images_and_projector(trained_run):
     assert server.returncode is not None
 
 
+TINY_ARGS = ["--dataset", "mnist", "--preset", "mlp", "--latent-dim", "2", "--epochs", "1"]
+
+
 def tiny_config(**changes):
     values = {
         "dataset": "mnist",
@@ -270,3 +273,57 @@ def test_settings_that_cannot_work_are_refused_before_anything_is_written(tmp_pa
     code, _, err = call_main(train.main, ["--run-dir", tmp_path / "run", *args])
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_dir_locked_by_another_process_is_a_one_line_error(tmp_path):
+    # #14 item 4 across processes, as two train.py would meet: the holder is a plain
+    # flock (no TensorFlow), the second writer is train.py's main.
+    import train
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "f.write(f'process {os.getpid()}'); f.flush(); print('held', flush=True)\n"
+            "time.sleep(60)",
+            str(tmp_path / ".lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = call_main(train.main, ["--run-dir", tmp_path, *TINY_ARGS])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 2 and "Traceback" not in err
+    [line] = err.strip().splitlines()
+    assert line == (
+        f"train.py: error: {tmp_path} is in use by process {holder.pid}: wait for it to "
+        "finish, or choose another --run-dir."
+    )
+    assert sorted(os.listdir(tmp_path)) == [".lock"]
+
+
+def test_training_counts_as_finished_only_with_a_checkpoint(tmp_path):
+    # A loss that turns NaN in the first epoch leaves no model.keras: the run must
+    # not be marked finished, or every rerun would skip training and fail.
+    from keras_vae import VAE
+    from keras_vae.callbacks import EpochTimer, TrainingComplete
+
+    model = VAE(preset="mlp", latent_dim=2, encoder_units=(4,), decoder_units=(4,), seed=0)
+    model.compile(optimizer="adam")
+    images = np.random.default_rng(0).uniform(size=(32, 28, 28, 1)).astype("float32")
+    missing = TrainingComplete(tmp_path / "a.json", tmp_path / "none.keras")
+    model.fit(images, epochs=1, batch_size=8, verbose=0, callbacks=[missing])
+    assert not (tmp_path / "a.json").exists()
+    (tmp_path / "model.keras").write_bytes(b"a checkpoint")
+    timer = EpochTimer()
+    present = TrainingComplete(tmp_path / "b.json", tmp_path / "model.keras", timer, 8)
+    model.fit(images, epochs=2, batch_size=8, verbose=0, callbacks=[timer, present])
+    facts = json.loads((tmp_path / "b.json").read_text())
+    assert facts["optimizer_iterations"] == 3 * 4 and facts["epochs"] == 3  # 1 + 2 epochs
+    assert facts["train_images_per_second"] > 0 and facts["train_seconds"] > 0
