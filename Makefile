@@ -32,9 +32,9 @@ data:
 train: install data
 	$(PY) train.py --run-dir $(RUN_DIR) $(TRAIN_ARGS)
 
-# Two processes or more (pytest-xdist, one per CPU core), each test module in one of them.
+# One test process per CPU core (pytest-xdist).
 test: install
-	$(PY) -m pytest -n auto --dist loadfile tests
+	$(PY) -m pytest -n auto tests
 
 lint: install
 	$(VENV)/bin/ruff check .
