@@ -37,7 +37,9 @@ def main(argv=None):
     args = parse_args(argv)  # --help and bad flags exit here, before TensorFlow loads
     error = None
     with native_logs.filtered_stderr():
-        from keras_vae.export import ExportError  # TensorFlow loads here
+        import tensorflow as tf  # TensorFlow loads here
+
+        from keras_vae.export import ExportError
 
         try:
             config = config_from_flags(args)
@@ -47,6 +49,8 @@ def main(argv=None):
         # DataError and RunDirInUse are among them; ExportError: the export's checks failed.
         except (ValueError, OSError, ExportError) as caught:
             error = caught
+        except tf.errors.UnavailableError as caught:  # a cluster peer went away
+            error = caught.message.splitlines()[0]
     if error is not None:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2

@@ -133,15 +133,18 @@ class TrainingComplete(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
+        self._epochs = self.params.get("epochs")  # a resumed fit with no epoch left
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epochs = epoch + 1  # absolute: BackupAndRestore resumes the count
 
     def on_train_end(self, logs=None):
         if not os.path.exists(self.checkpoint):
             return
-        iterations = int(self.model.optimizer.iterations.numpy())
         facts = {
             "train_seconds": time.perf_counter() - self._start,
-            "optimizer_iterations": iterations,
-            "epochs": iterations // self.params["steps"],
+            "optimizer_iterations": int(self.model.optimizer.iterations.numpy()),
+            "epochs": self._epochs,
         }
         if self.timer is not None and self.timer.seconds:
             images_per_epoch = self.params["steps"] * self.batch_size

@@ -339,9 +339,9 @@ def _export(args):
     if args.preview and "float32" not in args.variants:
         raise ValueError("--preview is drawn by the float32 .tflite: add float32 to --variants.")
     out = args.out or default_export_dir(args.model)
-    inside_run_dir = os.path.isdir(args.model) and os.path.abspath(out).startswith(
-        os.path.join(os.path.abspath(args.model), "")
-    )
+    inside_run_dir = os.path.isfile(
+        os.path.join(args.model, run_dir.MODEL_FILE)
+    ) and os.path.realpath(out).startswith(os.path.join(os.path.realpath(args.model), ""))
     # Into a run dir: not while train.py (or another export) is writing it.
     with run_dir.lock(args.model) if inside_run_dir else contextlib.nullcontext():
         return _write_export(args, out)

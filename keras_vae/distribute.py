@@ -58,18 +58,28 @@ def is_chief(strategy):
     return bool(strategy.extended.should_checkpoint)
 
 
+def _votes(strategy, flag, chief_only):
+    if not is_multi_worker(strategy):
+        return bool(flag)
+    vote = 1.0 if flag and (is_chief(strategy) or not chief_only) else 0.0
+    total = strategy.reduce(
+        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(vote)), axis=None
+    )
+    return bool(total.numpy() > 0)
+
+
 def chief_says(strategy, flag):
     """The chief's `flag`, the same on every worker (a collective); `flag` out of a cluster.
 
-    Decisions the chief takes from the run dir (training finished, the run dir
-    refused) must be every worker's, or a worker waits for collectives that the
-    chief never joins.
+    Decisions the chief takes from the run dir (training finished) must be every
+    worker's, or a worker waits for collectives that the chief never joins.
     """
-    if not is_multi_worker(strategy):
-        return bool(flag)
-    vote = tf.constant(1.0 if flag and is_chief(strategy) else 0.0)
-    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: vote), axis=None)
-    return bool(total.numpy() > 0)
+    return _votes(strategy, flag, chief_only=True)
+
+
+def any_worker_says(strategy, flag):
+    """True on every worker when `flag` is true on any of them (a collective)."""
+    return _votes(strategy, flag, chief_only=False)
 
 
 def per_replica(loss):

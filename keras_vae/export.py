@@ -20,6 +20,7 @@ Signatures (in the SavedModel and every .tflite):
 
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -286,6 +287,7 @@ def export_generator(
     for variant in variants:
         names.check_choice("variant", variant, names.TFLITE_VARIANTS)
     out_dir = os.path.abspath(out_dir)
+    _recover_retired(out_dir)
     if os.path.exists(out_dir) and not overwrite:
         raise FileExistsError(
             f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it."
@@ -298,7 +300,6 @@ def export_generator(
         )
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
-    _recover_retired(out_dir)
     files.remove_stale_temporaries(out_dir)  # of exports killed before they finished
     staging = tempfile.mkdtemp(prefix=files.temporary_prefix(out_dir), dir=parent)
     files.public_mode(staging, directory=True)
@@ -333,13 +334,18 @@ def export_generator(
 
 def _recover_retired(out_dir):
     """Puts back an export that `_commit` had moved aside when its process was killed."""
-    if os.path.exists(out_dir):
-        return
     parent = os.path.dirname(out_dir)
-    prefix = f".{os.path.basename(out_dir)}.old-"
+    if os.path.exists(out_dir) or not os.path.isdir(parent):
+        return
+    pattern = re.compile(rf"\.{re.escape(os.path.basename(out_dir))}\.old-(\d+)-.+")
     for name in sorted(os.listdir(parent)):
+        match = pattern.fullmatch(name)
         retired = os.path.join(parent, name, "export")
-        if name.startswith(prefix) and os.path.isfile(os.path.join(retired, METADATA_FILE)):
+        if (
+            match
+            and not files.running(int(match.group(1)))  # a live export is mid-commit
+            and os.path.isfile(os.path.join(retired, METADATA_FILE))
+        ):
             os.rename(retired, out_dir)
             return
 

@@ -38,7 +38,8 @@ def temporary_prefix(path, kind="tmp"):
     return f".{os.path.basename(os.path.abspath(path))}.{kind}-{os.getpid()}-"
 
 
-def _running(pid):
+def running(pid):
+    """True if a process `pid` runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -58,7 +59,7 @@ def remove_stale_temporaries(path):
         return
     for name in os.listdir(directory):
         match = pattern.fullmatch(name)
-        if match and not _running(int(match.group(2))):
+        if match and not running(int(match.group(2))):
             stale = os.path.join(directory, name)
             if os.path.isdir(stale):
                 shutil.rmtree(stale, ignore_errors=True)

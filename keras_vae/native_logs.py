@@ -54,22 +54,30 @@ class _Forwarder(threading.Thread):
         while not self.done.is_set():
             if not self.forward():
                 self.done.wait(self.interval)
-        self.forward()
 
-    def forward(self, final=False):
+    def forward(self):
+        """Forwards the complete lines written since the last call; True if there were any."""
         data = os.pread(self.capture, 1 << 16, self.offset)
         self.offset += len(data)
         lines = (self.partial + data).split(b"\n")
         self.partial = lines.pop()
-        if final and self.partial:
-            lines.append(self.partial)
-            self.partial = b""
         for line in lines:
-            if is_native_log(line):
-                self.held.append(line)
-            else:
-                os.write(self.target, line + b"\n")
+            self._emit(line + b"\n")
         return bool(data)
+
+    def drain(self):
+        """Forwards everything still unread, the last line even without its newline."""
+        while self.forward():
+            pass
+        if self.partial:
+            self._emit(self.partial)
+            self.partial = b""
+
+    def _emit(self, line):
+        if is_native_log(line):
+            self.held.append(line)
+        else:
+            os.write(self.target, line)
 
 
 @contextlib.contextmanager
@@ -97,7 +105,7 @@ def filtered_stderr():
             os.dup2(saved, 2)
             forwarder.done.set()
             forwarder.join()
-            forwarder.forward(final=True)
+            forwarder.drain()
             if failed and forwarder.held:
-                os.write(2, b"\n".join(forwarder.held) + b"\n")
+                os.write(2, b"".join(forwarder.held))
             os.close(saved)

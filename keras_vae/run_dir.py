@@ -19,7 +19,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import zipfile
 
 import keras
@@ -61,18 +60,6 @@ def lock(directory):
     created = not os.path.exists(directory)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, LOCK_FILE)
-    try:
-        with _held(path):
-            yield
-    except BaseException:
-        if created and os.listdir(directory) == [LOCK_FILE]:
-            shutil.rmtree(directory)  # a run that failed before writing leaves no run dir
-        raise
-
-
-@contextlib.contextmanager
-def _held(path):
-    directory = os.path.dirname(path)
     with open(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -89,6 +76,12 @@ def _held(path):
         f.flush()
         try:
             yield
+        except BaseException:
+            if created:  # a run that failed before writing anything leaves no run dir
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+                    os.rmdir(directory)  # only if empty: never what another process wrote
+            raise
         finally:
             f.seek(0)
             f.truncate()

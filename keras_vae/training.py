@@ -244,16 +244,19 @@ def train_and_evaluate(config, directory, verbose="auto"):
     strategy = distribute.make_strategy(config.strategy)
     chief = distribute.is_chief(strategy)
     out_dir = distribute.worker_dir(directory, strategy)
-    with run_dir.lock(out_dir):
+    with contextlib.ExitStack() as stack:
+        # Every worker learns whether any of them cannot go on, before any of them
+        # waits for the others' collectives.
         refusal = None
-        if chief:
-            try:
+        try:
+            stack.enter_context(run_dir.lock(out_dir))
+            if chief:
                 run_dir.check_config(directory, config)
-            except ValueError as error:
-                refusal = error
-        if distribute.chief_says(strategy, refusal is not None):
+        except (ValueError, OSError) as error:
+            refusal = error
+        if distribute.any_worker_says(strategy, refusal is not None):
             raise refusal or ValueError(
-                f"The chief refused the run dir {directory}; its error says why."
+                f"Another worker refused the run dir {directory}; its error says why."
             )
         # The chief's run dir says whether training has finished, for every worker.
         done = distribute.chief_says(

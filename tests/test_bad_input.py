@@ -70,6 +70,12 @@ def test_image_shape_the_model_cannot_take_at_the_cli(tmp_path):
 def test_missing_data_dir_at_the_cli(tmp_path):
     result = train_main(tmp_path / "run", "--data-dir", str(tmp_path / "missing"))
     assert_one_line_error(result, "Data directory not found")
+    assert not (tmp_path / "run").exists()  # the run dir the lock created is gone again
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    result = train_main(tmp_path / "mine", "--data-dir", str(tmp_path / "missing"))
+    assert_one_line_error(result, "Data directory not found")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "kept"
 
 
 def test_wrong_image_shape_for_fit_and_encode():

@@ -243,3 +243,34 @@ def test_cli_help():
     assert code == 0
     for flag in ("--model", "--out", "--overwrite", "--variants", "--preview"):
         assert flag in out
+
+
+def test_an_export_moved_aside_by_a_killed_commit_is_put_back(tmp_path, small_vae):
+    # A kill between _commit's two renames leaves the previous export in .gen.old-PID-*.
+    out = tmp_path / "gen"
+    export.export_generator(small_vae, out, variants=("float32",))
+    before = tree_digest(out)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    retired = tmp_path / f".gen.old-{dead.pid}-abc"
+    retired.mkdir()
+    out.rename(retired / "export")
+    with pytest.raises(FileExistsError, match="already exists"):
+        export.export_generator(small_vae, out, variants=("float32",))
+    assert tree_digest(out) == before
+    assert sorted(os.listdir(tmp_path)) == [retired.name, "gen"]  # emptied, removed next time
+
+
+def test_preview_needs_the_float32_variant(tmp_path, small_vae):
+    small_vae.save(tmp_path / "vae.keras")
+    argv = [
+        "--model",
+        tmp_path / "vae.keras",
+        "--variants",
+        "int8",
+        "--preview",
+        tmp_path / "p.png",
+    ]
+    code, _, err = call_main(export_cli.main, argv)
+    assert code == 2 and "add float32 to --variants" in err
+    assert not (tmp_path / "vae_export").exists()

@@ -8,6 +8,7 @@ import ast
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -161,3 +162,21 @@ def test_native_log_lines_are_held_back_and_the_rest_is_shown(capfd):
             os.write(2, b"I0000 00:00:1.0   1 port.cc:1] shown when the block fails\n")
             raise RuntimeError
     assert "shown when the block fails" in capfd.readouterr().err
+
+
+def test_lines_are_forwarded_while_the_block_runs_and_none_is_lost(capfd):
+    from keras_vae import native_logs
+
+    with native_logs.filtered_stderr():
+        os.write(2, b"first line\n")
+        deadline = time.monotonic() + 5
+        seen = ""
+        while "first line" not in seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+            seen += capfd.readouterr().err
+        assert "first line" in seen  # shown before the block ends
+        lines = b"".join(b"line %06d %s\n" % (i, b"x" * 40) for i in range(20000))
+        os.write(2, lines)  # about 1 MB, more than any one read
+        os.write(2, b"no newline at the end")
+    err = capfd.readouterr().err.splitlines()
+    assert len(err) == 20001 and err[-2].startswith("line 019999") and err[-1].endswith("end")
