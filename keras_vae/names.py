@@ -16,6 +16,10 @@ CELEBA_SPLITS = ("train", "validation", "test", "all")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 INTERPOLATIONS = ("slerp", "lerp")
 TFLITE_VARIANTS = ("float32", "float16", "int8")
+# Latent priors (keras_vae.priors): N(0, I), a fitted full-covariance Gaussian, a fitted mixture.
+PRIORS = ("standard", "gaussian", "gmm")
+# What the fitted priors are fitted to: posterior means, or one z ~ q(z | x) per image.
+PRIOR_CODES = ("mean", "sample")
 
 
 def _plural(kind):

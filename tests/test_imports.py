@@ -16,10 +16,19 @@ from tests.testing import REPO_ROOT
 
 PACKAGE = os.path.join(REPO_ROOT, "keras_vae")
 # Modules that must import neither TensorFlow nor Keras, directly or through keras_vae.
-NO_TENSORFLOW = {"names", "presets", "config", "version", "files", "datasets", "native_logs"}
+NO_TENSORFLOW = {
+    "names",
+    "presets",
+    "config",
+    "version",
+    "files",
+    "datasets",
+    "native_logs",
+    "priors",
+}
 # Each module may import only modules of its own layer or below.
 LAYERS = [
-    {"version", "names", "presets", "config", "files", "native_logs"},
+    {"version", "names", "presets", "config", "files", "native_logs", "priors"},
     {"datasets", "losses", "layers", "networks", "distribute", "images", "pipeline"},
     {"base"},
     {"model", "autoencoder"},

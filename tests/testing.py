@@ -154,3 +154,26 @@ def tree_digest(directory):
             with open(path, "rb") as f:
                 digest.update(f.read())
     return digest.hexdigest()
+
+
+def assert_draws_follow_prior(prior, z, components, sigmas=5.0):
+    """Asserts that draws `z` `[n, d]` with their `components` `[n]` come from `prior`.
+
+    `prior` is a `to_dict()` (generator.json's "latent_prior"). Checks, each
+    within `sigmas` standard errors: every component's frequency against its
+    weight, and the whitened draws L_c^-1 (z - mean_c), which must be
+    N(0, I): their mean, their variance per dimension, and no correlation.
+    """
+    weights = np.asarray(prior["weights"])
+    means, cholesky = np.asarray(prior["means"]), np.asarray(prior["cholesky"])
+    n = len(z)
+    assert z.shape == (n, means.shape[1]) and components.shape == (n,)
+    assert components.min() >= 0 and components.max() < len(weights)
+    frequencies = np.bincount(components, minlength=len(weights)) / n
+    tolerance = sigmas * np.sqrt(weights * (1 - weights) / n) + 1.0 / n
+    assert np.all(np.abs(frequencies - weights) <= tolerance), (frequencies, weights)
+    whitened = np.einsum("nij,nj->ni", np.linalg.inv(cholesky)[components], z - means[components])
+    assert np.all(np.abs(whitened.mean(axis=0)) <= sigmas / np.sqrt(n)), whitened.mean(axis=0)
+    covariance = np.cov(whitened, rowvar=False).reshape(z.shape[1], z.shape[1])
+    # Each entry of a sample covariance of N(0, I) has a standard error of about sqrt(2/n).
+    assert np.max(np.abs(covariance - np.eye(z.shape[1]))) <= sigmas * np.sqrt(2.0 / n), covariance
