@@ -1,10 +1,16 @@
-"""What the VAE and the deterministic Autoencoder share: architecture, decoder, checks, config."""
+"""What the VAE and the deterministic Autoencoder share: architecture, decoder, priors, checks."""
+
+import json
+import os
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_vae import datasets, networks, presets
+from keras_vae import datasets, names, networks, presets, priors
+
+# The fitted priors' file inside the `.keras` archive (the model's assets).
+PRIORS_ASSET = "priors.json"
 
 
 class LatentImageModel(keras.Model):
@@ -14,6 +20,12 @@ class LatentImageModel(keras.Model):
     constructor argument, builds the decoder (z -> per-pixel logits), checks
     the shapes of images and codes, and writes those arguments into
     `get_config`. Subclasses build their encoder from `self.architecture`.
+
+    It also holds the latent priors it samples from (`keras_vae.priors`):
+    N(0, I) always, and the priors fitted to its codes after training
+    (`keras_vae.latent.fit_priors`, `set_prior`). The fitted priors are saved
+    inside the `.keras` file (its assets) and load with it; `sample` draws
+    from the default one.
 
     Args:
         image_shape: `(height, width, channels)`.
@@ -50,6 +62,8 @@ class LatentImageModel(keras.Model):
         self.decoder_units = architecture.decoder_units
         self.encoder = self.build_encoder()
         self.decoder = networks.build_decoder(self.image_shape, architecture)
+        self._fitted_priors = {}
+        self._default_prior = priors.STANDARD
 
     def build_encoder(self):
         """The encoder network (a functional `keras.Model`), from `self.architecture`."""
@@ -123,6 +137,91 @@ class LatentImageModel(keras.Model):
         means. Plain ops; `keras_vae.latent.Codec` runs it compiled, in batches.
         """
         return ops.sigmoid(self.decoder_logits(z))
+
+    @property
+    def priors(self):
+        """`{kind: keras_vae.priors.GaussianMixture}`: "standard" and every fitted prior."""
+        return {priors.STANDARD: priors.standard_normal(self.latent_dim), **self._fitted_priors}
+
+    @property
+    def prior(self):
+        """The default prior: the one `sample()` and the exported generator draw from."""
+        return self.get_prior()
+
+    def set_prior(self, prior, default=True):
+        """Keeps a fitted `GaussianMixture` under its kind, as the default if `default`.
+
+        Saved with the model. A "standard" prior only makes N(0, I) the default.
+        """
+        if not isinstance(prior, priors.GaussianMixture):
+            raise TypeError(
+                f"set_prior takes a keras_vae.priors.GaussianMixture; got {type(prior).__name__}."
+            )
+        if prior.latent_dim != self.latent_dim:
+            raise ValueError(
+                f"The prior is over {prior.latent_dim}-D codes but this "
+                f"{type(self).__name__} has latent_dim {self.latent_dim}."
+            )
+        if prior.kind != priors.STANDARD:
+            self._fitted_priors[prior.kind] = prior
+        if default:
+            self._default_prior = prior.kind
+
+    def get_prior(self, prior=None):
+        """The prior named `prior` ("standard", "gaussian", "gmm"), or the default for `None`.
+
+        A `GaussianMixture` is returned as it is, after checking its size.
+        """
+        if isinstance(prior, priors.GaussianMixture):
+            if prior.latent_dim != self.latent_dim:
+                raise ValueError(
+                    f"The prior is over {prior.latent_dim}-D codes but this "
+                    f"{type(self).__name__} has latent_dim {self.latent_dim}."
+                )
+            return prior
+        name = self._default_prior if prior is None else prior
+        names.check_choice("prior", name, names.PRIORS)
+        available = self.priors
+        if name not in available:
+            raise ValueError(
+                f"This {type(self).__name__} has no fitted {name!r} prior (it has: "
+                f"{', '.join(available)}). Fit one with keras_vae.latent.fit_priors(model, "
+                "images) or `keras-vae fit-prior --model RUN`."
+            )
+        return available[name]
+
+    def sample(self, n, seed=None, prior=None):
+        """Decodes `n` codes drawn from a prior: images `[n, H, W, C]` in [0, 1].
+
+        Args:
+            n: number of images.
+            seed: int seed of the draws (NumPy's generator), or None.
+            prior: "standard" (N(0, I)), "gaussian", "gmm" (fitted ones), a
+                `keras_vae.priors.GaussianMixture`, or None for the default
+                (`self.prior`: the fitted prior after `fit_priors`).
+        """
+        return self.decode(self.get_prior(prior).sample(n, seed=seed))
+
+    def save_assets(self, dir_path):
+        """Writes the fitted priors into the `.keras` archive."""
+        state = {
+            "default": self._default_prior,
+            "priors": {kind: prior.to_dict() for kind, prior in self._fitted_priors.items()},
+        }
+        with open(os.path.join(dir_path, PRIORS_ASSET), "w") as f:
+            json.dump(state, f)
+
+    def load_assets(self, dir_path):
+        """Reads the fitted priors back; a model saved without them keeps N(0, I)."""
+        path = os.path.join(dir_path, PRIORS_ASSET) if dir_path else None
+        if not path or not os.path.exists(path):
+            return
+        with open(path) as f:
+            state = json.load(f)
+        self._fitted_priors = {}
+        for values in state["priors"].values():
+            self.set_prior(priors.GaussianMixture.from_dict(values), default=False)
+        self._default_prior = state["default"]
 
     def get_config(self):
         config = super().get_config()

@@ -99,6 +99,25 @@ class TrainingConfig:
         "every worker).",
         choices=names.STRATEGIES,
     )
+    prior: str = option(
+        "gmm",
+        "Latent prior fitted to the training codes after training, which samples.png and "
+        "the exported generator draw from (gmm also fits the Gaussian; standard: N(0, I), "
+        "nothing fitted).",
+        choices=names.PRIORS,
+    )
+    prior_components: int | None = option(
+        None,
+        "Components of the gmm prior (default: chosen by the validation codes' "
+        "log-likelihood among 1, 5, 10, 20, 50).",
+        parse=int,
+        minimum="positive",
+    )
+    prior_codes: str = option(
+        "mean",
+        "What the prior is fitted to: posterior means, or one z ~ q(z | x) per image.",
+        choices=names.PRIOR_CODES,
+    )
     mixed_precision: bool = option(
         False, "Train in mixed_float16 (GPU) or mixed_bfloat16 (CPU); losses stay float32."
     )

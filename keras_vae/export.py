@@ -14,8 +14,17 @@ Signatures (in the SavedModel and every .tflite):
         -> images: float32 [batch, H, W, C] in [0, 1]
            pixels: uint8   [batch, H, W, C] in [0, 255] (round(images * 255))
     sample(count: int32 scalar)
-        -> images, pixels as above, and z: float32 [count, latent_dim] ~ N(0, I)
+        -> images, pixels as above, z: float32 [count, latent_dim] drawn from
+           the model's prior, and component: int32 [count], the mixture
+           component of each z (0 for N(0, I) and the Gaussian)
 `serving_default` is `generate` in the SavedModel. The batch is dynamic.
+
+`sample` draws from the model's default prior (`VAE.prior`: the prior fitted
+to the training codes after `keras_vae.latent.fit_priors`, else N(0, I)) with
+LiteRT builtins only: RANDOM_UNIFORM picks the component against the
+cumulative weights, RANDOM_STANDARD_NORMAL draws eps, and
+z = means[c] + cholesky[c] @ eps. generator.json's "latent_prior" holds the
+weights, means and Cholesky factors, for runtimes that draw their own z.
 """
 
 import json
@@ -74,10 +83,14 @@ class _Generator(tf.Module):
     error and return garbage; a graph without variables cannot.
     """
 
-    def __init__(self, decoder, latent_dim, frozen=False):
+    def __init__(self, decoder, latent_dim, prior, frozen=False):
         super().__init__(name="generator")
         self.latent_dim = latent_dim
         self.frozen = frozen
+        # float32 constants of the prior; the last cumulative weight is never compared.
+        self._cumulative_weights = tf.constant(np.cumsum(prior.weights)[:-1], tf.float32)
+        self._means = tf.constant(prior.means, tf.float32)
+        self._cholesky = tf.constant(prior.cholesky, tf.float32)
         if frozen:
             trainable = [tf.constant(v) for v in decoder.trainable_variables]
             non_trainable = [tf.constant(v) for v in decoder.non_trainable_variables]
@@ -112,11 +125,17 @@ class _Generator(tf.Module):
         return {"images": images, "pixels": pixels}
 
     def _sample(self, count):
-        # Stateful tf.random.normal becomes the LiteRT builtin
+        # Stateful tf.random.* become the LiteRT builtins RANDOM_UNIFORM and
         # RANDOM_STANDARD_NORMAL; keras.random's stateless ops would need Flex.
-        z = tf.random.normal(tf.stack([count, self.latent_dim]))
+        uniform = tf.random.uniform(tf.reshape(count, [1]))
+        component = tf.reduce_sum(
+            tf.cast(uniform[:, None] >= self._cumulative_weights[None, :], tf.int32), axis=1
+        )
+        eps = tf.random.normal(tf.stack([count, self.latent_dim]))
+        chol = tf.gather(self._cholesky, component)  # [count, d, d]
+        z = tf.gather(self._means, component) + tf.squeeze(tf.matmul(chol, eps[:, :, None]), axis=2)
         images, pixels = self._images(z)
-        return {"images": images, "pixels": pixels, "z": z}
+        return {"images": images, "pixels": pixels, "z": z, "component": component}
 
 
 def _convert_tflite(frozen_saved_model_dir, variant):
@@ -194,14 +213,15 @@ def _signatures_json(model):
                 "images": {"shape": image, "dtype": "float32", "range": [0.0, 1.0]},
                 "pixels": {"shape": image, "dtype": "uint8", "range": [0, 255]},
                 "z": {"shape": [None, model.latent_dim], "dtype": "float32"},
+                "component": {"shape": [None], "dtype": "int32"},
             },
         },
     }
 
 
-def _write_artifacts(model, directory, parity_z, variants):
+def _write_artifacts(model, prior, directory, parity_z, variants):
     """Writes every artifact into `directory`; returns the per-variant facts."""
-    generator = _Generator(model.decoder, model.latent_dim)
+    generator = _Generator(model.decoder, model.latent_dim, prior)
     saved_model_dir = os.path.join(directory, SAVED_MODEL_DIR)
     tf.saved_model.save(
         generator,
@@ -222,7 +242,7 @@ def _write_artifacts(model, directory, parity_z, variants):
             "max_abs_error": float(np.max(np.abs(saved_images - expected))),
         }
     }
-    frozen = _Generator(model.decoder, model.latent_dim, frozen=True)
+    frozen = _Generator(model.decoder, model.latent_dim, prior, frozen=True)
     with tempfile.TemporaryDirectory(dir=directory) as frozen_dir:
         tf.saved_model.save(
             frozen, frozen_dir, signatures={GENERATE: frozen.generate, SAMPLE: frozen.sample}
@@ -257,6 +277,7 @@ def export_generator(
     training_config=None,
     variants=names.TFLITE_VARIANTS,
     parity_samples=16,
+    prior=None,
 ):
     """Exports `model`'s decoder as a generator into `out_dir`, atomically.
 
@@ -273,6 +294,9 @@ def export_generator(
             the metadata; its "dataset" is also recorded at the top level.
         variants: which .tflite variants to write.
         parity_samples: how many z ~ N(0, I) the parity check decodes.
+        prior: the prior `sample` draws from: a name ("standard", "gaussian",
+            "gmm"), a `keras_vae.priors.GaussianMixture`, or None for the
+            model's default (`model.prior`).
 
     Returns:
         The metadata dict written to `generator.json`.
@@ -284,6 +308,7 @@ def export_generator(
         ExportError: the model has no built decoder, or verification failed.
     """
     _check_exportable(model)
+    prior = model.get_prior(prior)
     for variant in variants:
         names.check_choice("variant", variant, names.TFLITE_VARIANTS)
     out_dir = os.path.abspath(out_dir)
@@ -309,7 +334,7 @@ def export_generator(
             .standard_normal((parity_samples, model.latent_dim))
             .astype(np.float32)
         )
-        artifacts = _write_artifacts(model, staging, parity_z, variants)
+        artifacts = _write_artifacts(model, prior, staging, parity_z, variants)
         metadata = {
             "keras_vae_version": __version__,
             "latent_dim": int(model.latent_dim),
@@ -320,7 +345,7 @@ def export_generator(
             "training_config": training_config,
             "signatures": _signatures_json(model),
             "serving_default": GENERATE,
-            "latent_prior": "z ~ N(0, I): draw latent_dim independent standard normals",
+            "latent_prior": prior.to_dict(),
             "parity_check": f"max |artifact - VAE.decode| over {parity_samples} z ~ N(0, I)",
             "artifacts": artifacts,
         }
@@ -368,11 +393,12 @@ def _commit(staging, out_dir):
 
 
 def render_preview(export_dir, png_path, rows=8, cols=8, seed=0):
-    """Writes a grid of images generated by the exported float32 .tflite."""
+    """Writes a grid generated by the exported float32 .tflite from z of its prior."""
     from keras_vae import images as image_io
+    from keras_vae import priors
 
     with open(os.path.join(export_dir, METADATA_FILE)) as f:
-        latent_dim = json.load(f)["latent_dim"]
-    z = np.random.default_rng(seed).standard_normal((rows * cols, latent_dim))
+        prior = priors.GaussianMixture.from_dict(json.load(f)["latent_prior"])
+    z = prior.sample(rows * cols, seed=seed)
     generated = run_tflite_generate(os.path.join(export_dir, tflite_filename("float32")), z)
     image_io.save_png(png_path, image_io.grid(generated["images"], rows, cols))

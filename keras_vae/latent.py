@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from keras_vae import autoencoder as _autoencoder  # noqa: F401 (registers it with Keras)
 from keras_vae import model as _model  # noqa: F401 (registers it with Keras)
-from keras_vae import names
+from keras_vae import names, priors
 
 # Below this sin(angle) two directions count as parallel: slerp is then lerp.
 _PARALLEL = 1e-6
@@ -221,6 +221,9 @@ class Codec:
         self.model = model
         self._encode = BatchedFunction(model.codes, model.image_shape, batch_size)
         self._decode = BatchedFunction(model.decode, (model.latent_dim,), batch_size)
+        self._posterior = None
+        if isinstance(model, _model.VAE):
+            self._posterior = BatchedFunction(model.encode, model.image_shape, batch_size)
 
     def encode(self, images):
         """Codes float32 `[N, latent_dim]` of images `[N, H, W, C]` in [0, 1]."""
@@ -232,6 +235,18 @@ class Codec:
             )
         return self._encode(images)
 
+    def encode_samples(self, images, seed=0):
+        """One z ~ q(z | x) per image, float32 `[N, latent_dim]` (a VAE's only)."""
+        if self._posterior is None:
+            raise ValueError(
+                f"A {type(self.model).__name__} has no posterior to sample codes from: "
+                "use its codes (codes='mean')."
+            )
+        self.encode(images[:0])  # the shape check
+        mean, log_var = self._posterior(np.asarray(images, dtype=np.float32))
+        eps = np.random.default_rng(seed).standard_normal(mean.shape)
+        return (mean + np.exp(0.5 * log_var) * eps).astype(np.float32)
+
     def decode(self, codes):
         """Images float32 `[..., H, W, C]` in [0, 1] of codes `[..., latent_dim]`."""
         codes = np.asarray(codes, dtype=np.float32)
@@ -242,3 +257,60 @@ class Codec:
             )
         flat = self._decode(codes.reshape(-1, self.model.latent_dim))
         return flat.reshape(codes.shape[:-1] + tuple(self.model.image_shape))
+
+
+def fit_priors(
+    model,
+    images,
+    validation_images=None,
+    kind=priors.GMM,
+    components=None,
+    codes="mean",
+    seed=0,
+    codec=None,
+):
+    """Fits latent priors to the codes of `images` and makes `kind` the model's default.
+
+    "ex-post density estimation": the fitted prior covers where the codes of
+    real images lie, which N(0, I) does not; `model.sample()` and the
+    exported generator then draw from it. Saved with the model.
+
+    Args:
+        model: a trained `keras_vae.VAE` or `keras_vae.Autoencoder`.
+        images: training images `[N, H, W, C]` whose codes the prior fits.
+        validation_images: held-out images whose codes choose the mixture's
+            number of components (`None`: a seeded 10% of the codes).
+        kind: "gmm" fits a full-covariance Gaussian and a Gaussian mixture,
+            "gaussian" the Gaussian only, "standard" nothing (N(0, I) stays
+            the default).
+        components: the mixture's number of components; `None` chooses it
+            by held-out log-likelihood among `priors.COMPONENT_CANDIDATES`.
+        codes: "mean" (posterior means) or "sample" (one z ~ q(z | x) per image).
+        seed: seeds the code draws and the fits.
+        codec: a `Codec` of `model` to reuse.
+
+    Returns:
+        `{kind: GaussianMixture}` of the priors fitted (empty for "standard").
+    """
+    names.check_choice("prior", kind, names.PRIORS)
+    names.check_choice("codes", codes, names.PRIOR_CODES)
+    fitted = {}
+    if kind != priors.STANDARD:
+        codec = codec or Codec(model)
+        encode = codec.encode if codes == "mean" else lambda x: codec.encode_samples(x, seed)
+        train_codes = encode(images)
+        validation_codes = None if validation_images is None else encode(validation_images)
+        fitted[priors.GAUSSIAN] = priors.fit_gaussian(train_codes)
+        if kind == priors.GMM:
+            fitted[priors.GMM] = priors.fit_gmm(
+                train_codes, validation_codes, components=components, seed=seed
+            )
+        for prior in fitted.values():
+            prior.info["fitted_to"] = codes
+            if validation_codes is not None:
+                prior.info["validation_log_likelihood_of_fit"] = float(
+                    prior.log_prob(validation_codes).mean()
+                )
+            model.set_prior(prior, default=False)
+    model.set_prior(model.get_prior(kind))
+    return fitted

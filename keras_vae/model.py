@@ -131,10 +131,6 @@ class VAE(LatentImageModel):
         """The latent code of each image, the posterior mean: float32 `[batch, latent_dim]`."""
         return self.encode(images)[0]
 
-    def sample(self, n, seed=None):
-        """Decodes `n` codes drawn from the prior N(0, I); `[n, H, W, C]` in [0, 1]."""
-        return self.decode(keras.random.normal((int(n), self.latent_dim), seed=seed))
-
     def call(self, images, training=False):
         mean, log_var = self.encode(images, training=training)
         z = self.sampling((mean, log_var)) if training else mean

@@ -8,8 +8,11 @@ logs/                 TensorBoard event files: train/ and validation/ scalars,
                       config/ the config as text, images/ latent grids,
                       projector/ test posterior means with labels and sprite
 backup/               BackupAndRestore state while training (removed when done)
-metrics.json          test metrics of model.keras, in nats per image
-samples.png           8x8 grid decoded from z ~ N(0, I)
+metrics.json          test metrics of model.keras, in nats per image, and its
+                      priors' fit and test log-likelihoods ("prior")
+samples.png           8x8 grid decoded from z of the run's prior (--prior, fitted
+                      to the training codes after training; model.keras holds it)
+samples_standard.png  the same grid and seed from z ~ N(0, I)
 reconstructions.png   test inputs (odd rows) above their reconstructions
 export/               the decoder as a generator (keras_vae.export)
 generated_tflite.png  8x8 grid rendered by export/generator_float32.tflite
@@ -35,6 +38,7 @@ LOGS_DIR = "logs"
 BACKUP_DIR = "backup"
 EXPORT_DIR = "export"
 SAMPLES_PNG = "samples.png"
+STANDARD_SAMPLES_PNG = "samples_standard.png"
 RECONSTRUCTIONS_PNG = "reconstructions.png"
 PREVIEW_PNG = "generated_tflite.png"
 
@@ -99,6 +103,8 @@ def check_config(directory, config):
     with open(path) as f:
         saved = json.load(f)
     wanted = config.to_dict()
+    # A field added after the run was made counts as its default there.
+    saved = {**type(config)().to_dict(), **saved}
     differences = [
         f"{flag_name(name)} {saved.get(name)!r} there, {wanted.get(name)!r} now"
         for name in sorted(set(saved) | set(wanted))

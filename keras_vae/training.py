@@ -2,7 +2,7 @@
 
 The run dir's layout is `keras_vae.run_dir`'s. Each step is a function of its
 own: `load_splits`, `build_model`, `build_callbacks`, `fit`, `evaluate`,
-`write_run_artifacts`. In multi-worker training only the chief writes the
+`fit_run_priors`, `write_run_artifacts`. In multi-worker training only the chief writes the
 run dir; the other workers checkpoint into private temporary directories
 that are removed at the end.
 """
@@ -12,12 +12,13 @@ import json
 import math
 import os
 import shutil
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import datasets, distribute, export, pipeline, run_dir
+from keras_vae import datasets, distribute, export, latent, pipeline, run_dir
 from keras_vae import images as image_io
 from keras_vae.callbacks import (
     BestModelCheckpoint,
@@ -28,7 +29,7 @@ from keras_vae.callbacks import (
     TensorBoardRestart,
     TrainingComplete,
 )
-from keras_vae.files import atomic_write_json
+from keras_vae.files import atomic_write, atomic_write_json
 from keras_vae.model import VAE
 
 # Test images shown in the TensorBoard image grids and the Projector.
@@ -194,15 +195,61 @@ def evaluate(model, images, batch_size):
     return metrics
 
 
-def write_samples(model, path, seed, rows=8, cols=8):
-    """Writes a rows x cols grid of images decoded from z ~ N(0, I)."""
-    samples = keras.ops.convert_to_numpy(model.sample(rows * cols, seed=seed))
+def write_samples(model, path, seed, prior=None, rows=8, cols=8):
+    """Writes a rows x cols grid of images decoded from z of `prior` (default: the model's)."""
+    samples = keras.ops.convert_to_numpy(model.sample(rows * cols, seed=seed, prior=prior))
     image_io.save_png(path, image_io.grid(samples, rows, cols))
+
+
+def fit_run_priors(model, config, splits, model_path):
+    """Fits the config's prior to the training codes and saves it in `model_path`.
+
+    The validation split's codes choose the mixture's size (without one, a
+    held-out tenth of the training codes does). Returns what metrics.json
+    records: the default prior, each prior's fit facts, and the mean
+    log-likelihood of the test images' codes under each prior (nats per image).
+    """
+    start = time.perf_counter()
+    train_images, validation_images, test_images, _ = splits
+    codec = latent.Codec(model)
+    fitted = latent.fit_priors(
+        model,
+        train_images,
+        validation_images,
+        kind=config.prior,
+        components=config.prior_components,
+        codes=config.prior_codes,
+        seed=config.seed,
+        codec=codec,
+    )
+    if fitted:
+        atomic_write(model_path, model.save, suffix=".keras")
+    facts = prior_facts(model, codec.encode(test_images))
+    facts["seconds"] = round(time.perf_counter() - start, 3)  # encoding, fits and the save
+    return facts
+
+
+def prior_facts(model, test_codes):
+    """metrics.json's "prior" entry: the default, fit facts, test codes' log-likelihoods."""
+    return {
+        "default": model.prior.kind,
+        "components": model.prior.components,
+        "fits": {kind: prior.info for kind, prior in model.priors.items() if prior.info},
+        "test_log_likelihood": {
+            kind: float(prior.log_prob(test_codes).mean()) for kind, prior in model.priors.items()
+        },
+    }
 
 
 def write_run_artifacts(model, directory, config, test_images):
     """The pictures and the exported generator of a trained `model` in the run dir."""
     write_samples(model, os.path.join(directory, run_dir.SAMPLES_PNG), seed=config.seed)
+    write_samples(
+        model,
+        os.path.join(directory, run_dir.STANDARD_SAMPLES_PNG),
+        seed=config.seed,
+        prior="standard",
+    )
     inputs = test_images[:16]
     outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
     image_io.save_png(
@@ -236,7 +283,8 @@ def train_and_evaluate(config, directory, verbose="auto"):
         dict of test metrics in nats per image: `loss`, `reconstruction_loss`,
         `kl_loss`, `negative_elbo` (= reconstruction_loss + kl_loss), plus
         `train_seconds`, `train_images_per_second` (median epoch),
-        `optimizer_iterations` and `epochs`, as `training.json` recorded them.
+        `optimizer_iterations` and `epochs`, as `training.json` recorded them,
+        and `prior`, the fitted priors (`fit_run_priors`).
         Empty on the non-chief workers of a cluster.
     """
     config.validate()
@@ -283,6 +331,8 @@ def train_and_evaluate(config, directory, verbose="auto"):
         best, _ = run_dir.load_model(directory)
         test_images = splits[2]
         metrics = {**evaluate(best, test_images, config.batch_size), **facts}
+        model_path = os.path.join(directory, run_dir.MODEL_FILE)
+        metrics["prior"] = fit_run_priors(best, config, splits, model_path)
         atomic_write_json(os.path.join(directory, run_dir.METRICS_FILE), metrics)
         write_run_artifacts(best, directory, config, test_images)
     return metrics

@@ -4,8 +4,8 @@ Usage: python generator_check.py EXPORT_DIR Z.npy OUT.npz
 
 Loads the SavedModel (`generate` signature) and every .tflite variant
 (signature runner), decodes the z in Z.npy at batch sizes 1 and len(z),
-draws from the `sample` signatures, feeds a wrong-size z, and writes
-everything to OUT.npz. Fails if keras_vae got imported.
+draws from the `sample` signatures (z and the mixture component of each),
+feeds a wrong-size z, and writes everything to OUT.npz. Fails if keras_vae got imported.
 """
 
 import json
@@ -51,6 +51,9 @@ def main(export_dir, z_path, out_path):
         results[f"saved_model/images/{batch}"] = outputs["images"].numpy()
         results[f"saved_model/pixels/{batch}"] = outputs["pixels"].numpy()
     errors["saved_model"] = wrong_size_errors(lambda bad: generate(z=tf.constant(bad)), z.shape[1])
+    drawn = saved.signatures["sample"](count=tf.constant(SAMPLE_COUNTS["float32"]))
+    for name in ("z", "component", "images"):
+        results[f"saved_model/sample/{name}"] = drawn[name].numpy()
 
     for variant, facts in metadata["artifacts"].items():
         if variant == "saved_model":
@@ -68,6 +71,7 @@ def main(export_dir, z_path, out_path):
         first = sample(count=np.array(SAMPLE_COUNTS[variant], np.int32))
         second = sample(count=np.array(3, np.int32))
         results[f"{variant}/sample/z"] = first["z"]
+        results[f"{variant}/sample/component"] = first["component"]
         results[f"{variant}/sample/images"] = first["images"]
         results[f"{variant}/sample/z_again"] = second["z"]
 

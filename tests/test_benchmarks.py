@@ -130,10 +130,14 @@ def test_markdown_table_and_ratio():
 
 
 def test_command_line_spells_out_every_argument_and_machine_facts_name_the_versions():
-    args = argparse.Namespace(latent_dim=8, out="a b.json", docs="", quick=True, gpu=False)
+    args = argparse.Namespace(
+        latent_dim=8, out="a b.json", docs="", quick=True, gpu=False, ks=[5, 20], names=["a b"]
+    )
     assert common.command_line("benchmarks.x", args) == (
-        "python -m benchmarks.x --latent-dim 8 --out 'a b.json' --docs '' --quick"
+        "python -m benchmarks.x --latent-dim 8 --out 'a b.json' --docs '' --quick --ks 5 20 "
+        "--names 'a b'"
     )
     facts = common.machine_facts()
-    assert set(facts) == {"cpu", "cores", "python", "tensorflow", "keras"}
+    expected = {"cpu", "cpu_family", "cpu_flags", "cores", "python", "tensorflow", "keras"}
+    assert set(facts) == expected and set(facts["cpu_flags"]) <= set(common.SPEED_FLAGS)
     assert facts["keras"] == keras.__version__ and facts["cores"] >= 1

@@ -3,8 +3,10 @@
 import configparser
 import contextlib
 import io
+import json
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 
@@ -13,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_vae import cli, datasets, latent
-from tests.testing import REPO_ROOT, call_main
+from keras_vae import VAE, cli, datasets, latent
+from tests.testing import REPO_ROOT, TINY, call_main
 
 COMMANDS = ("generate", "interpolate", "attribute", "edit", "average", "export")
 TILE = 28 * 2 + 2  # 28x28 images are drawn at scale 2 with 1 pixel padding
@@ -67,6 +69,59 @@ def test_generate_writes_a_seeded_grid(trained_run, tmp_path, capsys):
         == 0
     )
     np.testing.assert_array_equal(png(again), grid)
+
+
+def test_generate_draws_from_the_chosen_prior(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    grids = {}
+    for prior in ("gmm", "standard", None):
+        out = tmp_path / f"{prior}.png"
+        extra = ["--prior", prior] if prior else []
+        code, _, stderr = call_main(
+            cli.main, ["generate", "--model", run_dir, "--n", 8, "--out", out, *extra]
+        )
+        assert code == 0, stderr
+        grids[prior] = png(out)
+    np.testing.assert_array_equal(grids[None], grids["gmm"])  # the run's default is its gmm
+    assert not np.array_equal(grids["gmm"], grids["standard"])
+
+
+def test_fit_prior_refits_a_run_dir_and_the_export_follows(trained_run, tmp_path):
+    source, _ = trained_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(source, run_dir)
+    code, stdout, stderr = call_main(
+        cli.main, ["fit-prior", "--model", run_dir, "--prior", "gmm", "--components", 2]
+    )
+    assert code == 0, stderr
+    assert stdout.strip() == str(run_dir / "model.keras")
+    assert "gmm: 2 components" in stderr and "keras-vae export" in stderr
+    model = keras.models.load_model(run_dir / "model.keras")
+    assert model.prior.kind == "gmm" and model.prior.components == 2
+    # Fitted to the run's own split: its 768 training codes, chosen on its 256 validation codes.
+    assert model.prior.info["codes"] == 768 and model.prior.info["validation_codes"] == 256
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["prior"]["components"] == 2
+    code, _, stderr = call_main(
+        cli.main, ["export", "--model", run_dir, "--overwrite", "--variants", "float32"]
+    )
+    assert code == 0, stderr
+    metadata = json.loads((run_dir / "export" / "generator.json").read_text())
+    assert metadata["latent_prior"] == model.prior.to_dict()
+    code, _, stderr = call_main(cli.main, ["fit-prior", "--model", run_dir, "--prior", "standard"])
+    assert code == 0, stderr
+    assert keras.models.load_model(run_dir / "model.keras").prior.kind == "standard"
+    code, _, stderr = call_main(
+        cli.main,
+        ["generate", "--model", run_dir, "--prior", "gaussian", "--out", tmp_path / "g.png"],
+    )
+    assert code == 0, stderr  # the Gaussian fitted with the mixture stays available
+    bare = tmp_path / "bare.keras"
+    VAE(image_shape=(28, 28, 1), **TINY).save(bare)
+    code, _, stderr = call_main(
+        cli.main, ["generate", "--model", bare, "--prior", "gmm", "--out", tmp_path / "x.png"]
+    )
+    assert code == 2 and "no fitted 'gmm' prior" in stderr and len(stderr.splitlines()) == 1
 
 
 def test_interpolate_between_dataset_indices_and_user_images(trained_run, tmp_path, fashion_mnist):

@@ -103,6 +103,7 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
         "model.keras",
         "reconstructions.png",
         "samples.png",
+        "samples_standard.png",
         "training.json",
     ]
     assert keras.models.load_model(run_dir / "model.keras").latent_dim == 2

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 
 from export import __main__ as export_cli
-from keras_vae import VAE, export
+from keras_vae import VAE, export, priors
 from tests import generator_check
-from tests.testing import REPO_ROOT, call_main, tree_digest
+from tests.testing import REPO_ROOT, TINY, assert_draws_follow_prior, call_main, tree_digest
 
 TOLERANCE = {"saved_model": 1e-5, "float32": 1e-4, "float16": 2e-2, "int8": 0.1}
 
@@ -84,20 +84,56 @@ def test_wrong_latent_size_is_an_error_not_garbage(generator_outputs):
         assert np.max(np.abs(after - expected[:2])) <= TOLERANCE[variant]
 
 
-@pytest.mark.parametrize("variant", ["float32", "float16", "int8"])
-def test_on_device_sample_draws_standard_normal_z(generator_outputs, variant):
-    _, model, _, _, outputs = generator_outputs
-    z = outputs[f"{variant}/sample/z"]
-    assert z.shape == (generator_check.SAMPLE_COUNTS[variant], model.latent_dim)
-    # Four standard errors of the mean and of the standard deviation of N draws.
-    draws = z.size
-    assert abs(z.mean()) < 4 / np.sqrt(draws) and abs(z.std() - 1) < 4 / np.sqrt(2 * draws)
-    assert outputs[f"{variant}/sample/z_again"].shape == (3, model.latent_dim)
-    assert not np.allclose(z[:3], outputs[f"{variant}/sample/z_again"])
+@pytest.mark.parametrize("variant", ["saved_model", "float32", "float16", "int8"])
+def test_on_device_sample_draws_from_the_fitted_prior(generator_outputs, variant):
+    export_dir, model, _, _, outputs = generator_outputs
+    prior = json.loads((export_dir / "generator.json").read_text())["latent_prior"]
+    # train.py fitted a mixture to the training codes and the export draws from it.
+    assert prior["kind"] == "gmm" and prior == model.prior.to_dict()
+    z, components = outputs[f"{variant}/sample/z"], outputs[f"{variant}/sample/component"]
+    count = generator_check.SAMPLE_COUNTS.get(variant, generator_check.SAMPLE_COUNTS["float32"])
+    assert len(z) == count and z.dtype == np.float32 and components.dtype == np.int32
+    assert_draws_follow_prior(prior, z, components)
+    if variant != "saved_model":
+        assert outputs[f"{variant}/sample/z_again"].shape == (3, model.latent_dim)
+        assert not np.allclose(z[:3], outputs[f"{variant}/sample/z_again"])
     images = outputs[f"{variant}/sample/images"]
     # The images are the decoder's output for the z it returned.
     expected = keras.ops.convert_to_numpy(model.decode(z[:8]))
     assert np.max(np.abs(images[:8] - expected)) <= TOLERANCE[variant]
+
+
+def test_sample_signature_picks_components_by_weight(tmp_path):
+    # Far-apart components: the component of each draw can be read off its z.
+    model = VAE(image_shape=(28, 28, 1), **TINY)
+    model.decode(np.zeros((1, 3), np.float32))
+    prior = priors.GaussianMixture(
+        [0.2, 0.5, 0.3],
+        [[20.0, 0, 0], [0, 20.0, 0], [0, 0, -20.0]],
+        [np.eye(3) * 0.5, np.eye(3), np.tril(np.full((3, 3), 0.5)) + np.eye(3)],
+    )
+    model.set_prior(prior)
+    export.export_generator(model, tmp_path / "export", variants=("float32",))
+    metadata = json.loads((tmp_path / "export" / "generator.json").read_text())
+    assert metadata["latent_prior"] == prior.to_dict()
+    path = str(tmp_path / "export" / export.tflite_filename("float32"))
+    from ai_edge_litert.interpreter import Interpreter
+
+    drawn = Interpreter(model_path=path).get_signature_runner("sample")(
+        count=np.array(4000, np.int32)
+    )
+    nearest = np.argmin(np.linalg.norm(drawn["z"][:, None] - prior.means[None], axis=-1), axis=1)
+    np.testing.assert_array_equal(nearest, drawn["component"])
+    assert_draws_follow_prior(metadata["latent_prior"], drawn["z"], drawn["component"])
+    # The standard prior's sample signature is plain N(0, I).
+    model.set_prior(model.priors["standard"])
+    export.export_generator(model, tmp_path / "standard", variants=("float32",))
+    path = str(tmp_path / "standard" / export.tflite_filename("float32"))
+    drawn = Interpreter(model_path=path).get_signature_runner("sample")(
+        count=np.array(4000, np.int32)
+    )
+    assert not drawn["component"].any()
+    assert_draws_follow_prior(priors.standard_normal(3).to_dict(), drawn["z"], drawn["component"])
 
 
 def test_metadata_describes_the_generator(trained_run, generator_outputs):
@@ -121,7 +157,7 @@ def test_metadata_describes_the_generator(trained_run, generator_outputs):
 def test_tflite_holds_builtin_ops_only(trained_run, variant):
     run_dir, _ = trained_run
     ops = export.tflite_op_names(str(run_dir / "export" / export.tflite_filename(variant)))
-    assert "RANDOM_STANDARD_NORMAL" in ops and "TRANSPOSE_CONV" in ops
+    assert {"RANDOM_STANDARD_NORMAL", "RANDOM_UNIFORM", "TRANSPOSE_CONV"} <= set(ops)
     assert not [op for op in ops if op.startswith("Flex") or op in export.FORBIDDEN_OPS]
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vae import VAE, KLWarmup, pipeline
+from keras_vae import VAE, Autoencoder, KLWarmup, latent, pipeline, priors
 from tests.testing import TINY, random_images, run_serialization_test
 
 
@@ -151,6 +151,57 @@ def test_sample_returns_images_in_unit_range_and_is_seeded():
     assert first.shape == (6, 28, 28, 1)
     assert first.min() >= 0 and first.max() <= 1
     np.testing.assert_array_equal(first, model.sample(6, seed=11))
+
+
+def test_sample_decodes_draws_of_the_chosen_prior():
+    model = VAE(seed=0, **TINY)
+    assert model.prior.kind == "standard" and list(model.priors) == ["standard"]
+    shifted = priors.GaussianMixture([1.0], [[5.0, -5.0, 5.0]], [np.eye(3) * 0.1], kind="gaussian")
+    model.set_prior(shifted)
+    assert model.prior is shifted
+    expected = model.decode(shifted.sample(4, seed=2))
+    np.testing.assert_array_equal(model.sample(4, seed=2), expected)
+    standard = model.decode(priors.standard_normal(3).sample(4, seed=2))
+    np.testing.assert_array_equal(model.sample(4, seed=2, prior="standard"), standard)
+    with pytest.raises(ValueError, match="no fitted 'gmm' prior .*fit-prior"):
+        model.sample(4, prior="gmm")
+    with pytest.raises(ValueError, match="over 2-D codes but this VAE has latent_dim 3"):
+        model.set_prior(priors.standard_normal(2))
+
+
+@pytest.mark.parametrize("cls", [VAE, Autoencoder])
+def test_fitted_priors_are_saved_inside_the_keras_file(cls, tmp_path):
+    model = cls(**TINY)
+    images = random_images(256)
+    model.compile(optimizer="adam")
+    model.fit(images, epochs=1, batch_size=64, verbose=0)
+    fitted = latent.fit_priors(model, images[:200], images[200:], components=2)
+    assert set(fitted) == {"gaussian", "gmm"} and model.prior is fitted["gmm"]
+    assert fitted["gmm"].components == 2 and fitted["gmm"].info["fitted_to"] == "mean"
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert loaded.prior.kind == "gmm" and set(loaded.priors) == {"standard", "gaussian", "gmm"}
+    np.testing.assert_array_equal(loaded.prior.means, model.prior.means)
+    np.testing.assert_array_equal(loaded.sample(3, seed=1), model.sample(3, seed=1))
+    # A model saved without fitted priors loads with N(0, I) only.
+    plain = cls(**TINY)
+    plain.save(tmp_path / "plain.keras")
+    assert list(keras.models.load_model(tmp_path / "plain.keras").priors) == ["standard"]
+
+
+def test_fit_priors_from_posterior_samples_and_what_cannot_be_fitted():
+    model = VAE(seed=0, **TINY)
+    images = random_images(200)
+    fitted = latent.fit_priors(model, images, kind="gaussian", codes="sample", seed=3)
+    assert list(fitted) == ["gaussian"] and model.prior.kind == "gaussian"
+    means = latent.Codec(model).encode(images)
+    assert not np.allclose(fitted["gaussian"].means[0], means.mean(axis=0), atol=1e-6)
+    assert latent.fit_priors(model, images, kind="standard") == {}
+    assert model.prior.kind == "standard"
+    with pytest.raises(ValueError, match="Autoencoder has no posterior"):
+        latent.fit_priors(Autoencoder(**TINY), images, codes="sample")
+    with pytest.raises(ValueError, match="Too few codes"):
+        latent.fit_priors(model, images[:3], kind="gaussian")
 
 
 def test_decode_is_sigmoid_of_the_decoder_and_checks_the_code_size():

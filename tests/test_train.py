@@ -20,6 +20,8 @@ from keras_vae import VAE, datasets, training
 from keras_vae.config import TrainingConfig
 from tests.testing import call_main, logged_images, scalar_steps
 
+TINY_CONFIG = {"preset": "mlp", "train_subset": 300, "validation_size": 100, "test_subset": 50}
+
 
 def test_train_writes_every_artifact(trained_run):
     run_dir, result = trained_run
@@ -43,9 +45,43 @@ def test_train_writes_every_artifact(trained_run):
     samples = np.asarray(Image.open(run_dir / "samples.png"))
     assert samples.shape == (8 * 29 + 1, 8 * 29 + 1)
     assert samples.std() > 5  # not a blank image
+    # samples.png is drawn from the prior fitted after training, samples_standard.png from N(0, I).
+    assert config["prior"] == "gmm" and model.prior.kind == "gmm"
+    np.testing.assert_array_equal(
+        samples[1:29, 1:29], png_cell(model.sample(64, seed=config["seed"]))
+    )
+    standard = np.asarray(Image.open(run_dir / "samples_standard.png"))
+    np.testing.assert_array_equal(
+        standard[1:29, 1:29], png_cell(model.sample(64, seed=config["seed"], prior="standard"))
+    )
+    fits = metrics["prior"]["fits"]
+    assert metrics["prior"]["default"] == "gmm" and set(fits) == {"gaussian", "gmm"}
+    assert fits["gmm"]["validation_codes"] == 256 and fits["gmm"]["codes"] == 1024 - 256
+    likelihoods = metrics["prior"]["test_log_likelihood"]
+    assert set(likelihoods) == {"standard", "gaussian", "gmm"}
+    assert likelihoods["gmm"] >= likelihoods["gaussian"] - 0.5
     reconstructions = np.asarray(Image.open(run_dir / "reconstructions.png"))
     assert reconstructions.shape == (4 * 29 + 1, 8 * 29 + 1)
     assert not (run_dir / "backup").exists()
+
+
+def png_cell(images):
+    """The first image of `images` as samples.png's first cell holds it."""
+    return np.rint(keras.ops.convert_to_numpy(images)[0, :, :, 0] * 255).astype(np.uint8)
+
+
+def test_prior_standard_fits_nothing(tmp_path, fashion_mnist):
+    config = TrainingConfig(prior="standard", **TINY_CONFIG)
+    splits = training.load_splits(config)
+    model = VAE(**config.model_kwargs(splits[0].shape[1:]))
+    path = tmp_path / "model.keras"
+    facts = training.fit_run_priors(model, config, splits, str(path))
+    assert facts["default"] == "standard" and facts["fits"] == {} and not path.exists()
+    facts = training.fit_run_priors(
+        model, TrainingConfig(prior_components=3, **TINY_CONFIG), splits, str(path)
+    )
+    assert facts["components"] == 3 and path.exists()
+    assert keras.models.load_model(path).prior.components == 3
 
 
 def test_evaluated_model_is_the_best_checkpoint(trained_run):
