@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN_DIR ?= runs/fashion_mnist-default
 TRAIN_ARGS ?=
 
-.PHONY: install data train test lint format clean bench bench-quick bench-export bench-latent bench-latent-sweep
+.PHONY: install data train test lint format clean bench bench-quick bench-export bench-latent bench-latent-sweep bench-prior docs-mnist
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,3 +73,17 @@ bench: install data
 # The same code on 5, 10 and 20 s budgets (under 5 minutes); writes runs/bench-quick/
 bench-quick: install data
 	$(PY) -m benchmarks.quality_per_second --quick
+
+# Sample quality of the fitted latent priors on Fashion-MNIST (make train's
+# run, trained first if missing) and on the real digits of $(MNIST_DIR): VAE,
+# VAE with beta 0.2 and Autoencoder x standard / Gaussian / mixture priors
+# (about 15 minutes on 2 CPU cores); writes benchmarks/results/prior_quality.json
+# and docs/prior_samples_*.png.
+MNIST_DIR ?= ../shared/data/mnist10k
+bench-prior: install data
+	$(PY) -m benchmarks.prior_quality --run-dir $(RUN_DIR) --mnist-dir $(MNIST_DIR)
+
+# README's MNIST pictures (1 -> 7 morphs, the "7" vector, average digits, the
+# 2-D latent map) from the real digits of $(MNIST_DIR), with train.py and keras-vae.
+docs-mnist: install
+	$(PY) -m benchmarks.mnist_pictures --mnist-dir $(MNIST_DIR)

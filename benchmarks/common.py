@@ -20,9 +20,34 @@ def cpu_model():
     return platform.processor()
 
 
+# The /proc/cpuinfo flags that decide TensorFlow's CPU kernels (the CPU model changes
+# between sessions here: Zen 3 with AVX2 only, Zen 4 and Zen 5 with AVX-512 and BF16).
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+
+
+def cpu_identity():
+    """`(family/model, [flags of SPEED_FLAGS it has])` from /proc/cpuinfo (empty off Linux)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    flags = set(fields.get("flags", "").split())
+    family = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
+    return family, [flag for flag in SPEED_FLAGS if flag in flags]
+
+
 def machine_facts():
+    family, flags = cpu_identity()
     return {
         "cpu": cpu_model(),
+        "cpu_family": family,
+        "cpu_flags": flags,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -42,7 +67,8 @@ def run_facts(module, args):
 def command_line(module, args):
     """`python -m module --flag value ...` with every parsed argument spelled out.
 
-    Values are shell-quoted (an empty string is `''`); a flag whose value is
+    Values are shell-quoted (an empty string is `''`), a list's items one by
+    one (`nargs="+"`); a flag whose value is
     True is written alone and one whose value is False or None is left out,
     as `store_true` flags are typed.
     """
@@ -51,6 +77,8 @@ def command_line(module, args):
         flag = "--" + key.replace("_", "-")
         if value is True:
             words.append(flag)
+        elif isinstance(value, (list, tuple)):
+            words += [flag, *(shlex.quote(str(item)) for item in value)]
         elif value is not False and value is not None:
             words += [flag, shlex.quote(str(value))]
     return " ".join(words)

@@ -61,7 +61,7 @@ def make_judge(classifier, batch_size=500):
 
 def train_classifier(train, test, epochs, seed):
     (x_train, y_train), (x_test, y_test) = train, test
-    classifier = build_classifier(x_train.shape[1:], len(datasets.CLASS_NAMES["fashion_mnist"]))
+    classifier = build_classifier(x_train.shape[1:], int(y_train.max()) + 1)
     probabilities = keras.Model(classifier.input, classifier.outputs[0])
     probabilities.compile(
         optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]

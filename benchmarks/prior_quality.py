@@ -1,0 +1,205 @@
+"""Sample quality of fitted latent priors on Fashion-MNIST and MNIST.
+
+    python -m benchmarks.prior_quality          (make bench-prior; after make train)
+
+For each dataset, within `make train`'s budget (the `default` preset, 30
+epochs of batch 128):
+  - "VAE (make train)": train.py's own run (`--run-dir`, made by `make train`
+    for Fashion-MNIST; trained here if missing, and for MNIST from
+    `--mnist-dir`), sampled from each prior;
+  - "VAE beta=B" (`--low-beta`) and the deterministic "Autoencoder" (the RAE
+    baseline of Ghosh et al. 2020), trained here on the same training split
+    with the same budget.
+Each model's codes (posterior means) of the training split are fitted with a
+full-covariance Gaussian and mixtures of `--components` components; "gmm
+(auto)" is the mixture whose validation codes score best (train.py's choice).
+Every prior draws `--samples` codes (seeded); a CNN classifier trained on the
+dataset's labels scores the decoded images: share classified with confidence
+>= 0.9, entropy of the predicted class histogram (log 10 = 2.30 is uniform
+over the 10 classes), and the Frechet distance of its features to the test
+images'. `test_ll` is the mean log-likelihood of the test images' codes under
+the prior (nats per image). Writes --out (JSON) and side-by-side grids of the
+standard and the fitted prior (same seed) into --docs.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from benchmarks.common import run_facts
+from benchmarks.latent_quality import CONFIDENCE, train_classifier, train_model
+from keras_vae import VAE, Autoencoder, datasets, latent, metrics, priors, run_dir, training
+from keras_vae import images as image_io
+from keras_vae.config import TrainingConfig
+from keras_vae.files import atomic_write_json
+
+
+def class_entropy(probabilities):
+    """Entropy (nats) of the histogram of predicted classes."""
+    counts = np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1])
+    shares = counts[counts > 0] / counts.sum()
+    return float(-(shares * np.log(shares)).sum())
+
+
+def score(codec, judge, prior, samples, seed, test_features, test_codes):
+    probabilities, features = judge(codec.decode(prior.sample(samples, seed=seed)))
+    return {
+        "confident_share": metrics.confident_share(probabilities, CONFIDENCE),
+        "class_entropy": class_entropy(probabilities),
+        "frechet_distance": metrics.frechet_distance(features, test_features),
+        "test_log_likelihood": float(prior.log_prob(test_codes).mean()),
+        "components": prior.components,
+    }
+
+
+def fitted_priors(model, codec, train_images, validation_images, components, seed):
+    """{name: prior}: standard, gaussian, gmm k for each k, and gmm (auto) among them."""
+    train_codes, validation_codes = codec.encode(train_images), codec.encode(validation_images)
+    found = {"standard": priors.standard_normal(model.latent_dim)}
+    found["gaussian"] = priors.fit_gaussian(train_codes)
+    mixtures = {}
+    for k in components:
+        start = time.perf_counter()
+        mixtures[k] = priors.fit_gmm(train_codes, validation_codes, components=k, seed=seed)
+        mixtures[k].info["seconds"] = round(time.perf_counter() - start, 2)
+        found[f"gmm k={k}"] = mixtures[k]
+    held_out = {k: float(m.log_prob(validation_codes).mean()) for k, m in mixtures.items()}
+    found["gmm (auto)"] = mixtures[max(held_out, key=held_out.get)]
+    return found
+
+
+def run_config(dataset, data_dir, args):
+    """`make train`'s config for `dataset`: the defaults, a smaller validation split for MNIST."""
+    if dataset == "fashion_mnist":
+        return TrainingConfig(seed=args.seed)
+    # mnist10k has 8,000 training digits: 5,000 held out would leave too few.
+    return TrainingConfig(dataset="mnist", data_dir=data_dir, validation_size=1000, seed=args.seed)
+
+
+def side_by_side(codec, standard, fitted, path, seed, rows=8, cols=8):
+    """The standard prior's grid (left) and the fitted prior's (right), same seed."""
+    grids = [
+        image_io.grid(codec.decode(prior.sample(rows * cols, seed=seed)), rows, cols)
+        for prior in (standard, fitted)
+    ]
+    gap = np.full((grids[0].shape[0], 12) + grids[0].shape[2:], 255, np.uint8)
+    image_io.save_png(path, np.concatenate([grids[0], gap, grids[1]], axis=1))
+
+
+def benchmark_dataset(dataset, data_dir, directory, args):
+    config = run_config(dataset, data_dir, args)
+    print(f"== {dataset}: train.py's run in {directory}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    train_metrics = training.train_and_evaluate(config, directory, verbose=0)
+    default_seconds = time.perf_counter() - start
+    splits = training.load_splits(config)
+    train_images, validation_images, test_images, test_labels = splits
+    train_labels = datasets.load(dataset, "train", config.data_dir)[1]
+    judge, accuracy = train_classifier(
+        (datasets.load(dataset, "train", config.data_dir)[0], train_labels),
+        (test_images, test_labels),
+        args.classifier_epochs,
+        args.seed,
+    )
+    test_features = judge(test_images)[1]
+    default_vae, _ = run_dir.load_model(directory)
+    models = {"VAE (make train)": default_vae}
+    seconds = {"VAE (make train)": train_metrics.get("train_seconds")}
+    for name, model in (
+        (
+            f"VAE beta={args.low_beta:g}",
+            VAE(image_shape=train_images.shape[1:], beta=args.low_beta),
+        ),
+        ("Autoencoder", Autoencoder(image_shape=train_images.shape[1:])),
+    ):
+        print(f"== {dataset}: training {name}", file=sys.stderr, flush=True)
+        seconds[name] = train_model(
+            model, train_images, config.epochs, config.batch_size, args.seed
+        )
+        models[name] = model
+    rows = []
+    for name, model in models.items():
+        codec = latent.Codec(model)
+        test_codes = codec.encode(test_images)
+        found = fitted_priors(
+            model, codec, train_images, validation_images, args.components, args.seed
+        )
+        if name == "VAE (make train)":
+            found["gmm (train.py)"] = model.get_prior("gmm")
+            side_by_side(
+                codec,
+                found["standard"],
+                found["gmm (train.py)"],
+                os.path.join(args.docs, f"prior_samples_{dataset}.png"),
+                args.seed,
+            )
+        for prior_name, prior in found.items():
+            row = {"model": name, "prior": prior_name, "train_seconds": seconds[name]}
+            row.update(
+                score(codec, judge, prior, args.samples, args.seed, test_features, test_codes)
+            )
+            rows.append(row)
+            print(format_row(row), file=sys.stderr, flush=True)
+    return {
+        "classifier_test_accuracy": accuracy,
+        "train_py_seconds": default_seconds,
+        "train_py_metrics": train_metrics,
+        "rows": rows,
+    }
+
+
+def format_row(row):
+    return (
+        f"| {row['model']} | {row['prior']} | {row['components']} | "
+        f"{row['confident_share']:.3f} | {row['class_entropy']:.3f} | "
+        f"{row['frechet_distance']:.2f} | {row['test_log_likelihood']:.2f} |"
+    )
+
+
+def markdown(results):
+    lines = []
+    for dataset, result in results["datasets"].items():
+        lines += [
+            f"### {dataset} (classifier test accuracy {result['classifier_test_accuracy']:.3f})",
+            "",
+            "| model | prior | k | confident | class entropy | Frechet | test log-lik |",
+            "|---|---|---|---|---|---|---|",
+            *(format_row(row) for row in result["rows"]),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-dir", default="runs/fashion_mnist-default", help="make train's")
+    parser.add_argument("--mnist-dir", default="../shared/data/mnist10k")
+    parser.add_argument("--mnist-run-dir", default="runs/mnist-default")
+    parser.add_argument("--datasets", nargs="+", default=["fashion_mnist", "mnist"])
+    parser.add_argument("--components", type=int, nargs="+", default=[5, 20, 50])
+    parser.add_argument("--low-beta", type=float, default=0.2)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--classifier-epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/results/prior_quality.json")
+    parser.add_argument("--docs", default="docs")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    results = {**run_facts("benchmarks.prior_quality", args), "datasets": {}}
+    for dataset in args.datasets:
+        if dataset == "mnist" and not os.path.isdir(args.mnist_dir):
+            raise SystemExit(f"--mnist-dir {args.mnist_dir} is missing (the mnist10k IDX files).")
+        data_dir = args.mnist_dir if dataset == "mnist" else None
+        directory = args.mnist_run_dir if dataset == "mnist" else args.run_dir
+        results["datasets"][dataset] = benchmark_dataset(dataset, data_dir, directory, args)
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    atomic_write_json(args.out, results)
+    print(markdown(results))
+    print(f"{results['seconds']:.0f} s; wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
