@@ -32,10 +32,14 @@ from keras_vae.files import atomic_write, atomic_write_json
 
 
 def _add_model(parser, out_default):
+    _add_model_argument(parser)
+    parser.add_argument("--out", default=out_default, help="Output file.")
+
+
+def _add_model_argument(parser):
     parser.add_argument(
         "--model", required=True, help="A run dir (holding model.keras) or a .keras file."
     )
-    parser.add_argument("--out", default=out_default, help="Output file.")
 
 
 def _add_prior(parser):
@@ -101,9 +105,7 @@ def build_parser():
         help="Fit a latent prior to the training codes and save it in the model.",
         formatter_class=formatter,
     )
-    fit_prior.add_argument(
-        "--model", required=True, help="A run dir (holding model.keras) or a .keras file."
-    )
+    _add_model_argument(fit_prior)
     fit_prior.add_argument(
         "--prior",
         default="gmm",
@@ -169,9 +171,7 @@ def build_parser():
         help="Export the decoder as a SavedModel + LiteRT (.tflite) generator.",
         formatter_class=formatter,
     )
-    export.add_argument(
-        "--model", required=True, help="A run dir (holding model.keras) or a .keras file."
-    )
+    _add_model_argument(export)
     export.add_argument(
         "--out", help="Export directory (default: RUN/export, or next to the .keras file)."
     )
