@@ -27,11 +27,12 @@ import os
 import sys
 import time
 
+import keras
 import numpy as np
 
 from benchmarks.common import run_facts
 from benchmarks.latent_quality import CONFIDENCE, train_classifier, train_model
-from keras_vae import VAE, Autoencoder, datasets, latent, metrics, priors, run_dir, training
+from keras_vae import VAE, Autoencoder, datasets, export, latent, metrics, priors, run_dir, training
 from keras_vae import images as image_io
 from keras_vae.config import TrainingConfig
 from keras_vae.files import atomic_write_json
@@ -44,15 +45,30 @@ def class_entropy(probabilities):
     return float(-(shares * np.log(shares)).sum())
 
 
-def score(codec, judge, prior, samples, seed, test_features, test_codes):
-    probabilities, features = judge(codec.decode(prior.sample(samples, seed=seed)))
+def score_images(judge, images, test_features):
+    probabilities, features = judge(images)
     return {
         "confident_share": metrics.confident_share(probabilities, CONFIDENCE),
         "class_entropy": class_entropy(probabilities),
         "frechet_distance": metrics.frechet_distance(features, test_features),
+    }
+
+
+def score(codec, judge, prior, samples, seed, test_features, test_codes):
+    return {
+        **score_images(judge, codec.decode(prior.sample(samples, seed=seed)), test_features),
         "test_log_likelihood": float(prior.log_prob(test_codes).mean()),
         "components": prior.components,
     }
+
+
+def device_samples(export_dir, count):
+    """Images the exported float32 .tflite's `sample` signature draws on its own."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = os.path.join(export_dir, export.tflite_filename("float32"))
+    runner = Interpreter(model_path=path).get_signature_runner(export.SAMPLE)
+    return runner(count=np.array(count, np.int32))["images"]
 
 
 def fitted_priors(model, codec, train_images, validation_images, components, seed):
@@ -98,6 +114,9 @@ def benchmark_dataset(dataset, data_dir, directory, args):
     splits = training.load_splits(config)
     train_images, validation_images, test_images, test_labels = splits
     train_labels = datasets.load(dataset, "train", config.data_dir)[1]
+    # Seeded here, so the classifier and the models below do not depend on
+    # whether train.py's run was trained in this process or found done.
+    keras.utils.set_random_seed(args.seed)
     judge, accuracy = train_classifier(
         (datasets.load(dataset, "train", config.data_dir)[0], train_labels),
         (test_images, test_labels),
@@ -116,6 +135,7 @@ def benchmark_dataset(dataset, data_dir, directory, args):
         ("Autoencoder", Autoencoder(image_shape=train_images.shape[1:])),
     ):
         print(f"== {dataset}: training {name}", file=sys.stderr, flush=True)
+        keras.utils.set_random_seed(args.seed)
         seconds[name] = train_model(
             model, train_images, config.epochs, config.batch_size, args.seed
         )
@@ -136,6 +156,20 @@ def benchmark_dataset(dataset, data_dir, directory, args):
                 os.path.join(args.docs, f"prior_samples_{dataset}.png"),
                 args.seed,
             )
+            # The exported generator, sampling on the device: the same distribution as
+            # the Python sampler of the row above (its own random numbers, so within
+            # sampling error).
+            row = {"model": name, "prior": "gmm (train.py), .tflite sample signature"}
+            images = device_samples(os.path.join(directory, run_dir.EXPORT_DIR), args.samples)
+            row.update(score_images(judge, images, test_features))
+            row.update(
+                components=found["gmm (train.py)"].components,
+                test_log_likelihood=float(found["gmm (train.py)"].log_prob(test_codes).mean()),
+                train_seconds=seconds[name],
+            )
+            found_rows = [row]
+        else:
+            found_rows = []
         for prior_name, prior in found.items():
             row = {"model": name, "prior": prior_name, "train_seconds": seconds[name]}
             row.update(
@@ -143,6 +177,7 @@ def benchmark_dataset(dataset, data_dir, directory, args):
             )
             rows.append(row)
             print(format_row(row), file=sys.stderr, flush=True)
+        rows += found_rows
     return {
         "classifier_test_accuracy": accuracy,
         "train_py_seconds": default_seconds,

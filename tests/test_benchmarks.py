@@ -141,3 +141,13 @@ def test_command_line_spells_out_every_argument_and_machine_facts_name_the_versi
     expected = {"cpu", "cpu_family", "cpu_flags", "cores", "python", "tensorflow", "keras"}
     assert set(facts) == expected and set(facts["cpu_flags"]) <= set(common.SPEED_FLAGS)
     assert facts["keras"] == keras.__version__ and facts["cores"] >= 1
+
+
+def test_class_entropy_is_that_of_the_predicted_class_histogram():
+    from benchmarks import prior_quality
+
+    uniform = np.eye(10)[np.arange(100) % 10]
+    assert prior_quality.class_entropy(uniform) == pytest.approx(np.log(10))
+    assert prior_quality.class_entropy(np.eye(10)[np.zeros(50, int)]) == 0.0
+    halves = np.eye(4)[np.arange(10) % 2]
+    assert prior_quality.class_entropy(halves) == pytest.approx(np.log(2))
