@@ -113,12 +113,12 @@ def benchmark_dataset(dataset, data_dir, directory, args):
     default_seconds = time.perf_counter() - start
     splits = training.load_splits(config)
     train_images, validation_images, test_images, test_labels = splits
-    train_labels = datasets.load(dataset, "train", config.data_dir)[1]
+    all_train_images, train_labels = datasets.load(dataset, "train", config.data_dir)
     # Seeded here, so the classifier and the models below do not depend on
     # whether train.py's run was trained in this process or found done.
     keras.utils.set_random_seed(args.seed)
     judge, accuracy = train_classifier(
-        (datasets.load(dataset, "train", config.data_dir)[0], train_labels),
+        (all_train_images, train_labels),
         (test_images, test_labels),
         args.classifier_epochs,
         args.seed,

@@ -157,15 +157,19 @@ class LatentImageModel(keras.Model):
             raise TypeError(
                 f"set_prior takes a keras_vae.priors.GaussianMixture; got {type(prior).__name__}."
             )
+        self._check_prior_size(prior)
+        if prior.kind != priors.STANDARD:
+            self._fitted_priors[prior.kind] = prior
+        if default:
+            self._default_prior = prior.kind
+
+    def _check_prior_size(self, prior):
         if prior.latent_dim != self.latent_dim:
             raise ValueError(
                 f"The prior is over {prior.latent_dim}-D codes but this "
                 f"{type(self).__name__} has latent_dim {self.latent_dim}."
             )
-        if prior.kind != priors.STANDARD:
-            self._fitted_priors[prior.kind] = prior
-        if default:
-            self._default_prior = prior.kind
+        return prior
 
     def get_prior(self, prior=None):
         """The prior named `prior` ("standard", "gaussian", "gmm"), or the default for `None`.
@@ -173,12 +177,7 @@ class LatentImageModel(keras.Model):
         A `GaussianMixture` is returned as it is, after checking its size.
         """
         if isinstance(prior, priors.GaussianMixture):
-            if prior.latent_dim != self.latent_dim:
-                raise ValueError(
-                    f"The prior is over {prior.latent_dim}-D codes but this "
-                    f"{type(self).__name__} has latent_dim {self.latent_dim}."
-                )
-            return prior
+            return self._check_prior_size(prior)
         name = self._default_prior if prior is None else prior
         names.check_choice("prior", name, names.PRIORS)
         available = self.priors

@@ -42,6 +42,8 @@ MAX_FIT_CODES = 20_000
 # (plus an absolute floor): duplicate codes cannot make a covariance singular.
 COVARIANCE_FLOOR = 1e-4
 _LOG_2PI = math.log(2.0 * math.pi)
+# Codes per block of the EM's outer products ([block, d * d] float64 at a time).
+_CHUNK = 4096
 
 
 class GaussianMixture:
@@ -141,14 +143,13 @@ class GaussianMixture:
         return _logsumexp(self.component_log_probs(z), axis=1)
 
     def check_codes(self, z):
+        """`z` as float64 `[n, latent_dim]`; ValueError for another width or NaN."""
         z = np.asarray(z, dtype=np.float64)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(
                 f"This prior is over codes of shape (n, {self.latent_dim}); got {z.shape}."
             )
-        if not np.all(np.isfinite(z)):
-            raise ValueError("The codes hold NaN or infinite values.")
-        return z
+        return _check_codes(z, "codes", 0)
 
     def covariances(self):
         """`[k, d, d]`: cholesky @ cholesky.T."""
@@ -251,7 +252,12 @@ def _kmeans_plus_plus(codes, k, rng):
     return np.array(centers)
 
 
-def _em_pass(codes, mixture, chunk=4096):
+def _outer(z):
+    """Each code's outer product z z', flattened: `[n, d * d]`."""
+    return (z[:, :, None] * z[:, None, :]).reshape(len(z), -1)
+
+
+def _em_pass(codes, mixture):
     """One E-step over `codes` in chunks, accumulating the M-step's sufficient statistics.
 
     log N(z | m, S) = -0.5 (z'Pz - 2 z'Pm + m'Pm) - 0.5 log|2 pi S| with P the
@@ -276,9 +282,9 @@ def _em_pass(codes, mixture, chunk=4096):
     flat_precision = precision.reshape(k, d * d).T
     total, counts = 0.0, np.zeros(k)
     sums, outer_sums = np.zeros((k, d)), np.zeros((k, d * d))
-    for begin in range(0, len(codes), chunk):
-        z = codes[begin : begin + chunk]
-        outer = (z[:, :, None] * z[:, None, :]).reshape(len(z), d * d)
+    for begin in range(0, len(codes), _CHUNK):
+        z = codes[begin : begin + _CHUNK]
+        outer = _outer(z)
         log_probs = constant - 0.5 * (outer @ flat_precision) + z @ precision_means.T
         totals = _logsumexp(log_probs, axis=1)
         responsibilities = np.exp(log_probs - totals[:, None])
@@ -326,7 +332,10 @@ def fit_mixture(codes, components, seed=0, max_iterations=100, tolerance=1e-3):
     fallback = (seeds, _cholesky(np.cov(centered, rowvar=False, bias=True), floor))
     nearest = np.argmin(np.sum(seeds**2, axis=1) - 2 * centered @ seeds.T, axis=1)
     hard = np.eye(components)[nearest]
-    outer_sums = np.einsum("nk,ni,nj->kij", hard, centered, centered)
+    outer_sums = sum(
+        hard[begin : begin + _CHUNK].T @ _outer(centered[begin : begin + _CHUNK])
+        for begin in range(0, len(codes), _CHUNK)
+    ).reshape(components, codes.shape[1], codes.shape[1])
     weights, means, cholesky = _m_step(
         hard.sum(axis=0), hard.T @ centered, outer_sums, floor, fallback
     )
