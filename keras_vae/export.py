@@ -1,15 +1,20 @@
 """Decoder-only generator export: SavedModel + LiteRT (.tflite) + generator.json.
 
-The export directory is self-contained; a server or phone needs neither this
-package nor Keras:
+The export directory is self-contained; a server, phone or browser needs
+neither this package nor Keras:
 
-    saved_model/              tf.saved_model.load(...).signatures["generate"]
-    generator_float32.tflite  LiteRT, float32 weights
-    generator_float16.tflite  LiteRT, float16 weights (dequantized at load)
-    generator_int8.tflite     LiteRT, dynamic-range int8 weights
-    generator.json            shapes, dtypes, signatures, sizes, parity errors
+    saved_model/                  tf.saved_model.load(...).signatures["generate"]
+    generator_float32.tflite      LiteRT, dynamic batch, float32 weights
+    generator_float16.tflite      ... float16 weights (dequantized at load)
+    generator_int8.tflite         ... dynamic-range int8 weights
+    generator_float32_b16.tflite  LiteRT, static batch 16 (also _b1), float32
+    generator_float16_b16.tflite  ... float16 weights
+    generator_int8_b16.tflite     ... full-integer int8 (weights and activations)
+    generator.json                shapes, dtypes, signatures, runtimes, sizes,
+                                  parity errors, prior, principal directions
 
-Signatures (in the SavedModel and every .tflite):
+Dynamic files (the SavedModel and generator_{variant}.tflite), for the LiteRT
+Interpreter API and TensorFlow:
     generate(z: float32 [batch, latent_dim])
         -> images: float32 [batch, H, W, C] in [0, 1]
            pixels: uint8   [batch, H, W, C] in [0, 255] (round(images * 255))
@@ -17,14 +22,25 @@ Signatures (in the SavedModel and every .tflite):
         -> images, pixels as above, z: float32 [count, latent_dim] drawn from
            the model's prior, and component: int32 [count], the mixture
            component of each z (0 for N(0, I) and the Gaussian)
-`serving_default` is `generate` in the SavedModel. The batch is dynamic.
+`serving_default` is `generate` in the SavedModel.
+
+Static files (generator_{variant}_b{batch}.tflite), for every LiteRT runtime:
+the Interpreter, the CompiledModel API (CPU, GPU) and LiteRT.js (WASM,
+WebGPU), which need every tensor's size fixed:
+    generate(z: float32 [batch, latent_dim])
+        -> images: float32 [batch, H * W * C] in [0, 1], rows of NHWC pixels
+           pixels: uint8   [batch, H * W * C]
+Flat outputs, because LiteRT.js returns zeros for an output made by a
+trailing RESHAPE; no `sample` (random ops with a count are dynamic): draw z
+from generator.json's "latent_prior" in the app.
 
 `sample` draws from the model's default prior (`VAE.prior`: the prior fitted
 to the training codes after `keras_vae.latent.fit_priors`, else N(0, I)) with
 LiteRT builtins only: RANDOM_UNIFORM picks the component against the
 cumulative weights, RANDOM_STANDARD_NORMAL draws eps, and
 z = means[c] + cholesky[c] @ eps. generator.json's "latent_prior" holds the
-weights, means and Cholesky factors, for runtimes that draw their own z.
+weights, means and Cholesky factors, for runtimes that draw their own z, and
+"latent_directions" the main directions of the codes (the explorer's sliders).
 """
 
 import json
@@ -51,14 +67,31 @@ METADATA_FILE = "generator.json"
 # without error yet read uninitialized weights.
 FORBIDDEN_OP_PREFIXES = ("Flex",)
 FORBIDDEN_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "CUSTOM")
+STATIC_BATCH_SIZES = names.STATIC_BATCH_SIZES
+# z that calibrate the full-integer int8 files: half drawn from the exported
+# prior, half from N(0, I), so that both kinds of code an app feeds keep their range.
+CALIBRATION_CODES = 256
+# Main directions of the codes stored in generator.json (the explorer's sliders).
+LATENT_DIRECTIONS = 8
+DYNAMIC_RUNTIMES = ("tensorflow_lite_interpreter",)
+STATIC_RUNTIMES = (
+    "tensorflow_lite_interpreter",
+    "litert_compiled_model_cpu",
+    "litert_compiled_model_gpu",
+    "litert_js_wasm",
+    "litert_js_webgpu",
+)
 
 
 class ExportError(RuntimeError):
     """The model cannot be exported, or an artifact failed verification."""
 
 
-def tflite_filename(variant):
-    return f"generator_{variant}.tflite"
+def tflite_filename(variant, batch=None):
+    """generator_{variant}.tflite (dynamic batch) or generator_{variant}_b{batch}.tflite."""
+    return (
+        f"generator_{variant}.tflite" if batch is None else f"generator_{variant}_b{batch}.tflite"
+    )
 
 
 def _check_exportable(model):
@@ -73,20 +106,36 @@ def _check_exportable(model):
         )
 
 
+def _signed_zeros(rows, columns):
+    """A float32 constant of alternating 0.0 and -0.0: adding it changes no value.
+
+    Not a splat, so no converter pass folds the ADD away or moves a RESHAPE
+    across it; and a shape other than `[rows, columns]` (or one that
+    broadcasts with it) fails when LiteRT allocates the tensors.
+    """
+    signs = (np.arange(rows)[:, None] + np.arange(columns)) % 2
+    return tf.constant(np.where(signs == 1, -0.0, 0.0), tf.float32)
+
+
 class _Generator(tf.Module):
-    """The decoder wrapped in the two exported signatures.
+    """The decoder wrapped in the exported signatures.
 
     `frozen=False` (the SavedModel) reads the decoder's variables. `frozen=True`
     (what the LiteRT converter gets) runs the decoder statelessly on constant
     copies of its weights: converting a variable-holding graph leaves
     VAR_HANDLE / READ_VARIABLE ops in the .tflite (TF 2.21), which run without
     error and return garbage; a graph without variables cannot.
+
+    `batch=None` makes the dynamic signatures `generate` and `sample`; an int
+    makes the static one: `generate` on exactly `[batch, latent_dim]`, with flat
+    outputs (frozen only).
     """
 
-    def __init__(self, decoder, latent_dim, prior, frozen=False):
+    def __init__(self, decoder, latent_dim, prior, frozen=False, batch=None):
         super().__init__(name="generator")
         self.latent_dim = latent_dim
         self.frozen = frozen
+        self.batch = batch
         # float32 constants of the prior; the last cumulative weight is never compared.
         self._cumulative_weights = tf.constant(np.cumsum(prior.weights)[:-1], tf.float32)
         self._means = tf.constant(prior.means, tf.float32)
@@ -100,6 +149,12 @@ class _Generator(tf.Module):
         else:
             self.decoder = decoder  # tracked: the SavedModel holds its variables
             self._logits = lambda z: decoder(z, training=False)
+        if batch is not None:
+            self.generate = tf.function(
+                self._generate_static,
+                input_signature=[tf.TensorSpec([batch, latent_dim], tf.float32, name="z")],
+            )
+            return
         # LiteRT lets an app resize an input to any shape, and a fully connected
         # layer then silently reads [b, k] as [b * k / latent_dim, latent_dim]:
         # garbage, no error. With the last dimension left dynamic, the converter
@@ -113,8 +168,21 @@ class _Generator(tf.Module):
             self._sample, input_signature=[tf.TensorSpec([], tf.int32, name="count")]
         )
 
-    def _images(self, z):
-        images = tf.sigmoid(tf.cast(self._logits(z), tf.float32))
+    def signatures(self):
+        if self.batch is not None:
+            return {GENERATE: self.generate}
+        return {GENERATE: self.generate, SAMPLE: self.sample}
+
+    def _images(self, z, flat=False):
+        logits = tf.cast(self._logits(z), tf.float32)
+        if flat:
+            logits = tf.reshape(logits, [tf.shape(logits)[0], -1])
+        images = tf.sigmoid(logits)
+        if flat:
+            # The converter moves a RESHAPE below element-wise ops down to where
+            # the outputs fork, which would make `images` a RESHAPE's output
+            # (zeros in LiteRT.js). Adding a row of signed zeros stops it.
+            images = images + _signed_zeros(1, images.shape[1])
         pixels = tf.cast(tf.round(images * 255.0), tf.uint8)
         return images, pixels
 
@@ -122,6 +190,16 @@ class _Generator(tf.Module):
         if self.frozen:
             z = tf.reshape(z, tf.stack([tf.shape(z)[0], self.latent_dim]))
         images, pixels = self._images(z)
+        return {"images": images, "pixels": pixels}
+
+    def _generate_static(self, z):
+        # The Interpreter API resizes a static input too, and a fully connected
+        # layer reads a wrong [b, k] without error. Adding a [batch, latent_dim]
+        # constant of signed zeros keeps z exact, and no converter pass folds it
+        # (it is not a splat), so any other shape fails when tensors are
+        # allocated. It costs one element-wise ADD.
+        z = z + _signed_zeros(self.batch, self.latent_dim)
+        images, pixels = self._images(z, flat=True)
         return {"images": images, "pixels": pixels}
 
     def _sample(self, count):
@@ -138,9 +216,14 @@ class _Generator(tf.Module):
         return {"images": images, "pixels": pixels, "z": z, "component": component}
 
 
-def _convert_tflite(frozen_saved_model_dir, variant):
+def _convert_tflite(frozen_saved_model_dir, signature_keys, variant, calibration=None):
+    """A .tflite flatbuffer.
+
+    `calibration`, z `[steps, batch, latent_dim]` of the static `generate`,
+    makes int8 full-integer; without it int8 is dynamic-range (weights only).
+    """
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        frozen_saved_model_dir, signature_keys=[GENERATE, SAMPLE]
+        frozen_saved_model_dir, signature_keys=list(signature_keys)
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant == "float16":
@@ -148,6 +231,11 @@ def _convert_tflite(frozen_saved_model_dir, variant):
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if calibration is not None:
+            # Weights and activations in int8, the inputs and outputs left float32
+            # and uint8 so that the signature is the float files' one.
+            converter.representative_dataset = lambda: ({"z": z} for z in calibration)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter.convert()
 
 
@@ -188,6 +276,67 @@ def check_builtin_ops(model_path):
         raise ExportError(f"{model_path}: non-builtin or variable ops {bad}.")
 
 
+def dynamic_tensors(model_path):
+    """Names of the tensors whose size is not fixed in the file (-1 in a dimension)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    with open(model_path, "rb") as f:
+        model = schema.Model.GetRootAsModel(f.read(), 0)
+    found = []
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            shape = tensor.ShapeSignatureAsNumpy() if tensor.ShapeSignatureLength() else ()
+            if any(int(size) < 0 for size in shape):
+                found.append(tensor.Name().decode())
+    return found
+
+
+def output_ops(model_path, signature=GENERATE):
+    """{output name: the op that makes it} of a signature of a .tflite."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    with open(model_path, "rb") as f:
+        model = schema.Model.GetRootAsModel(f.read(), 0)
+    builtin_names = {
+        value: name for name, value in vars(schema.BuiltinOperator).items() if name.isupper()
+    }
+    for d in range(model.SignatureDefsLength()):
+        definition = model.SignatureDefs(d)
+        if definition.SignatureKey().decode() != signature:
+            continue
+        subgraph = model.Subgraphs(definition.SubgraphIndex())
+        made_by = {}
+        for o in range(subgraph.OperatorsLength()):
+            operator = subgraph.Operators(o)
+            code = model.OperatorCodes(operator.OpcodeIndex())
+            name = builtin_names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
+            for tensor in operator.OutputsAsNumpy():
+                made_by[int(tensor)] = name
+        return {
+            definition.Outputs(i).Name().decode(): made_by.get(
+                definition.Outputs(i).TensorIndex(), "none"
+            )
+            for i in range(definition.OutputsLength())
+        }
+    raise ExportError(f"{model_path} has no {signature!r} signature.")
+
+
+def check_static_file(model_path):
+    """Raises ExportError unless every tensor's size is fixed and no RESHAPE makes an output.
+
+    GPU delegates and LiteRT.js need fixed sizes; LiteRT.js (2.5) returns
+    zeros for an output made by a trailing RESHAPE.
+    """
+    dynamic = dynamic_tensors(model_path)
+    if dynamic:
+        raise ExportError(f"{model_path}: tensors of dynamic size {dynamic[:5]}.")
+    reshaped = [name for name, op in output_ops(model_path).items() if op == "RESHAPE"]
+    if reshaped:
+        raise ExportError(f"{model_path}: outputs {reshaped} are made by a RESHAPE.")
+
+
 def run_tflite_generate(model_path, z):
     """Runs the `generate` signature of a .tflite on `z`; returns its outputs."""
     from ai_edge_litert.interpreter import Interpreter
@@ -219,18 +368,61 @@ def _signatures_json(model):
     }
 
 
-def _write_artifacts(model, prior, directory, parity_z, variants):
-    """Writes every artifact into `directory`; returns the per-variant facts."""
+_QUANTIZATION = {
+    "float32": "none: float32 weights and activations",
+    "float16": "float16 weights, dequantized to float32 at load; float32 activations",
+    "int8": "dynamic-range int8: int8 weights, float32 activations",
+}
+_FULL_INTEGER = (
+    "full-integer int8: int8 weights and activations, calibrated on {codes} z (half "
+    "drawn from latent_prior, half from N(0, I)); float32 z in, float32 images and "
+    "uint8 pixels out"
+)
+
+
+def _static_signature_json(model, batch):
+    size = int(np.prod(model.image_shape))
+    return {
+        "inputs": {"z": {"shape": [batch, model.latent_dim], "dtype": "float32"}},
+        "outputs": {
+            "images": {"shape": [batch, size], "dtype": "float32", "range": [0.0, 1.0]},
+            "pixels": {"shape": [batch, size], "dtype": "uint8", "range": [0, 255]},
+        },
+        "output_layout": "row b is image b: H x W x C pixels, row by row, channels last",
+    }
+
+
+def _calibration_codes(prior, count):
+    half = count // 2
+    standard = np.random.default_rng(1).standard_normal((count - half, prior.latent_dim))
+    return np.concatenate([prior.sample(half, seed=0), standard.astype(np.float32)])
+
+
+def _frozen_flatbuffers(model, prior, directory, variants, batch):
+    """{variant: flatbuffer} of the dynamic (batch None) or static generator."""
+    frozen = _Generator(model.decoder, model.latent_dim, prior, frozen=True, batch=batch)
+    calibration = None
+    if batch is not None:
+        steps = max(1, CALIBRATION_CODES // batch)
+        codes = _calibration_codes(prior, steps * batch)
+        calibration = codes.reshape(steps, batch, model.latent_dim)
+    signatures = frozen.signatures()
+    with tempfile.TemporaryDirectory(dir=directory) as frozen_dir:
+        tf.saved_model.save(frozen, frozen_dir, signatures=signatures)
+        return {
+            variant: _convert_tflite(frozen_dir, signatures, variant, calibration)
+            for variant in variants
+        }
+
+
+def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_sizes):
+    """Writes every artifact into `directory`; returns the per-file facts."""
     generator = _Generator(model.decoder, model.latent_dim, prior)
     saved_model_dir = os.path.join(directory, SAVED_MODEL_DIR)
     tf.saved_model.save(
         generator,
         saved_model_dir,
-        signatures={
-            GENERATE: generator.generate,
-            "serving_default": generator.generate,
-            SAMPLE: generator.sample,
-        },
+        signatures={**generator.signatures(), "serving_default": generator.generate},
     )
     expected = np.asarray(model.decode(parity_z), dtype=np.float32)
     loaded = tf.saved_model.load(saved_model_dir)
@@ -238,27 +430,47 @@ def _write_artifacts(model, prior, directory, parity_z, variants):
     facts = {
         "saved_model": {
             "path": SAVED_MODEL_DIR,
+            "layout": "dynamic",
+            "signatures": [GENERATE, SAMPLE, "serving_default"],
+            "runtimes": ["tensorflow"],
             "size_bytes": _tree_size(saved_model_dir),
             "max_abs_error": float(np.max(np.abs(saved_images - expected))),
         }
     }
-    frozen = _Generator(model.decoder, model.latent_dim, prior, frozen=True)
-    with tempfile.TemporaryDirectory(dir=directory) as frozen_dir:
-        tf.saved_model.save(
-            frozen, frozen_dir, signatures={GENERATE: frozen.generate, SAMPLE: frozen.sample}
-        )
-        flatbuffers = {variant: _convert_tflite(frozen_dir, variant) for variant in variants}
-    for variant, flatbuffer in flatbuffers.items():
-        path = os.path.join(directory, tflite_filename(variant))
-        with open(path, "wb") as f:
-            f.write(flatbuffer)
-        check_builtin_ops(path)
-        images = run_tflite_generate(path, parity_z)["images"]
-        facts[variant] = {
-            "path": tflite_filename(variant),
-            "size_bytes": os.path.getsize(path),
-            "max_abs_error": float(np.max(np.abs(images - expected))),
-        }
+    for batch in (None, *static_batch_sizes):
+        flatbuffers = _frozen_flatbuffers(model, prior, directory, variants, batch)
+        for variant, flatbuffer in flatbuffers.items():
+            filename = tflite_filename(variant, batch)
+            path = os.path.join(directory, filename)
+            with open(path, "wb") as f:
+                f.write(flatbuffer)
+            check_builtin_ops(path)
+            z = parity_z if batch is None else parity_z[:batch]
+            images = run_tflite_generate(path, z)["images"]
+            entry = {"path": filename, "variant": variant, "batch": batch}
+            if batch is None:
+                entry.update(
+                    layout="dynamic",
+                    signatures=[GENERATE, SAMPLE],
+                    runtimes=list(DYNAMIC_RUNTIMES),
+                    quantization=_QUANTIZATION[variant],
+                )
+            else:
+                check_static_file(path)
+                full_integer = _FULL_INTEGER.format(codes=CALIBRATION_CODES // batch * batch)
+                entry.update(
+                    layout="static",
+                    signatures=[GENERATE],
+                    runtimes=list(STATIC_RUNTIMES),
+                    quantization=full_integer if variant == "int8" else _QUANTIZATION[variant],
+                    **_static_signature_json(model, batch),
+                )
+                images = images.reshape((batch, *model.image_shape))
+            entry.update(
+                size_bytes=os.path.getsize(path),
+                max_abs_error=float(np.max(np.abs(images - expected[: len(z)]))),
+            )
+            facts[variant if batch is None else f"{variant}_b{batch}"] = entry
     return facts
 
 
@@ -278,6 +490,8 @@ def export_generator(
     variants=names.TFLITE_VARIANTS,
     parity_samples=16,
     prior=None,
+    static_batch_sizes=STATIC_BATCH_SIZES,
+    latent_directions=LATENT_DIRECTIONS,
 ):
     """Exports `model`'s decoder as a generator into `out_dir`, atomically.
 
@@ -292,11 +506,16 @@ def export_generator(
             directory is an error.
         training_config: optional dict (the run's config.json) stored in
             the metadata; its "dataset" is also recorded at the top level.
-        variants: which .tflite variants to write.
-        parity_samples: how many z ~ N(0, I) the parity check decodes.
+        variants: which .tflite variants to write, each dynamic and static.
+        parity_samples: how many z ~ N(0, I) the parity check decodes (at
+            least the largest static batch).
         prior: the prior `sample` draws from: a name ("standard", "gaussian",
             "gmm"), a `keras_vae.priors.GaussianMixture`, or None for the
             model's default (`model.prior`).
+        static_batch_sizes: the batch sizes of the static-shape files (one
+            file per variant and size; empty for none).
+        latent_directions: how many main directions of the codes (of the
+            prior's covariance) generator.json records.
 
     Returns:
         The metadata dict written to `generator.json`.
@@ -311,6 +530,9 @@ def export_generator(
     prior = model.get_prior(prior)
     for variant in variants:
         names.check_choice("variant", variant, names.TFLITE_VARIANTS)
+    static_batch_sizes = tuple(int(batch) for batch in static_batch_sizes)
+    if any(batch < 1 for batch in static_batch_sizes):
+        raise ValueError(f"Static batch sizes must be >= 1; got {list(static_batch_sizes)}.")
     out_dir = os.path.abspath(out_dir)
     _recover_retired(out_dir)
     if os.path.exists(out_dir) and not overwrite:
@@ -331,10 +553,10 @@ def export_generator(
     try:
         parity_z = (
             np.random.default_rng(0)
-            .standard_normal((parity_samples, model.latent_dim))
+            .standard_normal((max((parity_samples, *static_batch_sizes)), model.latent_dim))
             .astype(np.float32)
         )
-        artifacts = _write_artifacts(model, prior, staging, parity_z, variants)
+        artifacts = _write_artifacts(model, prior, staging, parity_z, variants, static_batch_sizes)
         metadata = {
             "keras_vae_version": __version__,
             "latent_dim": int(model.latent_dim),
@@ -346,7 +568,9 @@ def export_generator(
             "signatures": _signatures_json(model),
             "serving_default": GENERATE,
             "latent_prior": prior.to_dict(),
-            "parity_check": f"max |artifact - VAE.decode| over {parity_samples} z ~ N(0, I)",
+            "latent_directions": prior.principal_directions(latent_directions),
+            "parity_check": f"max |artifact - VAE.decode| over {len(parity_z)} z ~ N(0, I) "
+            "(the first `batch` of them for a static file), run by the LiteRT Interpreter",
             "artifacts": artifacts,
         }
         files.atomic_write_json(os.path.join(staging, METADATA_FILE), metadata)

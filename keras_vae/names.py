@@ -16,6 +16,9 @@ CELEBA_SPLITS = ("train", "validation", "test", "all")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 INTERPOLATIONS = ("slerp", "lerp")
 TFLITE_VARIANTS = ("float32", "float16", "int8")
+# The batch sizes of the exported static-shape .tflite files (keras_vae.export):
+# one image (a phone drawing one picture, a slider) and a grid of 16 (the web explorer's).
+STATIC_BATCH_SIZES = (1, 16)
 # Latent priors (keras_vae.priors): N(0, I), a fitted full-covariance Gaussian, a fitted mixture.
 PRIORS = ("standard", "gaussian", "gmm")
 # What the fitted priors are fitted to: posterior means, or one z ~ q(z | x) per image.

@@ -155,6 +155,41 @@ class GaussianMixture:
         """`[k, d, d]`: cholesky @ cholesky.T."""
         return self.cholesky @ np.swapaxes(self.cholesky, 1, 2)
 
+    def moments(self):
+        """The mixture's overall mean `[d]` and covariance `[d, d]`.
+
+        For a fit (`fit_gaussian`, or EM after an M-step) these are the mean
+        and covariance of the codes it was fitted to, plus the covariance floor.
+        """
+        mean = self.weights @ self.means
+        second = np.einsum("k,kij->ij", self.weights, self.covariances())
+        second += np.einsum("k,ki,kj->ij", self.weights, self.means, self.means)
+        return mean, second - np.outer(mean, mean)
+
+    def principal_directions(self, count):
+        """The `count` main directions of the codes, for sliders that move a code.
+
+        Returns a JSON-able dict: "mean" `[d]`, "directions" `[count, d]` (unit
+        eigenvectors of the covariance, largest variance first, each signed so
+        its largest entry is positive) and "scales" `[count]` (the standard
+        deviation of the codes along each). For N(0, I) every direction is as
+        good as another: they are the axes, each of scale 1.
+        """
+        count = min(int(count), self.latent_dim)
+        if count < 1:
+            raise ValueError(f"count must be >= 1; got {count}.")
+        mean, covariance = self.moments()
+        variances, vectors = np.linalg.eigh(covariance)
+        order = np.argsort(-variances, kind="stable")[:count]
+        directions = vectors[:, order].T
+        signs = np.sign(directions[np.arange(count), np.argmax(np.abs(directions), axis=1)])
+        return {
+            "mean": mean.tolist(),
+            "directions": (directions * signs[:, None]).tolist(),
+            "scales": np.sqrt(np.maximum(variances[order], 0.0)).tolist(),
+            "source": f"covariance of the {self.kind} prior ({self.components} components)",
+        }
+
     def to_dict(self):
         """A JSON-able dict; `from_dict` reads it back exactly (floats as Python floats)."""
         return {

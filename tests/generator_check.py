@@ -2,10 +2,13 @@
 
 Usage: python generator_check.py EXPORT_DIR Z.npy OUT.npz
 
-Loads the SavedModel (`generate` signature) and every .tflite variant
+Loads the SavedModel (`generate` signature) and every dynamic .tflite
 (signature runner), decodes the z in Z.npy at batch sizes 1 and len(z),
 draws from the `sample` signatures (z and the mixture component of each),
-feeds a wrong-size z, and writes everything to OUT.npz. Fails if keras_vae got imported.
+and feeds a wrong-size z. Runs every static-shape .tflite through both the
+Interpreter API and the CompiledModel API (LiteRT's newer one) on the first
+`batch` z, and feeds each a wrong shape. Writes everything to OUT.npz.
+Fails if keras_vae got imported.
 """
 
 import json
@@ -14,6 +17,7 @@ import sys
 
 import numpy as np
 import tensorflow as tf
+from ai_edge_litert.compiled_model import CompiledModel
 from ai_edge_litert.interpreter import Interpreter
 
 # z drawn per `sample` call. int8 gets fewer: LiteRT's dynamic-range int8 kernels
@@ -37,6 +41,68 @@ def wrong_size_errors(call, latent_dim):
     return messages
 
 
+def run_compiled_model(path, z):
+    """`generate` on z `[batch, latent_dim]` through the CompiledModel API (CPU)."""
+    model = CompiledModel.from_file(path)
+    signature = model.get_signature_index("generate")
+    inputs = model.create_input_buffers(signature)
+    outputs = model.create_output_buffers(signature)
+    inputs[0].write(z)
+    model.run_by_index(signature, inputs, outputs)
+    details = model.get_output_tensor_details("generate")
+    names = model.get_signature_list()["generate"]["outputs"]
+    return {
+        name: buffer.read(int(np.prod(details[name]["shape"])), details[name]["dtype"]).reshape(
+            details[name]["shape"]
+        )
+        for name, buffer in zip(names, outputs, strict=True)
+    }, model
+
+
+def compiled_model_errors(path, latent_dim):
+    """The error of each way to give a static CompiledModel a wrong-shape z.
+
+    Each attempt gets a fresh model: a refused non-strict resize still
+    changes the model's input shape.
+    """
+
+    def resize(model, strict):
+        model.resize_input_tensor_by_name("generate", "z", [2, 2 * latent_dim], strict=strict)
+        inputs, outputs = model.create_input_buffers(0), model.create_output_buffers(0)
+        model.run_by_index(0, inputs, outputs)
+
+    def write_more(model):
+        batch = model.get_input_tensor_details("generate")["z"]["shape"][0]
+        model.create_input_buffers(0)[0].write(np.zeros((batch + 1, latent_dim), np.float32))
+
+    messages = []
+    for attempt in (
+        lambda m: resize(m, strict=True),
+        lambda m: resize(m, strict=False),
+        write_more,
+    ):
+        try:
+            attempt(CompiledModel.from_file(path))
+            messages.append("")
+        except Exception as error:  # the runtime raises RuntimeError
+            messages.append(type(error).__name__ + ": " + " ".join(str(error).split())[:300])
+    return messages
+
+
+def check_static(export_dir, key, facts, z, results, errors):
+    path = os.path.join(export_dir, facts["path"])
+    z = z[: facts["batch"]]
+    runner = Interpreter(model_path=path).get_signature_runner("generate")
+    for name, value in runner(z=z).items():
+        results[f"{key}/interpreter/{name}"] = value
+    errors[f"{key}/interpreter"] = wrong_size_errors(lambda bad: runner(z=bad), z.shape[1])
+    results[f"{key}/interpreter/after_error"] = runner(z=z)["images"]
+    outputs, _ = run_compiled_model(path, z)
+    for name, value in outputs.items():
+        results[f"{key}/compiled_model/{name}"] = value
+    errors[f"{key}/compiled_model"] = compiled_model_errors(path, z.shape[1])
+
+
 def main(export_dir, z_path, out_path):
     z = np.load(z_path)
     with open(os.path.join(export_dir, "generator.json")) as f:
@@ -57,6 +123,9 @@ def main(export_dir, z_path, out_path):
 
     for variant, facts in metadata["artifacts"].items():
         if variant == "saved_model":
+            continue
+        if facts.get("layout") == "static":
+            check_static(export_dir, variant, facts, z, results, errors)
             continue
         interpreter = Interpreter(model_path=os.path.join(export_dir, facts["path"]))
         runner = interpreter.get_signature_runner("generate")

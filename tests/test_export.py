@@ -15,7 +15,13 @@ from keras_vae import VAE, export, priors
 from tests import generator_check
 from tests.testing import REPO_ROOT, TINY, assert_draws_follow_prior, call_main, tree_digest
 
-TOLERANCE = {"saved_model": 1e-5, "float32": 1e-4, "float16": 2e-2, "int8": 0.1}
+TOLERANCE = {"saved_model": 1e-5, "float32": 1e-5, "float16": 2e-2, "int8": 0.1}
+STATIC = [
+    f"{variant}_b{batch}"
+    for variant in ("float32", "float16", "int8")
+    for batch in export.STATIC_BATCH_SIZES
+]
+RUNTIMES = ["interpreter", "compiled_model"]
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +56,14 @@ def test_run_dir_holds_every_artifact(trained_run):
     run_dir, _ = trained_run
     export_dir = run_dir / "export"
     names = sorted(os.listdir(export_dir))
-    assert names == [
-        "generator.json",
-        "generator_float16.tflite",
-        "generator_float32.tflite",
-        "generator_int8.tflite",
-        "saved_model",
-    ]
+    assert names == sorted(
+        [
+            "generator.json",
+            "saved_model",
+            *(f"generator_{variant}.tflite" for variant in ("float32", "float16", "int8")),
+            *(f"generator_{key}.tflite" for key in STATIC),
+        ]
+    )
     assert (run_dir / "generated_tflite.png").stat().st_size > 0
 
 
@@ -73,15 +80,46 @@ def test_fresh_process_outputs_match_keras_decoder(generator_outputs, variant, b
     assert np.max(np.abs(pixels.astype(int) - np.rint(images * 255))) <= 1
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("key", STATIC)
+def test_static_files_match_keras_decoder_on_both_litert_apis(generator_outputs, key, runtime):
+    export_dir, model, _, expected, outputs = generator_outputs
+    facts = json.loads((export_dir / "generator.json").read_text())["artifacts"][key]
+    batch, size = facts["batch"], int(np.prod(model.image_shape))
+    images = outputs[f"{key}/{runtime}/images"]
+    pixels = outputs[f"{key}/{runtime}/pixels"]
+    assert images.shape == pixels.shape == (batch, size)
+    assert images.dtype == np.float32 and pixels.dtype == np.uint8
+    error = np.max(np.abs(images - expected[:batch].reshape(batch, size)))
+    assert error <= TOLERANCE[facts["variant"]], (key, runtime, error)
+    assert np.max(np.abs(pixels.astype(int) - np.rint(images * 255))) <= 1
+
+
 def test_wrong_latent_size_is_an_error_not_garbage(generator_outputs):
     errors = json.loads(str(generator_outputs[4]["errors"]))
-    assert set(errors) == set(TOLERANCE)
-    for variant, messages in errors.items():
-        assert len(messages) == 2 and all(messages), (variant, messages)
+    assert set(errors) == set(TOLERANCE) | {
+        f"{key}/{runtime}" for key in STATIC for runtime in RUNTIMES
+    }
+    for name, messages in errors.items():
+        # Interpreter: [2, 2 * latent_dim] and [3, latent_dim + 3]; CompiledModel:
+        # a strict and a non-strict resize to [2, 2 * latent_dim], a z one row too many.
+        assert len(messages) == (3 if "compiled_model" in name else 2), (name, messages)
+        assert all(messages), (name, messages)
+    static_interpreter = [errors[f"{key}/interpreter"] for key in STATIC]
+    # The static files' shape guard names both shapes.
+    assert all("not broadcastable" in m or "XNNPack" in m for ms in static_interpreter for m in ms)
+    for key in STATIC:
+        messages = errors[f"{key}/compiled_model"]
+        assert "not compatible" in messages[0] and "larger than the tensor" in messages[2]
     expected = generator_outputs[3]
     for variant in ("float32", "float16", "int8"):
         after = generator_outputs[4][f"{variant}/after_error"]
         assert np.max(np.abs(after - expected[:2])) <= TOLERANCE[variant]
+    for key in STATIC:
+        after = generator_outputs[4][f"{key}/interpreter/after_error"]
+        batch = len(after)
+        error = np.max(np.abs(after - expected[:batch].reshape(batch, -1)))
+        assert error <= TOLERANCE[key.split("_")[0]]
 
 
 @pytest.mark.parametrize("variant", ["saved_model", "float32", "float16", "int8"])
@@ -151,6 +189,31 @@ def test_metadata_describes_the_generator(trained_run, generator_outputs):
     for name, tolerance in TOLERANCE.items():
         facts = metadata["artifacts"][name]
         assert 0 < facts["size_bytes"] and 0 <= facts["max_abs_error"] <= tolerance
+        assert facts["layout"] == "dynamic"
+    size = int(np.prod(metadata["image_shape"]))
+    for key in STATIC:
+        facts = metadata["artifacts"][key]
+        batch = facts["batch"]
+        assert facts["path"] == export.tflite_filename(facts["variant"], batch)
+        assert facts["layout"] == "static" and facts["signatures"] == ["generate"]
+        assert {"litert_compiled_model_cpu", "litert_js_wasm"} <= set(facts["runtimes"])
+        assert facts["inputs"]["z"] == {"shape": [batch, model.latent_dim], "dtype": "float32"}
+        assert facts["outputs"]["images"]["shape"] == [batch, size]
+        assert facts["outputs"]["pixels"] == {
+            "shape": [batch, size],
+            "dtype": "uint8",
+            "range": [0, 255],
+        }
+        assert 0 <= facts["max_abs_error"] <= TOLERANCE[facts["variant"]]
+        # GPU delegates and LiteRT.js need every tensor's size fixed.
+        assert export.dynamic_tensors(str(run_dir / "export" / facts["path"])) == []
+    assert "full-integer" in metadata["artifacts"]["int8_b16"]["quantization"]
+    assert "dynamic-range" in metadata["artifacts"]["int8"]["quantization"]
+    directions = metadata["latent_directions"]
+    vectors = np.array(directions["directions"])
+    assert vectors.shape == (min(export.LATENT_DIRECTIONS, model.latent_dim), model.latent_dim)
+    np.testing.assert_allclose(vectors @ vectors.T, np.eye(len(vectors)), atol=1e-9)
+    assert list(directions["scales"]) == sorted(directions["scales"], reverse=True)
 
 
 @pytest.mark.parametrize("variant", ["float32", "float16", "int8"])
@@ -159,6 +222,12 @@ def test_tflite_holds_builtin_ops_only(trained_run, variant):
     ops = export.tflite_op_names(str(run_dir / "export" / export.tflite_filename(variant)))
     assert {"RANDOM_STANDARD_NORMAL", "RANDOM_UNIFORM", "TRANSPOSE_CONV"} <= set(ops)
     assert not [op for op in ops if op.startswith("Flex") or op in export.FORBIDDEN_OPS]
+    static = export.tflite_op_names(str(run_dir / "export" / export.tflite_filename(variant, 16)))
+    assert "TRANSPOSE_CONV" in static and "RANDOM_UNIFORM" not in static
+    # LiteRT.js returns zeros for an output that a RESHAPE makes.
+    producers = export.output_ops(str(run_dir / "export" / export.tflite_filename(variant, 16)))
+    assert set(producers) == {"images", "pixels"} and "RESHAPE" not in producers.values()
+    assert not [op for op in static if op.startswith("Flex") or op in export.FORBIDDEN_OPS]
 
 
 def test_op_check_rejects_variable_and_flex_ops(tmp_path):
@@ -233,10 +302,10 @@ def test_failure_mid_export_leaves_previous_export_intact(tmp_path, small_vae, m
     before = tree_digest(out)
     convert = export._convert_tflite
 
-    def fail_on_int8(saved_model_dir, variant):
-        if variant == "int8":
+    def fail_on_int8(saved_model_dir, signature_keys, variant, calibration=None):
+        if variant == "int8" and calibration is not None:  # the last file written
             raise RuntimeError("injected converter failure")
-        return convert(saved_model_dir, variant)
+        return convert(saved_model_dir, signature_keys, variant, calibration)
 
     monkeypatch.setattr(export, "_convert_tflite", fail_on_int8)
     with pytest.raises(RuntimeError, match="injected"):

@@ -145,3 +145,25 @@ def test_invalid_parameters_are_refused(weights, means, cholesky, message):
 def test_log_prob_checks_the_codes_width():
     with pytest.raises(ValueError, match=r"codes of shape \(n, 4\); got \(2, 3\)"):
         random_mixture().log_prob(np.zeros((2, 3)))
+
+
+def test_moments_and_principal_directions_are_the_codes():
+    rng = np.random.default_rng(3)
+    # Variance 9 along (1, 1, 0)/sqrt(2), 4 along z, 1 along (1, -1, 0)/sqrt(2).
+    basis = np.array([[1, 1, 0], [0, 0, 1], [1, -1, 0]]) / np.array([[2**0.5], [1], [2**0.5]])
+    codes = (rng.standard_normal((20000, 3)) * [3.0, 2.0, 1.0]) @ basis + [1.0, -2.0, 0.5]
+    for prior in (priors.fit_gaussian(codes), priors.fit_mixture(codes, 3, seed=0)):
+        mean, covariance = prior.moments()
+        np.testing.assert_allclose(mean, codes.mean(axis=0), atol=1e-6)
+        np.testing.assert_allclose(covariance, np.cov(codes.T, bias=True), atol=1e-3)
+        found = prior.principal_directions(2)
+        np.testing.assert_allclose(
+            np.abs(np.array(found["directions"])), np.abs(basis[:2]), atol=0.02
+        )
+        np.testing.assert_allclose(found["scales"], [3.0, 2.0], rtol=0.03)
+        assert json.loads(json.dumps(found)) == found
+    axes = priors.standard_normal(4).principal_directions(8)
+    np.testing.assert_allclose(np.abs(axes["directions"]), np.eye(4))
+    assert axes["scales"] == [1.0] * 4
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        priors.standard_normal(4).principal_directions(0)
