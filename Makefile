@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN_DIR ?= runs/fashion_mnist-default
 TRAIN_ARGS ?=
 
-.PHONY: install data train test lint format clean bench bench-quick bench-export bench-latent bench-latent-sweep bench-prior docs-mnist
+.PHONY: install data train test lint format clean bench bench-quick bench-export bench-latent bench-latent-sweep bench-prior docs-mnist web web-deps bench-web
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,21 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The explorer page's npm packages (LiteRT.js; puppeteer-core for the browser
+# tests), pinned by package.json and package-lock.json.
+NODE_STAMP := node_modules/.package-lock.json
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+
+web-deps: $(NODE_STAMP)
+
+# The latent explorer of the newest run under runs/ (or WEB_RUN), written to
+# RUN/web/ and served on http://127.0.0.1:$(PORT)/ until Ctrl-C.
+PORT ?= 8000
+WEB_RUN ?=
+web: install web-deps
+	$(PY) -m keras_vae web $(if $(WEB_RUN),--run-dir $(WEB_RUN)) --port $(PORT)
 
 # Debian's dataset-fashion-mnist where apt-get works; otherwise train.py falls
 # back to tensorflow-datasets, which downloads Fashion-MNIST when online.
@@ -32,8 +47,9 @@ data:
 train: install data
 	$(PY) train.py --run-dir $(RUN_DIR) $(TRAIN_ARGS)
 
-# One test process per CPU core (pytest-xdist).
-test: install
+# One test process per CPU core (pytest-xdist). The browser tests also need
+# Debian's chromium (.ci/run installs it).
+test: install web-deps
 	$(PY) -m pytest -n auto tests
 
 lint: install
@@ -45,7 +61,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache node_modules
 
 # Latency and size of the exported generator of $(RUN_DIR) (run `make train` first).
 bench-export: install
@@ -87,3 +103,9 @@ bench-prior: install data
 # 2-D latent map) from the real digits of $(MNIST_DIR), with train.py and keras-vae.
 docs-mnist: install
 	$(PY) -m benchmarks.mnist_pictures --mnist-dir $(MNIST_DIR)
+
+# The explorer's latency in headless Chromium (LiteRT.js WASM) for each static
+# .tflite of $(RUN_DIR)'s export (run `make train` first); writes
+# benchmarks/results/web_latency.json.
+bench-web: install web-deps
+	$(PY) -m benchmarks.web_latency --run-dir $(RUN_DIR)

@@ -574,7 +574,7 @@ def export_generator(
             "artifacts": artifacts,
         }
         files.atomic_write_json(os.path.join(staging, METADATA_FILE), metadata)
-        _commit(staging, out_dir)
+        files.commit_directory(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -582,7 +582,7 @@ def export_generator(
 
 
 def _recover_retired(out_dir):
-    """Puts back an export that `_commit` had moved aside when its process was killed."""
+    """Puts back an export that `files.commit_directory` moved aside before a kill."""
     parent = os.path.dirname(out_dir)
     if os.path.exists(out_dir) or not os.path.isdir(parent):
         return
@@ -597,23 +597,6 @@ def _recover_retired(out_dir):
         ):
             os.rename(retired, out_dir)
             return
-
-
-def _commit(staging, out_dir):
-    """Moves `staging` to `out_dir`; an existing `out_dir` is removed only after."""
-    if not os.path.exists(out_dir):
-        os.rename(staging, out_dir)
-        return
-    retired = tempfile.mkdtemp(
-        prefix=files.temporary_prefix(out_dir, "old"), dir=os.path.dirname(out_dir)
-    )
-    os.rename(out_dir, os.path.join(retired, "export"))
-    try:
-        os.rename(staging, out_dir)
-    except BaseException:
-        os.rename(os.path.join(retired, "export"), out_dir)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def render_preview(export_dir, png_path, rows=8, cols=8, seed=0):

@@ -112,3 +112,24 @@ def atomic_write_text(path, text):
             f.write(text)
 
     atomic_write(path, write)
+
+
+def commit_directory(staging, out_dir):
+    """Moves the finished directory `staging` to `out_dir`, replacing an existing one.
+
+    The old `out_dir` is renamed aside (`.NAME.old-PID-.../export`) and removed
+    only once `staging` is in place; if that rename fails it is put back.
+    """
+    if not os.path.exists(out_dir):
+        os.rename(staging, out_dir)
+        return
+    retired = tempfile.mkdtemp(
+        prefix=temporary_prefix(out_dir, "old"), dir=os.path.dirname(out_dir)
+    )
+    os.rename(out_dir, os.path.join(retired, "export"))
+    try:
+        os.rename(staging, out_dir)
+    except BaseException:
+        os.rename(os.path.join(retired, "export"), out_dir)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)

@@ -25,6 +25,7 @@ NO_TENSORFLOW = {
     "datasets",
     "native_logs",
     "priors",
+    "explorer",
 }
 # Each module may import only modules of its own layer or below.
 LAYERS = [
@@ -32,7 +33,7 @@ LAYERS = [
     {"datasets", "losses", "layers", "networks", "distribute", "images", "pipeline"},
     {"base"},
     {"model", "autoencoder"},
-    {"latent", "metrics", "export", "run_dir"},
+    {"latent", "metrics", "export", "run_dir", "explorer"},
     {"callbacks"},
     {"training", "cli", "__main__"},
 ]

@@ -1,0 +1,260 @@
+// The latent explorer: a run's exported generator, run in the browser by
+// LiteRT.js. Loads model/generator.json and the static-shape .tflite files
+// next to it; nothing but this page's own static server is ever called.
+import {isWebGPUSupported, loadAndCompile, loadLiteRt, Tensor} from '@litertjs/core';
+
+import {interpolate, moveAlong, samplePrior} from './latent.js';
+
+const MODEL_DIR = 'model/';
+const GRID = 16; // 4 x 4 samples: the batch of the largest static file
+const STRIP = 8; // frames of the morph strip
+const SLIDERS = 6; // main directions with a slider
+const SCALE = 4; // screen pixels per image pixel
+
+const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+
+// A batch-static generator: the `generate` signature of each
+// generator_{variant}_b{batch}.tflite, batched and padded as needed.
+class Generator {
+  constructor(metadata, models) {
+    this.metadata = metadata;
+    this.models = models; // [{batch, model, facts}] by batch, largest first
+    this.latentDim = metadata.latent_dim;
+    [this.height, this.width, this.channels] = metadata.image_shape;
+  }
+
+  static async load(metadata, variant, accelerator) {
+    const files = Object.values(metadata.artifacts).filter(
+      (facts) => facts.layout === 'static' && facts.variant === variant,
+    );
+    if (!files.length) {
+      throw new Error(
+        `generator.json lists no static-shape "${variant}" .tflite file. Export the run ` +
+          'again with keras_vae 0.1 or later (keras-vae export --model RUN --overwrite).',
+      );
+    }
+    const models = [];
+    for (const facts of files.sort((a, b) => b.batch - a.batch)) {
+      const url = MODEL_DIR + facts.path;
+      const response = await fetch(url);
+      if (!response.ok) {
+        throw new Error(`Could not load ${url}: HTTP ${response.status} ${response.statusText}.`);
+      }
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      try {
+        models.push({batch: facts.batch, facts, model: await loadAndCompile(bytes, {accelerator})});
+      } catch (error) {
+        throw new Error(`${url} is not a LiteRT model this page can run (${error.message || error}).`);
+      }
+    }
+    return new Generator(metadata, models);
+  }
+
+  // codes: Float32Array[] -> {images: Float32Array[], pixels: Uint8Array[]}, one per code.
+  async decode(codes) {
+    const images = [];
+    const pixels = [];
+    for (let start = 0; start < codes.length; ) {
+      const left = codes.length - start;
+      const {batch, model} = this.models.find((m) => m.batch <= left) || this.models.at(-1);
+      const z = new Float32Array(batch * this.latentDim);
+      const used = Math.min(batch, left);
+      for (let i = 0; i < used; i++) z.set(codes[start + i], i * this.latentDim);
+      const input = new Tensor(z, [batch, this.latentDim]);
+      const outputs = await model.run({z: input});
+      input.delete();
+      const size = this.height * this.width * this.channels;
+      const flat = await outputs.images.data();
+      const bytes = await outputs.pixels.data();
+      for (let i = 0; i < used; i++) {
+        images.push(Float32Array.from(flat.subarray(i * size, (i + 1) * size)));
+        pixels.push(Uint8Array.from(bytes.subarray(i * size, (i + 1) * size)));
+      }
+      Object.values(outputs).forEach((tensor) => tensor.delete());
+      start += used;
+    }
+    return {images, pixels};
+  }
+}
+
+// Draws uint8 pixels (H x W x C, C = 1 or 3) at (x, y) of a canvas, SCALE x larger.
+function draw(canvas, pixels, shape, x = 0, y = 0) {
+  const [height, width, channels] = shape;
+  const image = new ImageData(width, height);
+  for (let p = 0; p < width * height; p++) {
+    for (let k = 0; k < 3; k++) image.data[4 * p + k] = pixels[p * channels + (channels === 3 ? k : 0)];
+    image.data[4 * p + 3] = 255;
+  }
+  const tile = new OffscreenCanvas(width, height);
+  tile.getContext('2d').putImageData(image, 0, 0);
+  const context = canvas.getContext('2d');
+  context.imageSmoothingEnabled = false;
+  context.drawImage(tile, x, y, width * SCALE, height * SCALE);
+}
+
+class Explorer {
+  constructor(generator) {
+    this.generator = generator;
+    this.metadata = generator.metadata;
+    this.shape = this.metadata.image_shape;
+    this.seed = Number(params.get('seed') || 0);
+    this.codes = [];
+    this.picked = [];
+    this.amounts = new Array(Math.min(SLIDERS, this.metadata.latent_directions.scales.length)).fill(0);
+    this.lastGrid = null;
+  }
+
+  tileSize() {
+    return [this.shape[1] * SCALE, this.shape[0] * SCALE];
+  }
+
+  setUp() {
+    const [w, h] = this.tileSize();
+    $('grid').width = 4 * w;
+    $('grid').height = 4 * h;
+    $('strip').width = STRIP * w;
+    $('strip').height = h;
+    for (const id of ['morph', 'explore', 'pick-a', 'pick-b']) {
+      $(id).width = w;
+      $(id).height = h;
+    }
+    $('grid').addEventListener('click', (event) => this.pick(event));
+    $('resample').addEventListener('click', () => this.resample(this.seed + 1));
+    $('t').addEventListener('input', () => this.morph());
+    $('method').addEventListener('change', () => this.morph());
+    $('reset').addEventListener('click', () => this.resetSliders());
+    const list = $('sliders');
+    this.amounts.forEach((_, k) => {
+      const label = document.createElement('label');
+      label.textContent = `direction ${k + 1} (std ${this.metadata.latent_directions.scales[k].toFixed(2)}) `;
+      const slider = document.createElement('input');
+      Object.assign(slider, {type: 'range', min: -3, max: 3, step: 0.05, value: 0, id: `direction-${k}`});
+      slider.addEventListener('input', () => {
+        this.amounts[k] = Number(slider.value);
+        this.explore();
+      });
+      label.appendChild(slider);
+      list.appendChild(label);
+    });
+  }
+
+  // A new 4 x 4 grid of codes from the run's prior.
+  async resample(seed) {
+    this.seed = seed;
+    return this.showGrid(samplePrior(this.metadata.latent_prior, GRID, seed));
+  }
+
+  async showGrid(codes) {
+    this.codes = codes;
+    const decoded = await this.generator.decode(codes);
+    const [w, h] = this.tileSize();
+    decoded.pixels.forEach((pixels, i) => draw($('grid'), pixels, this.shape, (i % 4) * w, Math.floor(i / 4) * h));
+    this.lastGrid = decoded;
+    this.picked = [0, 1];
+    await this.showPicks();
+    return decoded;
+  }
+
+  async pick(event) {
+    const [w, h] = this.tileSize();
+    const box = $('grid').getBoundingClientRect();
+    const index = Math.floor((event.clientY - box.top) / h) * 4 + Math.floor((event.clientX - box.left) / w);
+    // Clicks alternate between A and B.
+    this.picked = this.nextIsB ? [this.picked[0], index] : [index, this.picked[1]];
+    this.nextIsB = !this.nextIsB;
+    await this.showPicks();
+  }
+
+  async showPicks() {
+    const [a, b] = this.picked;
+    draw($('pick-a'), this.lastGrid.pixels[a], this.shape);
+    draw($('pick-b'), this.lastGrid.pixels[b], this.shape);
+    const steps = Array.from({length: STRIP}, (_, i) => i / (STRIP - 1));
+    const path = steps.map((t) => interpolate(this.codes[a], this.codes[b], t, $('method').value));
+    const decoded = await this.generator.decode(path);
+    const [w] = this.tileSize();
+    decoded.pixels.forEach((pixels, i) => draw($('strip'), pixels, this.shape, i * w, 0));
+    await this.morph();
+  }
+
+  // The code at the slider's t between A and B, then moved along the sliders' directions.
+  async morph() {
+    const [a, b] = this.picked;
+    const t = Number($('t').value);
+    $('t-value').textContent = t.toFixed(2);
+    this.base = interpolate(this.codes[a], this.codes[b], t, $('method').value);
+    const {pixels} = await this.generator.decode([this.base]);
+    draw($('morph'), pixels[0], this.shape);
+    await this.explore();
+  }
+
+  async explore() {
+    const z = moveAlong(this.base, this.metadata.latent_directions, this.amounts);
+    const {pixels} = await this.generator.decode([z]);
+    draw($('explore'), pixels[0], this.shape);
+    this.explored = z;
+  }
+
+  async resetSliders() {
+    this.amounts.fill(0);
+    document.querySelectorAll('#sliders input').forEach((slider) => (slider.value = 0));
+    await this.explore();
+  }
+}
+
+function describe(metadata, variant, accelerator) {
+  const prior = metadata.latent_prior;
+  const config = metadata.training_config || {};
+  const priorText =
+    prior.kind === 'standard' ? 'N(0, I)' : `fitted ${prior.kind}, ${prior.components} component(s)`;
+  return (
+    `${metadata.dataset || 'unknown dataset'}, preset ${config.preset || '?'}, ` +
+    `${metadata.latent_dim}-D codes, prior: ${priorText}; ` +
+    `generator_${variant}_b* on LiteRT.js (${accelerator})`
+  );
+}
+
+function showError(error) {
+  const message = error && error.message ? error.message : String(error);
+  $('error').textContent = `The explorer could not start: ${message}`;
+  $('error').hidden = false;
+  document.body.dataset.state = 'error';
+}
+
+async function main() {
+  const variant = params.get('variant') || 'float32';
+  const wanted = params.get('accelerator') || 'wasm';
+  const accelerator = wanted === 'webgpu' && !isWebGPUSupported() ? 'wasm' : wanted;
+  const response = await fetch(MODEL_DIR + 'generator.json');
+  if (!response.ok) {
+    throw new Error(`Could not load ${MODEL_DIR}generator.json: HTTP ${response.status}. Build the page with keras-vae web.`);
+  }
+  let metadata;
+  try {
+    metadata = await response.json();
+  } catch (error) {
+    throw new Error(`${MODEL_DIR}generator.json is not valid JSON (${error.message}).`);
+  }
+  await loadLiteRt('litert/wasm/');
+  const generator = await Generator.load(metadata, variant, accelerator);
+  $('about').textContent = describe(metadata, variant, accelerator);
+  const explorer = new Explorer(generator);
+  explorer.setUp();
+  await explorer.resample(explorer.seed);
+  return explorer;
+}
+
+// For tests and the console: window.explorer resolves to the Explorer (or
+// rejects with the error the page shows).
+window.explorer = main().then(
+  (explorer) => {
+    document.body.dataset.state = 'ready';
+    return explorer;
+  },
+  (error) => {
+    showError(error);
+    throw error;
+  },
+);
+window.explorer.catch(() => {}); // shown on the page; no unhandled rejection

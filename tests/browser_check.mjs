@@ -1,0 +1,103 @@
+// Drives the latent explorer page in headless Chromium (puppeteer-core and
+// the system's chromium) and prints what it saw as one JSON object.
+//
+//   node tests/browser_check.mjs URL [Z.json]   load, decode Z.json's codes
+//       through the page's generator and its grid, move the sliders
+//   node tests/browser_check.mjs URL --bench    median latency per batch
+//
+// Exit status 0 whenever the page was reached, also when it showed an error:
+// the JSON says what happened and the Python test judges it.
+import {readFileSync} from 'node:fs';
+
+import puppeteer from 'puppeteer-core';
+
+const [url, second] = process.argv.slice(2);
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+const result = {console_errors: [], page_errors: []};
+try {
+  const page = await browser.newPage();
+  page.on('console', (message) => {
+    if (message.type() === 'error') result.console_errors.push(message.text());
+  });
+  page.on('pageerror', (error) => result.page_errors.push(String(error)));
+  page.on('requestfailed', (request) => result.console_errors.push(`request failed: ${request.url()}`));
+  await page.goto(url, {waitUntil: 'load'});
+  await page.waitForFunction(() => document.body.dataset.state !== 'loading', {timeout: 60000});
+  result.state = await page.evaluate(() => document.body.dataset.state);
+  result.error_text = await page.evaluate(() => (document.getElementById('error').hidden ? '' : document.getElementById('error').textContent));
+  result.about = await page.evaluate(() => document.getElementById('about').textContent);
+  if (result.state === 'ready' && second === '--bench') {
+    result.bench = await page.evaluate(async () => {
+      const explorer = await window.explorer;
+      const timings = {};
+      for (const {batch, model} of explorer.generator.models) {
+        const codes = Array.from({length: batch}, () => new Float32Array(explorer.generator.latentDim));
+        const runs = [];
+        for (let i = 0; i < 25; i++) {
+          const start = performance.now();
+          await explorer.generator.decode(codes);
+          runs.push(performance.now() - start);
+        }
+        const sorted = runs.slice(5).sort((a, b) => a - b); // 5 warm-up runs
+        timings[batch] = {median_ms: sorted[Math.floor(sorted.length / 2)], runs: sorted.length};
+      }
+      return timings;
+    });
+  } else if (result.state === 'ready') {
+    const codes = second ? JSON.parse(readFileSync(second, 'utf8')) : null;
+    const canvasDigest = (id) =>
+      page.evaluate((id) => {
+        const canvas = document.getElementById(id);
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let hash = 0;
+        for (let i = 0; i < data.length; i++) hash = (Math.imul(hash, 31) + data[i]) | 0;
+        return hash;
+      }, id);
+    if (codes) {
+      result.grid = await page.evaluate(async (codes) => {
+        const explorer = await window.explorer;
+        const decoded = await explorer.showGrid(codes.map((z) => Float32Array.from(z)));
+        // The grid canvas, read back at one image pixel per tile pixel.
+        const canvas = document.getElementById('grid');
+        const [height, width] = explorer.shape;
+        const context = canvas.getContext('2d');
+        const drawn = decoded.pixels.map((_, i) => {
+          const x = (i % 4) * canvas.width / 4;
+          const y = Math.floor(i / 4) * canvas.height / 4;
+          const data = context.getImageData(x, y, canvas.width / 4, canvas.height / 4).data;
+          const scale = canvas.width / 4 / width;
+          const values = [];
+          for (let r = 0; r < height; r++) {
+            for (let c = 0; c < width; c++) values.push(data[4 * ((r * scale) * width * scale + c * scale)]);
+          }
+          return values;
+        });
+        return {
+          images: decoded.images.map((image) => Array.from(image)),
+          pixels: decoded.pixels.map((pixels) => Array.from(pixels)),
+          drawn,
+        };
+      }, codes);
+    }
+    const before = {morph: await canvasDigest('morph'), explore: await canvasDigest('explore')};
+    const slide = (selector, value) =>
+      page.evaluate(async (selector, value) => {
+        const slider = document.querySelector(selector);
+        slider.value = value;
+        slider.dispatchEvent(new Event('input'));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }, selector, value);
+    await slide('#t', 0.9);
+    const afterMorph = {morph: await canvasDigest('morph'), explore: await canvasDigest('explore')};
+    await slide('#direction-0', 2.5);
+    const afterDirection = {morph: await canvasDigest('morph'), explore: await canvasDigest('explore')};
+    result.sliders = {before, after_morph: afterMorph, after_direction: afterDirection};
+  }
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));
