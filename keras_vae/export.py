@@ -294,7 +294,11 @@ def dynamic_tensors(model_path):
 
 
 def output_ops(model_path, signature=GENERATE):
-    """{output name: the op that makes it} of a signature of a .tflite."""
+    """{output name: the op that makes it} of a signature of a .tflite.
+
+    In the order of the subgraph's outputs, which is the order of the output
+    buffers that the CompiledModel API creates (`createOutputBuffers`).
+    """
     from ai_edge_litert import schema_py_generated as schema
 
     with open(model_path, "rb") as f:
@@ -314,11 +318,14 @@ def output_ops(model_path, signature=GENERATE):
             name = builtin_names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
             for tensor in operator.OutputsAsNumpy():
                 made_by[int(tensor)] = name
-        return {
-            definition.Outputs(i).Name().decode(): made_by.get(
-                definition.Outputs(i).TensorIndex(), "none"
-            )
+        names = {
+            definition.Outputs(i).TensorIndex(): definition.Outputs(i).Name().decode()
             for i in range(definition.OutputsLength())
+        }
+        # In the subgraph's order: the order of CompiledModel's output buffers.
+        return {
+            names[int(tensor)]: made_by.get(int(tensor), "none")
+            for tensor in subgraph.OutputsAsNumpy()
         }
     raise ExportError(f"{model_path} has no {signature!r} signature.")
 
@@ -457,6 +464,7 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
                 )
             else:
                 check_static_file(path)
+                entry["output_order"] = list(output_ops(path))
                 full_integer = _FULL_INTEGER.format(codes=CALIBRATION_CODES // batch * batch)
                 entry.update(
                     layout="static",

@@ -97,9 +97,12 @@ def check_static(export_dir, key, facts, z, results, errors):
         results[f"{key}/interpreter/{name}"] = value
     errors[f"{key}/interpreter"] = wrong_size_errors(lambda bad: runner(z=bad), z.shape[1])
     results[f"{key}/interpreter/after_error"] = runner(z=z)["images"]
-    outputs, _ = run_compiled_model(path, z)
+    outputs, model = run_compiled_model(path, z)
     for name, value in outputs.items():
         results[f"{key}/compiled_model/{name}"] = value
+    results[f"{key}/compiled_model/output_order"] = np.array(
+        model.get_signature_list()["generate"]["outputs"]
+    )
     errors[f"{key}/compiled_model"] = compiled_model_errors(path, z.shape[1])
 
 
