@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN_DIR ?= runs/fashion_mnist-default
 TRAIN_ARGS ?=
 
-.PHONY: install data train test lint format clean bench bench-quick bench-export bench-latent bench-latent-sweep bench-prior docs-mnist web web-deps bench-web
+.PHONY: install data train test lint format clean bench bench-quick bench-export bench-latent bench-latent-sweep bench-prior docs-mnist web web-deps bench-web bench-runtimes
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,14 @@ clean:
 # Latency and size of the exported generator of $(RUN_DIR) (run `make train` first).
 bench-export: install
 	$(PY) -m benchmarks.export_latency --run-dir $(RUN_DIR)
+
+# Every exported .tflite (dynamic and static, float32 / float16 / int8) on the
+# LiteRT Interpreter and CompiledModel APIs, for the presets mlp, default, conv
+# and keras_example (short runs trained into runs/bench-runtimes/ when
+# missing), with a layer-by-layer profile of the int8 files of the conv
+# presets; writes benchmarks/results/runtime_latency.json.
+bench-runtimes: install data
+	$(PY) -m benchmarks.runtime_latency
 
 # Latent space quality, VAE vs deterministic autoencoder, on Fashion-MNIST:
 # trains a classifier, a VAE and an Autoencoder (about 2 minutes on 2 CPU

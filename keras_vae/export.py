@@ -405,14 +405,18 @@ def _calibration_codes(prior, count):
     return np.concatenate([prior.sample(half, seed=0), standard.astype(np.float32)])
 
 
-def _frozen_flatbuffers(model, prior, directory, variants, batch):
-    """{variant: flatbuffer} of the dynamic (batch None) or static generator."""
-    frozen = _Generator(model.decoder, model.latent_dim, prior, frozen=True, batch=batch)
+def frozen_flatbuffers(decoder, prior, directory, variants, batch):
+    """{variant: .tflite flatbuffer} of `decoder`'s dynamic (batch None) or static generator.
+
+    `directory` holds the temporary SavedModel the converter reads.
+    """
+    latent_dim = prior.latent_dim
+    frozen = _Generator(decoder, latent_dim, prior, frozen=True, batch=batch)
     calibration = None
     if batch is not None:
         steps = max(1, CALIBRATION_CODES // batch)
         codes = _calibration_codes(prior, steps * batch)
-        calibration = codes.reshape(steps, batch, model.latent_dim)
+        calibration = codes.reshape(steps, batch, latent_dim)
     signatures = frozen.signatures()
     with tempfile.TemporaryDirectory(dir=directory) as frozen_dir:
         tf.saved_model.save(frozen, frozen_dir, signatures=signatures)
@@ -445,7 +449,7 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
         }
     }
     for batch in (None, *static_batch_sizes):
-        flatbuffers = _frozen_flatbuffers(model, prior, directory, variants, batch)
+        flatbuffers = frozen_flatbuffers(model.decoder, prior, directory, variants, batch)
         for variant, flatbuffer in flatbuffers.items():
             filename = tflite_filename(variant, batch)
             path = os.path.join(directory, filename)

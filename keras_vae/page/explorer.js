@@ -105,6 +105,12 @@ class Explorer {
     this.lastGrid = null;
   }
 
+  // Runs UI updates one after the other, so a slow decode never draws over a newer one.
+  schedule(task) {
+    this.queue = (this.queue || Promise.resolve()).then(task).catch(showError);
+    return this.queue;
+  }
+
   tileSize() {
     return [this.shape[1] * SCALE, this.shape[0] * SCALE];
   }
@@ -119,11 +125,11 @@ class Explorer {
       $(id).width = w;
       $(id).height = h;
     }
-    $('grid').addEventListener('click', (event) => this.pick(event));
-    $('resample').addEventListener('click', () => this.resample(this.seed + 1));
-    $('t').addEventListener('input', () => this.morph());
-    $('method').addEventListener('change', () => this.morph());
-    $('reset').addEventListener('click', () => this.resetSliders());
+    $('grid').addEventListener('click', (event) => this.schedule(() => this.pick(event)));
+    $('resample').addEventListener('click', () => this.schedule(() => this.resample(this.seed + 1)));
+    $('t').addEventListener('input', () => this.schedule(() => this.morph()));
+    $('method').addEventListener('change', () => this.schedule(() => this.showPicks()));
+    $('reset').addEventListener('click', () => this.schedule(() => this.resetSliders()));
     const list = $('sliders');
     this.amounts.forEach((_, k) => {
       const label = document.createElement('label');
@@ -132,7 +138,7 @@ class Explorer {
       Object.assign(slider, {type: 'range', min: -3, max: 3, step: 0.05, value: 0, id: `direction-${k}`});
       slider.addEventListener('input', () => {
         this.amounts[k] = Number(slider.value);
-        this.explore();
+        this.schedule(() => this.explore());
       });
       label.appendChild(slider);
       list.appendChild(label);
