@@ -3,6 +3,8 @@
 import os
 import platform
 import shlex
+import statistics
+import time
 
 import keras
 import tensorflow as tf
@@ -82,3 +84,15 @@ def command_line(module, args):
         elif value is not False and value is not None:
             words += [flag, shlex.quote(str(value))]
     return " ".join(words)
+
+
+def median_ms(call, calls, warmup=10):
+    """The median wall time of `call()` in ms over `calls` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)

@@ -12,28 +12,15 @@ and writes it with machine facts to --out (JSON).
 import argparse
 import json
 import os
-import statistics
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from benchmarks.common import machine_facts
+from benchmarks.common import machine_facts, median_ms
 from keras_vae import export, latent, names, run_dir
 from keras_vae.files import atomic_write_json
-
-
-def median_ms(call, calls, warmup=10):
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def main():

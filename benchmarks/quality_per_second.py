@@ -40,8 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import keras_io_reference
-from benchmarks.common import machine_facts
-from benchmarks.export_latency import median_ms
+from benchmarks.common import machine_facts, median_ms
 from keras_vae import VAE, datasets, latent, metrics, pipeline
 from keras_vae.files import atomic_write_json
 

@@ -18,32 +18,20 @@ full-integer one and float32. Writes --out (JSON) and prints Markdown tables.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 from ai_edge_litert.compiled_model import CompiledModel
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from benchmarks.common import run_facts
+from benchmarks.common import median_ms, run_facts
 from keras_vae import export, names, run_dir
 from keras_vae.files import atomic_write_json
 
 BATCHES = (1, 16)
-
-
-def median_ms(call, calls, warmup=5):
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+WARMUP = 5  # untimed calls before each measurement
 
 
 def ensure_run(preset, directory, args):
@@ -107,7 +95,7 @@ def layer_profile(model, calls, work_dir):
             runner = Interpreter(model_content=flatbuffer[variant], num_threads=1)
             runner = runner.get_signature_runner(export.GENERATE)
             runner(z=z)
-            times.append(median_ms(lambda runner=runner: runner(z=z), calls))
+            times.append(median_ms(lambda runner=runner: runner(z=z), calls, WARMUP))
         totals[kind] = [
             {"layer": f"{layer.name} ({type(layer).__name__})", "ms": after - before}
             for layer, before, after in zip(layers, [0.0, *times[:-1]], times, strict=True)
@@ -146,11 +134,11 @@ def main():
                     "max_abs_error": facts["max_abs_error"],
                 }
                 row["interpreter_ms"] = median_ms(
-                    interpreter_call(path, batch, model.latent_dim), calls
+                    interpreter_call(path, batch, model.latent_dim), calls, WARMUP
                 )
                 if facts["layout"] == "static":
                     row["compiled_model_ms"] = median_ms(
-                        compiled_model_call(path, model.latent_dim), calls
+                        compiled_model_call(path, model.latent_dim), calls, WARMUP
                     )
                 rows.append(row)
         entry = {"latent_dim": model.latent_dim, "files": rows}
@@ -163,6 +151,7 @@ def main():
                 resolver=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
             ),
             max(5, args.calls // 10),
+            WARMUP,
         )
         if preset in ("conv", "keras_example"):
             entry["layer_profile_batch16"] = layer_profile(

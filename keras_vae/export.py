@@ -239,12 +239,8 @@ def _convert_tflite(frozen_saved_model_dir, signature_keys, variant, calibration
     return converter.convert()
 
 
-def tflite_op_names(model_path):
-    """Names of the ops used by every subgraph (signature) of a .tflite file.
-
-    Builtin ops by their LiteRT name (e.g. "FULLY_CONNECTED"); custom ops,
-    Select TF ops among them ("FlexRandomStandardNormal"), by their custom code.
-    """
+def _read_tflite(model_path):
+    """The parsed flatbuffer of a .tflite, and a function naming an operator's op."""
     from ai_edge_litert import schema_py_generated as schema
 
     with open(model_path, "rb") as f:
@@ -252,17 +248,35 @@ def tflite_op_names(model_path):
     builtin_names = {
         value: name for name, value in vars(schema.BuiltinOperator).items() if name.isupper()
     }
-    names = set()
-    for s in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(s)
-        for o in range(subgraph.OperatorsLength()):
-            code = model.OperatorCodes(subgraph.Operators(o).OpcodeIndex())
-            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            if builtin == schema.BuiltinOperator.CUSTOM:
-                names.add(code.CustomCode().decode())
-            else:
-                names.add(builtin_names[builtin])
-    return sorted(names)
+
+    def op_name(operator):
+        code = model.OperatorCodes(operator.OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            return code.CustomCode().decode()
+        return builtin_names[builtin]
+
+    return model, op_name
+
+
+def _subgraphs(model):
+    return [model.Subgraphs(s) for s in range(model.SubgraphsLength())]
+
+
+def tflite_op_names(model_path):
+    """Names of the ops used by every subgraph (signature) of a .tflite file.
+
+    Builtin ops by their LiteRT name (e.g. "FULLY_CONNECTED"); custom ops,
+    Select TF ops among them ("FlexRandomStandardNormal"), by their custom code.
+    """
+    model, op_name = _read_tflite(model_path)
+    return sorted(
+        {
+            op_name(subgraph.Operators(o))
+            for subgraph in _subgraphs(model)
+            for o in range(subgraph.OperatorsLength())
+        }
+    )
 
 
 def check_builtin_ops(model_path):
@@ -278,13 +292,9 @@ def check_builtin_ops(model_path):
 
 def dynamic_tensors(model_path):
     """Names of the tensors whose size is not fixed in the file (-1 in a dimension)."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    with open(model_path, "rb") as f:
-        model = schema.Model.GetRootAsModel(f.read(), 0)
+    model, _ = _read_tflite(model_path)
     found = []
-    for s in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(s)
+    for subgraph in _subgraphs(model):
         for t in range(subgraph.TensorsLength()):
             tensor = subgraph.Tensors(t)
             shape = tensor.ShapeSignatureAsNumpy() if tensor.ShapeSignatureLength() else ()
@@ -299,13 +309,7 @@ def output_ops(model_path, signature=GENERATE):
     In the order of the subgraph's outputs, which is the order of the output
     buffers that the CompiledModel API creates (`createOutputBuffers`).
     """
-    from ai_edge_litert import schema_py_generated as schema
-
-    with open(model_path, "rb") as f:
-        model = schema.Model.GetRootAsModel(f.read(), 0)
-    builtin_names = {
-        value: name for name, value in vars(schema.BuiltinOperator).items() if name.isupper()
-    }
+    model, op_name = _read_tflite(model_path)
     for d in range(model.SignatureDefsLength()):
         definition = model.SignatureDefs(d)
         if definition.SignatureKey().decode() != signature:
@@ -314,15 +318,12 @@ def output_ops(model_path, signature=GENERATE):
         made_by = {}
         for o in range(subgraph.OperatorsLength()):
             operator = subgraph.Operators(o)
-            code = model.OperatorCodes(operator.OpcodeIndex())
-            name = builtin_names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())]
             for tensor in operator.OutputsAsNumpy():
-                made_by[int(tensor)] = name
+                made_by[int(tensor)] = op_name(operator)
         names = {
             definition.Outputs(i).TensorIndex(): definition.Outputs(i).Name().decode()
             for i in range(definition.OutputsLength())
         }
-        # In the subgraph's order: the order of CompiledModel's output buffers.
         return {
             names[int(tensor)]: made_by.get(int(tensor), "none")
             for tensor in subgraph.OutputsAsNumpy()
