@@ -56,8 +56,10 @@ class Generator {
     const images = [];
     const pixels = [];
     for (let start = 0; start < codes.length; ) {
+      // The smallest file that takes the codes left in one call (padded with
+      // zeros), else the largest: 1 code -> b1, 8 -> b16, 20 -> b16 twice.
       const left = codes.length - start;
-      const {batch, model} = this.models.find((m) => m.batch <= left) || this.models.at(-1);
+      const {batch, model} = this.models.filter((m) => m.batch >= left).at(-1) || this.models[0];
       const z = new Float32Array(batch * this.latentDim);
       const used = Math.min(batch, left);
       for (let i = 0; i < used; i++) z.set(codes[start + i], i * this.latentDim);
