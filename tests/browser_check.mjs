@@ -5,6 +5,7 @@
 //       through the page's generator and its grid, move the sliders
 //   node tests/browser_check.mjs URL --bench    median latency per batch
 //   node tests/browser_check.mjs URL --screenshot PNG   README's picture
+//   node tests/browser_check.mjs URL --math CASE.json    latent.js on CASE's codes
 //
 // Exit status 0 whenever the page was reached, also when it showed an error:
 // the JSON says what happened and the Python test judges it.
@@ -31,7 +32,22 @@ try {
   result.state = await page.evaluate(() => document.body.dataset.state);
   result.error_text = await page.evaluate(() => (document.getElementById('error').hidden ? '' : document.getElementById('error').textContent));
   result.about = await page.evaluate(() => document.getElementById('about').textContent);
-  if (result.state === 'ready' && second === '--screenshot') {
+  if (result.state === 'ready' && second === '--math') {
+    const request = JSON.parse(readFileSync(third, 'utf8'));
+    result.math = await page.evaluate(async (request) => {
+      const latent = await import('./latent.js');
+      const metadata = (await window.explorer).metadata;
+      const components = [];
+      const drawn = latent.samplePrior(metadata.latent_prior, request.count, request.seed, components);
+      const [a, b] = request.endpoints.map((z) => Float32Array.from(z));
+      const paths = {};
+      for (const method of ['lerp', 'slerp']) {
+        paths[method] = request.ts.map((t) => Array.from(latent.interpolate(a, b, t, method)));
+      }
+      const moved = latent.moveAlong(a, metadata.latent_directions, request.amounts);
+      return {z: drawn.map((z) => Array.from(z)), components, paths, moved: Array.from(moved)};
+    }, request);
+  } else if (result.state === 'ready' && second === '--screenshot') {
     await page.setViewport({width: 1280, height: 760});
     await page.evaluate(async () => {
       const explorer = await window.explorer;

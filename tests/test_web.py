@@ -16,8 +16,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import explorer, priors
-from tests.testing import REPO_ROOT, call_main
+from keras_vae import explorer, latent, priors
+from tests.testing import REPO_ROOT, assert_draws_follow_prior, call_main
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 DRIVER = os.path.join(REPO_ROOT, "tests", "browser_check.mjs")
@@ -112,6 +112,34 @@ def test_page_generates_morphs_and_explores_like_the_keras_decoder(served_page, 
     assert sliders["after_direction"]["morph"] == sliders["after_morph"]["morph"]
 
 
+def test_page_math_is_the_python_math(served_page, tmp_path):
+    # latent.js's prior draws, lerp / slerp and moves along the main directions.
+    _, site, address = served_page
+    metadata = json.loads((site / "model" / "generator.json").read_text())
+    prior = priors.GaussianMixture.from_dict(metadata["latent_prior"])
+    a, b = prior.sample(2, seed=5).astype(np.float64)
+    ts = [0.0, 0.25, 0.5, 0.9, 1.0]
+    amounts = [1.5, -0.5]
+    request = {"count": 4000, "seed": 11, "endpoints": [a.tolist(), b.tolist()], "ts": ts}
+    (tmp_path / "case.json").write_text(json.dumps({**request, "amounts": amounts}))
+
+    seen = browse(address, "--math", tmp_path / "case.json")["math"]
+
+    z, components = np.array(seen["z"], np.float32), np.array(seen["components"], np.int32)
+    assert z.shape == (4000, prior.latent_dim)
+    assert_draws_follow_prior(metadata["latent_prior"], z, components)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    for method in ("lerp", "slerp"):
+        python = latent.interpolate(a32, b32, 101, method)[[round(t * 100) for t in ts]]
+        np.testing.assert_allclose(seen["paths"][method], python, atol=1e-4)
+    directions = metadata["latent_directions"]
+    expected = a32 + sum(
+        amount * directions["scales"][k] * np.array(directions["directions"][k])
+        for k, amount in enumerate(amounts)
+    )
+    np.testing.assert_allclose(seen["moved"], expected, atol=1e-5)
+
+
 def _serve_in_thread(root):
     server = explorer.make_server(root, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -180,3 +208,37 @@ def test_site_needs_static_files_and_refuses_a_foreign_folder(trained_run, tmp_p
     )
     assert code == 2 and "npm ci" in err
     assert not (run_dir / "web").exists()
+
+
+def test_latest_run_is_the_newest_export_and_a_rebuilt_site_replaces_the_old(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    runs = tmp_path / "runs"
+    for name in ("old", "new", "no_export"):
+        (runs / name).mkdir(parents=True)
+    for name, age in (("old", 100), ("new", 0)):
+        shutil.copytree(run_dir / "export", runs / name / "export")
+        metadata = runs / name / "export" / "generator.json"
+        os.utime(metadata, (metadata.stat().st_mtime - age,) * 2)
+    assert explorer.latest_run(str(runs)) == str(runs / "new")
+    with pytest.raises(explorer.SiteError, match="No run with an export"):
+        explorer.latest_run(str(tmp_path / "nothing"))
+    site = explorer.build_site(str(runs / "new" / "export"), str(tmp_path / "site"))
+    (tmp_path / "site" / "stale.txt").write_text("from an earlier build")
+    assert explorer.build_site(str(runs / "old" / "export"), site) == site
+    assert not (tmp_path / "site" / "stale.txt").exists()
+    assert sorted(os.listdir(tmp_path)) == ["runs", "site"]  # no staging left behind
+    names = set(os.listdir(tmp_path / "site" / "model"))
+    assert names == {
+        "generator.json",
+        *(
+            f"generator_{k}.tflite"
+            for k in (
+                "float32_b1",
+                "float32_b16",
+                "float16_b1",
+                "float16_b16",
+                "int8_b1",
+                "int8_b16",
+            )
+        ),
+    }

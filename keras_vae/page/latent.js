@@ -23,7 +23,8 @@ function normalGenerator(uniform) {
 
 // `count` codes from generator.json's latent_prior: pick component c with
 // probability weights[c], then z = means[c] + cholesky[c] @ eps, eps ~ N(0, I).
-export function samplePrior(prior, count, seed) {
+// With `components` (an array), also records each code's component there.
+export function samplePrior(prior, count, seed, components = null) {
   const uniform = uniformGenerator(seed);
   const normal = normalGenerator(uniform);
   const dim = prior.latent_dim;
@@ -42,6 +43,7 @@ export function samplePrior(prior, count, seed) {
       z[i] = value;
     }
     codes.push(z);
+    if (components) components.push(c);
   }
   return codes;
 }
