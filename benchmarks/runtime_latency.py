@@ -34,7 +34,7 @@ BATCHES = (1, 16)
 WARMUP = 5  # untimed calls before each measurement
 
 
-def ensure_run(preset, directory, args):
+def ensure_run(preset, directory):
     """A short train.py run of `preset` with a static-shape export (trained when missing)."""
     metadata = os.path.join(directory, "export", export.METADATA_FILE)
     if os.path.isfile(metadata):
@@ -114,7 +114,7 @@ def main():
     result = {**run_facts("benchmarks.runtime_latency", args), "presets": {}}
     for preset in args.presets:
         directory = os.path.join(args.runs_dir, preset)
-        ensure_run(preset, directory, args)
+        ensure_run(preset, directory)
         model = keras.models.load_model(os.path.join(directory, run_dir.MODEL_FILE))
         export_dir = os.path.join(directory, "export")
         with open(os.path.join(export_dir, export.METADATA_FILE)) as f:

@@ -5,7 +5,8 @@
 Builds the run's explorer page, serves it on 127.0.0.1 and, for each variant
 (float32, float16, int8), times the page's own `generator.decode` (input
 tensor, `run`, reading both outputs back) at each static batch: the median
-of 20 calls after 5 warm-up calls, with LiteRT.js's WASM runtime
+of 20 samples after 5 warm-up samples, each the mean of 10 calls (the
+browser's clock ticks in 0.1 ms), with LiteRT.js's WASM runtime
 (tests/browser_check.mjs --bench). Writes --out (JSON) and prints a table.
 """
 

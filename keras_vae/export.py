@@ -73,14 +73,16 @@ STATIC_BATCH_SIZES = names.STATIC_BATCH_SIZES
 CALIBRATION_CODES = 256
 # Main directions of the codes stored in generator.json (the explorer's sliders).
 LATENT_DIRECTIONS = 8
+# The runtimes each kind of file is made for ("runtimes" in generator.json), and
+# those this package's tests run it on ("runtimes_tested"): the GPU back ends
+# are what the static files are shaped for, not something tested here.
 DYNAMIC_RUNTIMES = ("tensorflow_lite_interpreter",)
-STATIC_RUNTIMES = (
+STATIC_RUNTIMES_TESTED = (
     "tensorflow_lite_interpreter",
     "litert_compiled_model_cpu",
-    "litert_compiled_model_gpu",
     "litert_js_wasm",
-    "litert_js_webgpu",
 )
+STATIC_RUNTIMES = (*STATIC_RUNTIMES_TESTED, "litert_compiled_model_gpu", "litert_js_webgpu")
 
 
 class ExportError(RuntimeError):
@@ -106,14 +108,13 @@ def _check_exportable(model):
         )
 
 
-def _signed_zeros(rows, columns):
+def _signed_zeros(*shape):
     """A float32 constant of alternating 0.0 and -0.0: adding it changes no value.
 
-    Not a splat, so no converter pass folds the ADD away or moves a RESHAPE
-    across it; and a shape other than `[rows, columns]` (or one that
-    broadcasts with it) fails when LiteRT allocates the tensors.
+    Not a splat (for two elements or more), so no converter pass folds the
+    ADD away or moves a RESHAPE across it.
     """
-    signs = (np.arange(rows)[:, None] + np.arange(columns)) % 2
+    signs = np.indices(shape).sum(axis=0) % 2
     return tf.constant(np.where(signs == 1, -0.0, 0.0), tf.float32)
 
 
@@ -182,7 +183,7 @@ class _Generator(tf.Module):
             # The converter moves a RESHAPE below element-wise ops down to where
             # the outputs fork, which would make `images` a RESHAPE's output
             # (zeros in LiteRT.js). Adding a row of signed zeros stops it.
-            images = images + _signed_zeros(1, images.shape[1])
+            images = images + _signed_zeros(1, images.shape[1])  # [1, H * W * C]
         pixels = tf.cast(tf.round(images * 255.0), tf.uint8)
         return images, pixels
 
@@ -194,11 +195,18 @@ class _Generator(tf.Module):
 
     def _generate_static(self, z):
         # The Interpreter API resizes a static input too, and a fully connected
-        # layer reads a wrong [b, k] without error. Adding a [batch, latent_dim]
-        # constant of signed zeros keeps z exact, and no converter pass folds it
-        # (it is not a splat), so any other shape fails when tensors are
-        # allocated. It costs one element-wise ADD.
-        z = z + _signed_zeros(self.batch, self.latent_dim)
+        # layer reads a wrong [b, k] without error. So z goes through
+        # RESHAPE [batch * latent_dim] -> ADD signed zeros -> RESHAPE [batch,
+        # latent_dim]: z stays exact, the ADD keeps the converter from folding
+        # the reshapes away, and the first one fails when tensors are allocated
+        # for a z of any other size. For batch 1 the converter still folds the
+        # pair (it only squeezes the batch), leaving the ADD of a [latent_dim]
+        # row: a width other than latent_dim fails there, while [n, latent_dim]
+        # broadcasts and decodes its n codes correctly. latent_dim 1 with
+        # batch 1 has a splat constant and no guard.
+        size = self.batch * self.latent_dim
+        flat = tf.reshape(z, [size]) + _signed_zeros(size)
+        z = tf.reshape(flat, [self.batch, self.latent_dim])
         images, pixels = self._images(z, flat=True)
         return {"images": images, "pixels": pixels}
 
@@ -320,12 +328,12 @@ def output_ops(model_path, signature=GENERATE):
             operator = subgraph.Operators(o)
             for tensor in operator.OutputsAsNumpy():
                 made_by[int(tensor)] = op_name(operator)
-        names = {
+        output_names = {
             definition.Outputs(i).TensorIndex(): definition.Outputs(i).Name().decode()
             for i in range(definition.OutputsLength())
         }
         return {
-            names[int(tensor)]: made_by.get(int(tensor), "none")
+            output_names[int(tensor)]: made_by.get(int(tensor), "none")
             for tensor in subgraph.OutputsAsNumpy()
         }
     raise ExportError(f"{model_path} has no {signature!r} signature.")
@@ -400,6 +408,10 @@ def _static_signature_json(model, batch):
     }
 
 
+def _calibration_steps(batch):
+    return max(1, CALIBRATION_CODES // batch)
+
+
 def _calibration_codes(prior, count):
     half = count // 2
     standard = np.random.default_rng(1).standard_normal((count - half, prior.latent_dim))
@@ -415,7 +427,7 @@ def frozen_flatbuffers(decoder, prior, directory, variants, batch):
     frozen = _Generator(decoder, latent_dim, prior, frozen=True, batch=batch)
     calibration = None
     if batch is not None:
-        steps = max(1, CALIBRATION_CODES // batch)
+        steps = _calibration_steps(batch)
         codes = _calibration_codes(prior, steps * batch)
         calibration = codes.reshape(steps, batch, latent_dim)
     signatures = frozen.signatures()
@@ -465,16 +477,18 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
                     layout="dynamic",
                     signatures=[GENERATE, SAMPLE],
                     runtimes=list(DYNAMIC_RUNTIMES),
+                    runtimes_tested=list(DYNAMIC_RUNTIMES),
                     quantization=_QUANTIZATION[variant],
                 )
             else:
                 check_static_file(path)
                 entry["output_order"] = list(output_ops(path))
-                full_integer = _FULL_INTEGER.format(codes=CALIBRATION_CODES // batch * batch)
+                full_integer = _FULL_INTEGER.format(codes=_calibration_steps(batch) * batch)
                 entry.update(
                     layout="static",
                     signatures=[GENERATE],
                     runtimes=list(STATIC_RUNTIMES),
+                    runtimes_tested=list(STATIC_RUNTIMES_TESTED),
                     quantization=full_integer if variant == "int8" else _QUANTIZATION[variant],
                     **_static_signature_json(model, batch),
                 )
@@ -546,6 +560,8 @@ def export_generator(
     static_batch_sizes = tuple(int(batch) for batch in static_batch_sizes)
     if any(batch < 1 for batch in static_batch_sizes):
         raise ValueError(f"Static batch sizes must be >= 1; got {list(static_batch_sizes)}.")
+    if int(latent_directions) < 1:
+        raise ValueError(f"latent_directions must be >= 1; got {latent_directions}.")
     out_dir = os.path.abspath(out_dir)
     _recover_retired(out_dir)
     if os.path.exists(out_dir) and not overwrite:

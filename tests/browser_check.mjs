@@ -131,6 +131,11 @@ try {
       }, selector, value);
     await slide('#t', 0.9);
     const afterMorph = {morph: await canvasDigest('morph'), explore: await canvasDigest('explore')};
+    // The code the morph decoded (slerp from grid code 0 to 1 at t = 0.9) and its pixels.
+    result.morph = await page.evaluate(async () => {
+      const explorer = await window.explorer;
+      return {z: Array.from(explorer.base), pixels: Array.from(explorer.morphPixels)};
+    });
     await slide('#direction-0', 2.5);
     const afterDirection = {morph: await canvasDigest('morph'), explore: await canvasDigest('explore')};
     result.sliders = {before, after_morph: afterMorph, after_direction: afterDirection};

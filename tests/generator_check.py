@@ -96,6 +96,15 @@ def check_static(export_dir, key, facts, z, results, errors):
     for name, value in runner(z=z).items():
         results[f"{key}/interpreter/{name}"] = value
     errors[f"{key}/interpreter"] = wrong_size_errors(lambda bad: runner(z=bad), z.shape[1])
+    # One code too many: an error for batch > 1; a batch-1 file decodes both codes.
+    try:
+        results[f"{key}/interpreter/batch_plus_one"] = runner(
+            z=np.zeros((len(z) + 1, z.shape[1]), np.float32)
+        )["images"]
+    except Exception as error:  # the runtime raises RuntimeError
+        errors[f"{key}/interpreter/batch_plus_one"] = [
+            type(error).__name__ + ": " + str(error)[:200]
+        ]
     results[f"{key}/interpreter/after_error"] = runner(z=z)["images"]
     outputs, model = run_compiled_model(path, z)
     for name, value in outputs.items():

@@ -66,3 +66,26 @@ def test_writing_onto_a_directory_names_it_not_a_temporary(tmp_path):
         files.atomic_write_text(tmp_path / "existdir", "x")
     assert ".tmp-" not in str(error.value)
     assert sorted(os.listdir(tmp_path)) == ["existdir"]
+
+
+def test_commit_directory_replaces_only_once_the_new_one_is_in_place(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    for name, text in (("new", "first"), ("out", "old")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f.txt").write_text(text)
+    files.commit_directory(str(tmp_path / "new"), str(out))
+    assert (out / "f.txt").read_text() == "first" and not (tmp_path / "new").exists()
+    assert sorted(os.listdir(tmp_path)) == ["out"]  # the old one is gone, no leftovers
+
+    (tmp_path / "newer").mkdir()
+    rename = os.rename
+
+    def fail_second_rename(source, target):
+        if str(source).endswith("newer"):
+            raise OSError("injected rename failure")
+        return rename(source, target)
+
+    monkeypatch.setattr(os, "rename", fail_second_rename)
+    with pytest.raises(OSError, match="injected"):
+        files.commit_directory(str(tmp_path / "newer"), str(out))
+    assert (out / "f.txt").read_text() == "first"  # put back

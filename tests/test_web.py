@@ -106,10 +106,40 @@ def test_page_generates_morphs_and_explores_like_the_keras_decoder(served_page, 
     assert np.max(np.abs(pixels - np.rint(images * 255))) <= 1
     # The canvas shows those pixels (grayscale drawn as R = G = B).
     np.testing.assert_array_equal(np.array(seen["grid"]["drawn"]), pixels)
+    # The batch-1 path: the morph at t = 0.9 between grid codes 0 and 1.
+    slerp = latent.interpolate(z[0], z[1], 11, "slerp")[9]
+    np.testing.assert_allclose(seen["morph"]["z"], slerp, atol=1e-5)
+    morph = keras.ops.convert_to_numpy(model.decode(np.array([seen["morph"]["z"]], np.float32)))
+    assert np.max(np.abs(np.array(seen["morph"]["pixels"]) - np.rint(morph.ravel() * 255))) <= 1
     sliders = seen["sliders"]
     assert sliders["after_morph"]["morph"] != sliders["before"]["morph"]
     assert sliders["after_direction"]["explore"] != sliders["after_morph"]["explore"]
     assert sliders["after_direction"]["morph"] == sliders["after_morph"]["morph"]
+
+
+@pytest.mark.parametrize("variant, tolerance", [("float16", 2e-2), ("int8", 0.1)])
+def test_page_runs_every_variant(served_page, tmp_path, variant, tolerance):
+    run_dir, site, address = served_page
+    model = keras.models.load_model(run_dir / "model.keras")
+    metadata = json.loads((site / "model" / "generator.json").read_text())
+    z = priors.GaussianMixture.from_dict(metadata["latent_prior"]).sample(16, seed=4)
+    (tmp_path / "z.json").write_text(json.dumps(z.tolist()))
+
+    seen = browse(f"{address}?variant={variant}", tmp_path / "z.json")
+
+    assert seen["state"] == "ready" and real_errors(seen) == [], seen
+    assert f"generator_{variant}_b*" in seen["about"]
+    expected = keras.ops.convert_to_numpy(model.decode(z)).reshape(16, -1)
+    assert np.max(np.abs(np.array(seen["grid"]["images"]) - expected)) <= tolerance
+
+
+def test_unknown_variant_is_a_readable_error_naming_the_others(served_page):
+    seen = browse(served_page[2] + "?variant=float64")
+    assert seen["state"] == "error"
+    assert (
+        'no static-shape "float64" file; ?variant= can be float16, float32, int8'
+        in (seen["error_text"])
+    )
 
 
 def test_page_math_is_the_python_math(served_page, tmp_path):

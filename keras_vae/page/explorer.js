@@ -29,9 +29,15 @@ class Generator {
       (facts) => facts.layout === 'static' && facts.variant === variant,
     );
     if (!files.length) {
+      const variants = [
+        ...new Set(Object.values(metadata.artifacts).filter((f) => f.layout === 'static').map((f) => f.variant)),
+      ];
       throw new Error(
-        `generator.json lists no static-shape "${variant}" .tflite file. Export the run ` +
-          'again with keras_vae 0.1 or later (keras-vae export --model RUN --overwrite).',
+        variants.length
+          ? `This export has no static-shape "${variant}" file; ?variant= can be ${variants.join(', ')}.`
+          : 'This export has no static-shape .tflite files (made before they existed, or with ' +
+              '--static-batch-sizes and none): export the run again with ' +
+              '`keras-vae export --model RUN --overwrite`.',
       );
     }
     const models = [];
@@ -64,16 +70,20 @@ class Generator {
       const used = Math.min(batch, left);
       for (let i = 0; i < used; i++) z.set(codes[start + i], i * this.latentDim);
       const input = new Tensor(z, [batch, this.latentDim]);
-      const outputs = await model.run({z: input});
-      input.delete();
-      const size = this.height * this.width * this.channels;
-      const flat = await outputs.images.data();
-      const bytes = await outputs.pixels.data();
-      for (let i = 0; i < used; i++) {
-        images.push(Float32Array.from(flat.subarray(i * size, (i + 1) * size)));
-        pixels.push(Uint8Array.from(bytes.subarray(i * size, (i + 1) * size)));
+      let outputs = {};
+      try {
+        outputs = await model.run({z: input});
+        const size = this.height * this.width * this.channels;
+        const flat = await outputs.images.data();
+        const bytes = await outputs.pixels.data();
+        for (let i = 0; i < used; i++) {
+          images.push(Float32Array.from(flat.subarray(i * size, (i + 1) * size)));
+          pixels.push(Uint8Array.from(bytes.subarray(i * size, (i + 1) * size)));
+        }
+      } finally {
+        input.delete();
+        Object.values(outputs).forEach((tensor) => tensor.delete());
       }
-      Object.values(outputs).forEach((tensor) => tensor.delete());
       start += used;
     }
     return {images, pixels};
@@ -127,7 +137,10 @@ class Explorer {
       $(id).width = w;
       $(id).height = h;
     }
-    $('grid').addEventListener('click', (event) => this.schedule(() => this.pick(event)));
+    $('grid').addEventListener('click', (event) => {
+      const index = this.tileAt(event); // read now: the queue may run it after a scroll
+      this.schedule(() => this.pick(index));
+    });
     $('resample').addEventListener('click', () => this.schedule(() => this.resample(this.seed + 1)));
     $('t').addEventListener('input', () => this.schedule(() => this.morph()));
     $('method').addEventListener('change', () => this.schedule(() => this.showPicks()));
@@ -164,10 +177,18 @@ class Explorer {
     return decoded;
   }
 
-  async pick(event) {
+  // The grid tile under a click: offsetX/Y are relative to the padding box
+  // (inside the border), scaled from CSS pixels to canvas pixels.
+  tileAt(event) {
+    const canvas = $('grid');
     const [w, h] = this.tileSize();
-    const box = $('grid').getBoundingClientRect();
-    const index = Math.floor((event.clientY - box.top) / h) * 4 + Math.floor((event.clientX - box.left) / w);
+    const x = (event.offsetX * canvas.width) / canvas.clientWidth;
+    const y = (event.offsetY * canvas.height) / canvas.clientHeight;
+    const clamp = (value) => Math.min(3, Math.max(0, Math.floor(value)));
+    return clamp(y / h) * 4 + clamp(x / w);
+  }
+
+  async pick(index) {
     // Clicks alternate between A and B.
     this.picked = this.nextIsB ? [this.picked[0], index] : [index, this.picked[1]];
     this.nextIsB = !this.nextIsB;
@@ -194,6 +215,7 @@ class Explorer {
     this.base = interpolate(this.codes[a], this.codes[b], t, $('method').value);
     const {pixels} = await this.generator.decode([this.base]);
     draw($('morph'), pixels[0], this.shape);
+    this.morphPixels = pixels[0];
     await this.explore();
   }
 
@@ -211,7 +233,9 @@ class Explorer {
   }
 }
 
-function describe(metadata, variant, accelerator) {
+function describe(metadata, variant, generator) {
+  // What LiteRT.js compiled for, which may be WASM after asking for WebGPU.
+  const accelerator = generator.models[0].model.options.accelerator;
   const prior = metadata.latent_prior;
   const config = metadata.training_config || {};
   const priorText =
@@ -246,7 +270,7 @@ async function main() {
   }
   await loadLiteRt('litert/wasm/');
   const generator = await Generator.load(metadata, variant, accelerator);
-  $('about').textContent = describe(metadata, variant, accelerator);
+  $('about').textContent = describe(metadata, variant, generator);
   const explorer = new Explorer(generator);
   explorer.setUp();
   await explorer.resample(explorer.seed);
