@@ -195,18 +195,22 @@ class _Generator(tf.Module):
 
     def _generate_static(self, z):
         # The Interpreter API resizes a static input too, and a fully connected
-        # layer reads a wrong [b, k] without error. So z goes through
-        # RESHAPE [batch * latent_dim] -> ADD signed zeros -> RESHAPE [batch,
-        # latent_dim]: z stays exact, the ADD keeps the converter from folding
-        # the reshapes away, and the first one fails when tensors are allocated
-        # for a z of any other size. For batch 1 the converter still folds the
-        # pair (it only squeezes the batch), leaving the ADD of a [latent_dim]
-        # row: a width other than latent_dim fails there, while [n, latent_dim]
-        # broadcasts and decodes its n codes correctly. latent_dim 1 with
-        # batch 1 has a splat constant and no guard.
-        size = self.batch * self.latent_dim
-        flat = tf.reshape(z, [size]) + _signed_zeros(size)
-        z = tf.reshape(flat, [self.batch, self.latent_dim])
+        # layer reads a wrong [b, k] without error. Adding a constant of signed
+        # zeros keeps z exact and, not being a splat, is folded by no converter
+        # pass; a z it does not broadcast with fails when tensors are allocated.
+        # For batch > 1 the ADD sits between RESHAPE [batch * latent_dim] and
+        # RESHAPE back, so that any other size fails (a [batch, latent_dim]
+        # constant alone would broadcast a single [1, latent_dim] code). For
+        # batch 1 those reshapes would fold away and the converter would then
+        # fuse the ADD into the first layer's bias, so z meets the [1,
+        # latent_dim] constant directly: a width other than latent_dim fails,
+        # while [n, latent_dim] broadcasts and decodes its n codes correctly.
+        if self.batch == 1:
+            z = z + _signed_zeros(1, self.latent_dim)
+        else:
+            size = self.batch * self.latent_dim
+            flat = tf.reshape(z, [size]) + _signed_zeros(size)
+            z = tf.reshape(flat, [self.batch, self.latent_dim])
         images, pixels = self._images(z, flat=True)
         return {"images": images, "pixels": pixels}
 

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 from export import __main__ as export_cli
 from keras_vae import VAE, export, priors
@@ -472,3 +473,31 @@ def test_static_files_of_an_rgb_model_at_other_batch_sizes(tmp_path):
     with pytest.raises(ValueError, match="Static batch sizes must be >= 1"):
         export.export_generator(model, tmp_path / "other", static_batch_sizes=(0,))
     assert not (tmp_path / "other").exists()
+
+
+def test_static_files_of_the_default_mlp_refuse_wrong_shapes(tmp_path):
+    # The `default` preset's decoder (Dense 512, 512, 784): with a guard that the
+    # converter could fold into the first layer's bias, its batch-1 file once
+    # read [2, 2 * latent_dim] as four codes.
+    model = VAE(preset="default", seed=0)
+    model.decode(np.zeros((1, model.latent_dim), np.float32))
+    # Non-zero biases, as after training (the fold showed only then).
+    rng = np.random.default_rng(0)
+    model.decoder.set_weights(
+        [0.05 * rng.standard_normal(w.shape).astype("float32") for w in model.decoder.get_weights()]
+    )
+    export.export_generator(model, tmp_path / "gen", variants=("float32",))
+    d = model.latent_dim
+    for batch in export.STATIC_BATCH_SIZES:
+        path = str(tmp_path / "gen" / export.tflite_filename("float32", batch))
+        runner = Interpreter(model_path=path).get_signature_runner(export.GENERATE)
+        for shape in ((2, 2 * d), (3, d + 3), (batch, d + 1)):
+            with pytest.raises(RuntimeError):
+                runner(z=np.zeros(shape, np.float32))
+        more = np.random.default_rng(0).standard_normal((batch + 1, d)).astype(np.float32)
+        if batch > 1:
+            with pytest.raises(RuntimeError):
+                runner(z=more)
+        else:  # a batch-1 file may broadcast [2, d]; then both codes come out right
+            expected = keras.ops.convert_to_numpy(model.decode(more)).reshape(2, -1)
+            np.testing.assert_allclose(runner(z=more)["images"], expected, atol=1e-5)
