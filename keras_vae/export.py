@@ -137,10 +137,6 @@ class _Generator(tf.Module):
         self.latent_dim = latent_dim
         self.frozen = frozen
         self.batch = batch
-        # float32 constants of the prior; the last cumulative weight is never compared.
-        self._cumulative_weights = tf.constant(np.cumsum(prior.weights)[:-1], tf.float32)
-        self._means = tf.constant(prior.means, tf.float32)
-        self._cholesky = tf.constant(prior.cholesky, tf.float32)
         if frozen:
             trainable = [tf.constant(v) for v in decoder.trainable_variables]
             non_trainable = [tf.constant(v) for v in decoder.non_trainable_variables]
@@ -162,6 +158,11 @@ class _Generator(tf.Module):
         # cannot fold `_generate`'s reshape away, and it fails at allocation
         # unless k == latent_dim.
         z_shape = [None, None] if frozen else [None, latent_dim]
+        # float32 constants of the prior, for `sample` only; the last cumulative
+        # weight is never compared.
+        self._cumulative_weights = tf.constant(np.cumsum(prior.weights)[:-1], tf.float32)
+        self._means = tf.constant(prior.means, tf.float32)
+        self._cholesky = tf.constant(prior.cholesky, tf.float32)
         self.generate = tf.function(
             self._generate, input_signature=[tf.TensorSpec(z_shape, tf.float32, name="z")]
         )
@@ -347,14 +348,16 @@ def check_static_file(model_path):
     """Raises ExportError unless every tensor's size is fixed and no RESHAPE makes an output.
 
     GPU delegates and LiteRT.js need fixed sizes; LiteRT.js (2.5) returns
-    zeros for an output made by a trailing RESHAPE.
+    zeros for an output made by a trailing RESHAPE. Returns `output_ops`.
     """
     dynamic = dynamic_tensors(model_path)
     if dynamic:
         raise ExportError(f"{model_path}: tensors of dynamic size {dynamic[:5]}.")
-    reshaped = [name for name, op in output_ops(model_path).items() if op == "RESHAPE"]
+    made_by = output_ops(model_path)
+    reshaped = [name for name, op in made_by.items() if op == "RESHAPE"]
     if reshaped:
         raise ExportError(f"{model_path}: outputs {reshaped} are made by a RESHAPE.")
+    return made_by
 
 
 def run_tflite_generate(model_path, z):
@@ -485,8 +488,7 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
                     quantization=_QUANTIZATION[variant],
                 )
             else:
-                check_static_file(path)
-                entry["output_order"] = list(output_ops(path))
+                entry["output_order"] = list(check_static_file(path))
                 full_integer = _FULL_INTEGER.format(codes=_calibration_steps(batch) * batch)
                 entry.update(
                     layout="static",
