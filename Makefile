@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN_DIR ?= runs/fashion_mnist-default
 TRAIN_ARGS ?=
 
-.PHONY: install data train test lint format clean bench bench-quick bench-export bench-latent bench-latent-sweep bench-prior docs-mnist web web-deps bench-web bench-runtimes
+.PHONY: install data train test lint format clean bench bench-quick torch-venv bench-export bench-latent bench-latent-sweep bench-prior docs-mnist web web-deps bench-web bench-runtimes
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,17 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The PyTorch peer of `make bench`: its own virtualenv with a CPU build of torch
+# (benchmarks/requirements-torch.txt), never a dependency of keras_vae.
+TORCH_VENV ?= .venv-torch
+TORCH_STAMP := $(TORCH_VENV)/.installed
+$(TORCH_STAMP): benchmarks/requirements-torch.txt
+	test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-torch.txt
+	touch $(TORCH_STAMP)
+
+torch-venv: $(TORCH_STAMP)
 
 # The explorer page's npm packages (LiteRT.js; puppeteer-core for the browser
 # tests), pinned by package.json and package-lock.json.
@@ -61,7 +72,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache node_modules
+	rm -rf $(VENV) $(TORCH_VENV) runs .pytest_cache node_modules
 
 # Latency and size of the exported generator of $(RUN_DIR) (run `make train` first).
 bench-export: install
@@ -86,17 +97,18 @@ bench-latent: install data
 bench-latent-sweep: install data
 	$(PY) -m benchmarks.latent_sweep
 
-# Quality per second of wall clock on Fashion-MNIST: the presets mlp,
-# keras_example and default, 900 s of training each, and the official Keras
-# example's training written from scratch, 300 s (under 60 minutes on 2 CPU
-# cores); writes benchmarks/results/quality_per_second_full.json and
-# docs/learning_curves_full.png.
-bench: install data
-	$(PY) -m benchmarks.quality_per_second
+# Quality per second of wall clock on Fashion-MNIST, one model after another
+# in the same run: the presets mlp, keras_example and default and the PyTorch
+# peer (pytorch/examples' VAE, in $(TORCH_VENV)), 900 s of training each, and
+# the official Keras example's training written from scratch, 300 s (about 75
+# minutes on 2 CPU cores); writes benchmarks/results/quality_per_second_full.json
+# and docs/learning_curves_full.png.
+bench: install data torch-venv
+	$(PY) -m benchmarks.quality_per_second --torch-python $(TORCH_VENV)/bin/python
 
-# The same code on 5, 10 and 20 s budgets (under 5 minutes); writes runs/bench-quick/
-bench-quick: install data
-	$(PY) -m benchmarks.quality_per_second --quick
+# The same code on 5, 10 and 20 s budgets (about 5 minutes); writes runs/bench-quick/
+bench-quick: install data torch-venv
+	$(PY) -m benchmarks.quality_per_second --quick --torch-python $(TORCH_VENV)/bin/python
 
 # Sample quality of the fitted latent priors on Fashion-MNIST (make train's
 # run, trained first if missing) and on the real digits of $(MNIST_DIR): VAE,

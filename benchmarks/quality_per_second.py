@@ -46,6 +46,14 @@ from keras_vae.files import atomic_write_json
 
 PRESET_RUNS = ("mlp", "keras_example", "default")
 REFERENCE = "keras_io_reference"
+TORCH_REFERENCE = "pytorch_reference"
+PEERS = (REFERENCE, TORCH_REFERENCE)
+# The order of a full run: each preset next to the peer it is compared with.
+DEFAULT_ORDER = ("mlp", TORCH_REFERENCE, "keras_example", REFERENCE, "default")
+TORCH_PYTHON = os.path.join(".venv-torch", "bin", "python")
+# After this many complete epochs every model is also evaluated (the mlp target
+# compares -ELBO with the PyTorch peer after the same number of epochs).
+EPOCH_CHECKPOINTS = (5,)
 BATCH_SIZE = 128
 LEARNING_RATE = 1e-3
 # Where the issue's figures are read: the checkpoints reported in the table.
@@ -104,21 +112,24 @@ class Budget(keras.callbacks.Callback):
 
     Training time runs from `on_train_begin` (so the first epoch's tracing
     counts) and excludes the evaluations, which happen between two steps
-    once the time crosses a checkpoint. Records every complete epoch's
-    training seconds.
+    once the time crosses a checkpoint, and after each of `epoch_checkpoints`
+    complete epochs. Records every complete epoch's training seconds.
 
     Args:
         checkpoints: increasing training seconds.
         evaluate: `() -> dict` of figures, called at each checkpoint.
         steps_per_epoch: steps of a complete epoch.
+        epoch_checkpoints: numbers of complete epochs after which to evaluate.
     """
 
-    def __init__(self, checkpoints, evaluate, steps_per_epoch):
+    def __init__(self, checkpoints, evaluate, steps_per_epoch, epoch_checkpoints=()):
         super().__init__()
         self.checkpoints = tuple(sorted(checkpoints))
         self.evaluate = evaluate
         self.steps_per_epoch = steps_per_epoch
+        self.epoch_checkpoints = set(epoch_checkpoints)
         self.curve = []
+        self.after_epochs = []
         self.epoch_seconds = []
 
     def _elapsed(self):
@@ -149,8 +160,15 @@ class Budget(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._steps == self.steps_per_epoch:
-            self.epoch_seconds.append(self._elapsed() - self._epoch_start)
+        if self._steps != self.steps_per_epoch:
+            return
+        elapsed = self._elapsed()
+        self.epoch_seconds.append(elapsed - self._epoch_start)
+        if len(self.epoch_seconds) in self.epoch_checkpoints:
+            pause = time.perf_counter()
+            point = {"epochs": len(self.epoch_seconds), "seconds": elapsed}
+            self.after_epochs.append({**point, **self.evaluate()})
+            self._paused += time.perf_counter() - pause
 
 
 def elbo_evaluator(loss_terms, images, batch_size=1000, seed=0):
@@ -205,6 +223,7 @@ def run_preset(preset, train, test, settings, seed, verbose):
         settings["checkpoints"],
         elbo_evaluator(lambda x: model.loss_terms(x), test, seed=seed),
         steps,
+        EPOCH_CHECKPOINTS,
     )
     model.fit(
         dataset,
@@ -225,6 +244,7 @@ def run_preset(preset, train, test, settings, seed, verbose):
         "parameters": model.count_params() - 1,  # less the kl_weight variable
         "flops_per_image": forward_flops(model.encoder) + forward_flops(model.decoder),
         "curve": budget.curve,
+        "after_epochs": budget.after_epochs,
         "epoch_seconds": budget.epoch_seconds,
         **epoch_figures(budget.epoch_seconds, steps * BATCH_SIZE),
         **decode_latency(model.decoder, model.latent_dim),
@@ -239,6 +259,7 @@ def run_reference(train, test, settings, seed, verbose):
         settings["reference_checkpoints"],
         elbo_evaluator(model.loss_terms, test, seed=seed),
         steps,
+        EPOCH_CHECKPOINTS,
     )
     model.fit(train, epochs=10**6, batch_size=BATCH_SIZE, callbacks=[budget], verbose=verbose)
     return {
@@ -247,10 +268,35 @@ def run_reference(train, test, settings, seed, verbose):
         "parameters": model.encoder.count_params() + model.decoder.count_params(),
         "flops_per_image": forward_flops(model.encoder) + forward_flops(model.decoder),
         "curve": budget.curve,
+        "after_epochs": budget.after_epochs,
         "epoch_seconds": budget.epoch_seconds,
         **epoch_figures(budget.epoch_seconds, len(train)),
         **decode_latency(model.decoder, keras_io_reference.LATENT_DIM),
     }
+
+
+def run_torch_reference(train, test, settings, seed, torch_python, scratch):
+    """Runs `benchmarks/pytorch_reference.py` under `torch_python` on the same data."""
+    if not os.path.exists(torch_python):
+        sys.exit(
+            f"error: no PyTorch interpreter at {torch_python}. `make bench` creates the "
+            "virtualenv .venv-torch (benchmarks/requirements-torch.txt); or pass "
+            "--torch-python, or leave pytorch_reference out of --models."
+        )
+    data = os.path.join(scratch, "data")
+    os.makedirs(data, exist_ok=True)
+    np.save(os.path.join(data, "train.npy"), train)
+    np.save(os.path.join(data, "test.npy"), test)
+    out = os.path.join(scratch, f"{TORCH_REFERENCE}.json")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pytorch_reference.py")
+    command = [torch_python, script, "--data", data, "--out", out, "--seed", str(seed)]
+    command += ["--checkpoints", *map(str, settings["checkpoints"])]
+    command += ["--epoch-checkpoints", *map(str, EPOCH_CHECKPOINTS)]
+    command += ["--iw-k", str(settings["iw_k"]), "--iw-images", str(settings["iw_images"])]
+    subprocess.run(command, check=True)
+    with open(out) as f:
+        result = json.load(f)
+    return {**result, **epoch_figures(result["epoch_seconds"], result["images_per_epoch"])}
 
 
 def at_checkpoint(result, checkpoint):
@@ -260,13 +306,21 @@ def at_checkpoint(result, checkpoint):
     return None
 
 
+def after_epochs(result, epochs):
+    for point in result.get("after_epochs", []):
+        if point["epochs"] == epochs:
+            return point
+    return None
+
+
 def markdown(results, checkpoints, floor):
     reported = [c for c in checkpoints if c in REPORTED] or list(checkpoints)
     last = checkpoints[-1]
+    epochs = EPOCH_CHECKPOINTS[0]
     header = (
         ["model"]
         + [f"-ELBO @ {c} s" for c in reported]
-        + [f"IW-NLL @ {last} s", f"distance to floor @ {last} s"]
+        + [f"IW-NLL @ {last} s", f"distance to floor @ {last} s", f"-ELBO after {epochs} epochs"]
         + ["epochs", "img/s", "slowest / median epoch", "MFLOP/img", "GFLOP/s"]
         + ["decode b1 ms", "decode b64 ms"]
     )
@@ -281,6 +335,8 @@ def markdown(results, checkpoints, floor):
         row.append(f"{iw_nll:.2f}" if iw_nll is not None else "")
         best = iw_nll if iw_nll is not None else (final["neg_elbo"] if final else None)
         row.append(f"{best - floor:.2f}" if best is not None else "")
+        point = after_epochs(result, epochs)
+        row.append(f"{point['neg_elbo']:.2f}" if point else "")
         speed = result.get("images_per_second")
         row += [
             str(result["epochs"]),
@@ -295,14 +351,51 @@ def markdown(results, checkpoints, floor):
     return "\n".join(lines)
 
 
-def speed_ratio(results):
+def comparisons(results, checkpoints):
+    """The issue's same-run comparisons: speed ratios and -ELBO differences (nats).
+
+    `speed` entries are ours / peer training images per second; `neg_elbo`
+    entries are ours - peer (negative: ours is lower, i.e. better); the
+    `default` preset is compared with the best peer at each reported checkpoint
+    that peer reached.
+    """
     by_name = {r["model"]: r for r in results}
-    ours, reference = by_name.get("keras_example"), by_name.get(REFERENCE)
-    if not ours or not reference:
-        return None
-    if not ours.get("images_per_second") or not reference.get("images_per_second"):
-        return None
-    return ours["images_per_second"] / reference["images_per_second"]
+    figures = {}
+
+    def speed(ours, peer):
+        a, b = by_name.get(ours), by_name.get(peer)
+        if a and b and a.get("images_per_second") and b.get("images_per_second"):
+            figures[f"{ours}_over_{peer}_images_per_second"] = (
+                a["images_per_second"] / b["images_per_second"]
+            )
+
+    speed("mlp", TORCH_REFERENCE)
+    speed("keras_example", REFERENCE)
+    epochs = EPOCH_CHECKPOINTS[0]
+    if "mlp" in by_name and TORCH_REFERENCE in by_name:
+        ours, peer = (
+            after_epochs(by_name["mlp"], epochs),
+            after_epochs(by_name[TORCH_REFERENCE], epochs),
+        )
+        if ours and peer:
+            figures[f"mlp_minus_{TORCH_REFERENCE}_neg_elbo_after_{epochs}_epochs"] = (
+                ours["neg_elbo"] - peer["neg_elbo"]
+            )
+    if "default" in by_name:
+        for checkpoint in [c for c in checkpoints if c in REPORTED] or list(checkpoints):
+            ours = at_checkpoint(by_name["default"], checkpoint)
+            peers = {
+                name: at_checkpoint(by_name[name], checkpoint)["neg_elbo"]
+                for name in PEERS
+                if name in by_name and at_checkpoint(by_name[name], checkpoint)
+            }
+            if ours and peers:
+                best = min(peers, key=peers.get)
+                figures[f"default_minus_best_peer_neg_elbo_at_{checkpoint}_s"] = {
+                    "peer": best,
+                    "nats": ours["neg_elbo"] - peers[best],
+                }
+    return figures
 
 
 def plot_curves(results, path, floor=None):
@@ -337,8 +430,13 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="small budgets (make bench-quick)")
     parser.add_argument(
         "--models",
-        default=",".join(PRESET_RUNS[:2] + (REFERENCE,) + PRESET_RUNS[2:]),
-        help="comma-separated, run in this order: presets and/or keras_io_reference",
+        default=",".join(DEFAULT_ORDER),
+        help="comma-separated, run in this order: presets, keras_io_reference, pytorch_reference",
+    )
+    parser.add_argument(
+        "--torch-python",
+        default=TORCH_PYTHON,
+        help="the Python of a virtualenv with torch, for pytorch_reference (default: %(default)s)",
     )
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX directory")
     parser.add_argument("--seed", type=int, default=0)
@@ -367,7 +465,7 @@ def run_one(name, args, settings):
 
 
 def run_isolated(name, argv, result_path):
-    """Runs `run_one` in a fresh Python process.
+    """Runs `run_one` in a fresh Python process (the PyTorch peer runs in its own venv).
 
     One process per model: in a shared process the previous `fit`'s
     iterator teardown stalled the next model's first steps for tens of
@@ -387,10 +485,11 @@ def main(argv=None):
         atomic_write_json(args.out, run_one(args.run_one, args, settings))
         return
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in PRESET_RUNS + (REFERENCE,)]
+    unknown = [m for m in models if m not in PRESET_RUNS + PEERS]
     if unknown:
-        sys.exit(f"error: unknown model(s) {unknown}; choose from {PRESET_RUNS + (REFERENCE,)}")
+        sys.exit(f"error: unknown model(s) {unknown}; choose from {PRESET_RUNS + PEERS}")
     started = time.perf_counter()
+    train, _ = datasets.load("fashion_mnist", "train", args.data_dir)
     test, _ = datasets.load("fashion_mnist", "test", args.data_dir)
     floor = pixel_entropy_floor(test)
     child_argv = ["--seed", str(args.seed), "--verbose", str(args.verbose)]
@@ -400,18 +499,23 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as scratch:
         for name in models:
             print(f"== {name}", flush=True)
-            result = run_isolated(name, child_argv, os.path.join(scratch, f"{name}.json"))
+            if name == TORCH_REFERENCE:
+                result = run_torch_reference(
+                    train, test, settings, args.seed, args.torch_python, scratch
+                )
+            else:
+                result = run_isolated(name, child_argv, os.path.join(scratch, f"{name}.json"))
             results.append(result)
             print(json.dumps(result["curve"][-1]), flush=True)
     table = markdown(results, settings["checkpoints"], floor)
-    ratio = speed_ratio(results)
+    compared = comparisons(results, settings["checkpoints"])
     report = {
         "command": "python -m benchmarks.quality_per_second" + (" --quick" if args.quick else ""),
         "machine": machine_facts(),
         "settings": settings,
         "batch_size": BATCH_SIZE,
         "floor_nats": floor,
-        "keras_example_over_reference_images_per_second": ratio,
+        "comparisons": compared,
         "total_seconds": time.perf_counter() - started,
         "results": results,
     }
@@ -421,8 +525,8 @@ def main(argv=None):
     plot_curves(results, args.plot, floor)
     print(table)
     print(f"\nFloor ({FLOOR_NOTE}): {floor:.2f} nats")
-    if ratio is not None:
-        print(f"keras_example preset / {REFERENCE} images per second: {ratio:.2f}x")
+    for name, value in compared.items():
+        print(f"{name}: {json.dumps(value)}")
     print(f"Total {report['total_seconds']:.0f} s; wrote {args.out} and {args.plot}")
 
 
