@@ -3,9 +3,10 @@
 The public classes load on first use (`keras_vae.VAE`, `from keras_vae import
 VAE`), so `import keras_vae.config` and the command-line tools' `--help` do not
 load TensorFlow. Loading a class registers the serializable ones (`VAE`,
-`Autoencoder`, `Sampling`) with Keras, so `keras.models.load_model` finds
-them; when Keras is already imported, importing keras_vae registers them at
-once (it costs nothing more then).
+`Autoencoder`, `Sampling`, and `FusedAdam`, the optimizer that train.py
+saves in model.keras) with Keras, so `keras.models.load_model` finds them;
+when Keras is already imported, importing keras_vae registers them at once
+(it costs nothing more then).
 """
 
 import importlib
@@ -18,14 +19,15 @@ _PUBLIC = {
     "Autoencoder": "keras_vae.autoencoder",
     "Sampling": "keras_vae.layers",
     "KLWarmup": "keras_vae.callbacks",
+    "FusedAdam": "keras_vae.optimizers",
 }
 
-__all__ = ["Autoencoder", "KLWarmup", "Sampling", "VAE", "__version__"]
+__all__ = ["Autoencoder", "FusedAdam", "KLWarmup", "Sampling", "VAE", "__version__"]
 
 
 def register_serializable_classes():
     """Imports the modules of every serializable class, which registers them with Keras."""
-    for name in ("VAE", "Autoencoder", "Sampling"):
+    for name in ("VAE", "Autoencoder", "Sampling", "FusedAdam"):
         importlib.import_module(_PUBLIC[name])
 
 

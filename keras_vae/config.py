@@ -79,6 +79,13 @@ class TrainingConfig:
         128, "Batch size (global, over all replicas).", parse=int, minimum="positive"
     )
     learning_rate: float = option(1e-3, "Adam learning rate.", parse=float, minimum="positive")
+    steps_per_execution: int = option(
+        16,
+        "Training steps per call of the compiled step, at most (rounded down to a divisor of "
+        "the steps per epoch, so epochs keep their length); fewer Python round trips per step.",
+        parse=int,
+        minimum="positive",
+    )
     seed: int = option(0, "Random seed of the split, the shuffles and the model.", parse=int)
     validation_size: int = option(
         5000,

@@ -39,3 +39,38 @@ def make_dataset(
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def training_dataset(images, batch_size=128, seed=None):
+    """`(dataset, steps_per_epoch)` for `fit`: shuffled every pass, repeated, full batches.
+
+    The one-iterator way to train on in-memory images: pass both to `fit`,
+    `fit(dataset, steps_per_epoch=steps_per_epoch, ...)`. Every epoch then
+    sees `steps_per_epoch * batch_size` images in a new order, and no
+    iterator is torn down between epochs (see `make_dataset`'s `repeat`).
+
+    Args:
+        images: float32 `[N, H, W, C]` in [0, 1], N >= 1.
+        batch_size: images per step; batches larger than N are cut to N.
+        seed: seeds the shuffles.
+    """
+    if len(images):
+        batch_size = min(batch_size, len(images))
+    dataset = make_dataset(
+        images, batch_size=batch_size, shuffle=True, seed=seed, repeat=True, drop_remainder=True
+    )
+    return dataset, len(images) // batch_size
+
+
+def execution_steps(steps_per_epoch, at_most):
+    """The largest divisor of `steps_per_epoch` that is <= `at_most` (and >= 1).
+
+    For `compile(steps_per_execution=...)`: Keras runs whole executions, so
+    with a `steps_per_execution` that does not divide `steps_per_epoch` an
+    epoch silently grows to the next multiple (16 with 37 steps: 48 steps).
+    """
+    if steps_per_epoch < 1 or at_most < 1:
+        raise ValueError(
+            f"steps_per_epoch and at_most must be >= 1; got {steps_per_epoch} and {at_most}."
+        )
+    return max(d for d in range(1, min(at_most, steps_per_epoch) + 1) if steps_per_epoch % d == 0)

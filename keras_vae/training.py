@@ -31,6 +31,7 @@ from keras_vae.callbacks import (
 )
 from keras_vae.files import atomic_write, atomic_write_json
 from keras_vae.model import VAE
+from keras_vae.optimizers import FusedAdam
 
 # Test images shown in the TensorBoard image grids and the Projector.
 TENSORBOARD_IMAGES = 1000
@@ -83,11 +84,25 @@ def dtype_policy(mixed_precision):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def build_model(config, strategy, image_shape):
-    """The configured VAE, compiled with Adam, built under `strategy`'s scope."""
+def steps_per_epoch(config, train_size):
+    """Full batches of the training split per epoch."""
+    return train_size // min(config.batch_size, train_size)
+
+
+def build_model(config, strategy, image_shape, train_size=None):
+    """The configured VAE, compiled with `FusedAdam`, built under `strategy`'s scope.
+
+    With `train_size` (training images) it runs up to the config's
+    `steps_per_execution` steps per call, a divisor of the steps per epoch.
+    """
+    execution = 1
+    if train_size:
+        execution = pipeline.execution_steps(
+            steps_per_epoch(config, train_size), config.steps_per_execution
+        )
     with strategy.scope():
         model = VAE(**config.model_kwargs(image_shape))
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+        model.compile(optimizer=FusedAdam(config.learning_rate), steps_per_execution=execution)
     return model
 
 
@@ -147,15 +162,7 @@ def fit(config, model, splits, out_dir, verbose):
     """
     train_images, validation_images, test_images, test_labels = splits
     batch_size = min(config.batch_size, len(train_images))
-    steps_per_epoch = len(train_images) // batch_size
-    train_data = pipeline.make_dataset(
-        train_images,
-        batch_size=batch_size,
-        shuffle=True,
-        seed=config.seed,
-        repeat=True,
-        drop_remainder=True,
-    )
+    train_data, steps = pipeline.training_dataset(train_images, batch_size, seed=config.seed)
     validation = {}
     if validation_images is not None:
         validation = {
@@ -171,7 +178,7 @@ def fit(config, model, splits, out_dir, verbose):
     model.fit(
         train_data,
         epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=steps,
         callbacks=callbacks,
         shuffle=False,
         verbose=verbose,
@@ -314,7 +321,7 @@ def train_and_evaluate(config, directory, verbose="auto"):
         splits = load_splits(config)
         if not done:
             with dtype_policy(config.mixed_precision):
-                model = build_model(config, strategy, splits[0].shape[1:])
+                model = build_model(config, strategy, splits[0].shape[1:], len(splits[0]))
         if chief:
             atomic_write_json(os.path.join(directory, run_dir.CONFIG_FILE), config.to_dict())
         if done:

@@ -79,6 +79,22 @@ def test_budget_stops_training_and_excludes_evaluation_time():
     assert len(history.history["loss"]) < 10**6
 
 
+def test_budget_evaluates_after_the_epoch_checkpoints():
+    model = VAE(preset="mlp", latent_dim=2, encoder_units=(8,), decoder_units=(8,), seed=0)
+    model.compile(optimizer="adam")
+    images = np.random.default_rng(0).uniform(size=(64, 28, 28, 1)).astype("float32")
+    budget = bench.Budget(
+        (600,), lambda: {"neg_elbo": 1.0}, steps_per_epoch=4, epoch_checkpoints=(2,)
+    )
+    model.fit(images, epochs=3, batch_size=16, callbacks=[budget], verbose=0)
+    assert len(budget.epoch_seconds) == 3
+    assert [p["epochs"] for p in budget.after_epochs] == [2]
+    assert budget.after_epochs[0]["seconds"] == pytest.approx(
+        sum(budget.epoch_seconds[:2]), abs=0.05
+    )
+    assert budget.curve == []
+
+
 def test_epoch_figures_use_epochs_two_onwards():
     figures = bench.epoch_figures([10.0, 2.0, 2.0, 3.0], images_per_epoch=100)
     assert figures["epochs"] == 4
@@ -110,11 +126,12 @@ def test_plot_curves_writes_a_png(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
 
 
-def test_markdown_table_and_ratio():
-    def result(name, speed):
+def test_markdown_table_and_same_run_comparisons():
+    def result(name, speed, at_60, after_5=None):
         return {
             "model": name,
-            "curve": [{"checkpoint": 60, "seconds": 60.0, "neg_elbo": 250.0, "iw_nll": 245.0}],
+            "curve": [{"checkpoint": 60, "seconds": 60.0, "neg_elbo": at_60, "iw_nll": 245.0}],
+            "after_epochs": [{"epochs": 5, "neg_elbo": after_5}] if after_5 else [],
             "epochs": 3,
             "images_per_second": speed,
             "slowest_over_median": 1.05,
@@ -123,10 +140,26 @@ def test_markdown_table_and_ratio():
             "decode_ms_batch_64": 4.0,
         }
 
-    results = [result("keras_example", 3000.0), result(bench.REFERENCE, 2000.0)]
+    results = [
+        result("mlp", 3000.0, 251.0, after_5=260.5),
+        result(bench.TORCH_REFERENCE, 2000.0, 252.0, after_5=260.0),
+        result("keras_example", 900.0, 330.0),
+        result(bench.REFERENCE, 1000.0, 320.0),
+        result("default", 1500.0, 250.0),
+    ]
     table = bench.markdown(results, (10, 60), floor=190.0)
-    assert "| `keras_example` | 250.00 | 245.00 | 55.00 | 3 | 3,000 | 1.05 | 2.00 | 18.0 |" in table
-    assert bench.speed_ratio(results) == pytest.approx(1.5)
+    assert "| `mlp` | 251.00 | 245.00 | 55.00 | 260.50 | 3 | 3,000 | 1.05 | 2.00 | 18.0 |" in table
+    assert "| `keras_example` | 330.00 | 245.00 | 55.00 |  | 3 | 900 |" in table
+    compared = bench.comparisons(results, (10, 60))
+    assert compared["mlp_over_pytorch_reference_images_per_second"] == pytest.approx(1.5)
+    assert compared["keras_example_over_keras_io_reference_images_per_second"] == pytest.approx(0.9)
+    assert compared["mlp_minus_pytorch_reference_neg_elbo_after_5_epochs"] == pytest.approx(0.5)
+    # The best peer at 60 s is the PyTorch reference (252 < 320); no peer reached 10 s.
+    assert compared["default_minus_best_peer_neg_elbo_at_60_s"] == {
+        "peer": bench.TORCH_REFERENCE,
+        "nats": pytest.approx(-2.0),
+    }
+    assert "default_minus_best_peer_neg_elbo_at_10_s" not in compared
 
 
 def test_command_line_spells_out_every_argument_and_machine_facts_name_the_versions():
