@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN_DIR ?= runs/fashion_mnist-default
 TRAIN_ARGS ?=
 
-.PHONY: install data train test lint format clean bench bench-quick torch-venv bench-export bench-latent bench-latent-sweep bench-prior docs-mnist web web-deps bench-web bench-runtimes
+.PHONY: install data train test lint format clean bench bench-quick bench-precision bench-evenness torch-venv bench-export bench-latent bench-latent-sweep bench-prior docs-mnist web web-deps bench-web bench-runtimes
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,8 +59,8 @@ train: install data
 	$(PY) train.py --run-dir $(RUN_DIR) $(TRAIN_ARGS)
 
 # One test process per CPU core (pytest-xdist). The browser tests also need
-# Debian's chromium (.ci/run installs it).
-test: install web-deps
+# Debian's chromium (.ci/run installs it); the PyTorch peer's tests, $(TORCH_VENV).
+test: install web-deps torch-venv
 	$(PY) -m pytest -n auto tests
 
 lint: install
@@ -105,6 +105,17 @@ bench-latent-sweep: install data
 # and docs/learning_curves_full.png.
 bench: install data torch-venv
 	$(PY) -m benchmarks.quality_per_second --torch-python $(TORCH_VENV)/bin/python
+
+# float32 against mixed bfloat16 (train.py --mixed-precision) for mlp, default
+# and conv, 5 epochs each (about 10 minutes); writes benchmarks/results/precision.json.
+bench-precision: install data
+	$(PY) -m benchmarks.precision
+
+# Epoch wall times of train.py against a bare fit of the same model and data,
+# and of README's two Python paths, 8 epochs of `default` each (about 6
+# minutes); writes benchmarks/results/epoch_evenness.json.
+bench-evenness: install data
+	$(PY) -m benchmarks.epoch_evenness
 
 # The same code on 5, 10 and 20 s budgets (about 5 minutes); writes runs/bench-quick/
 bench-quick: install data torch-venv

@@ -82,8 +82,17 @@ def loss_terms(model, x):
 
 
 def evaluate(model, test, seed, batch_size=1000):
-    """`{"neg_elbo", "reconstruction", "kl"}` means over the test images."""
-    torch.manual_seed(seed)
+    """`{"neg_elbo", "reconstruction", "kl"}` means over the test images.
+
+    Seeded for the same eps at every evaluation, inside `fork_rng`, so the
+    training's random stream goes on as if no evaluation had happened.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return _evaluate(model, test, batch_size)
+
+
+def _evaluate(model, test, batch_size):
     model.eval()
     reconstructions, kls = [], []
     with torch.no_grad():
@@ -99,7 +108,7 @@ def evaluate(model, test, seed, batch_size=1000):
 
 def importance_weighted_nll(model, images, k, seed, samples_per_pass=100):
     """-log (1/k) sum p(x|z) p(z) / q(z|x), z ~ q(z|x), nats per image (mean)."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # after training: nothing else draws from the stream
     half_log_2pi = 0.5 * math.log(2 * math.pi)
     totals = []
     with torch.no_grad():

@@ -1,14 +1,20 @@
 """Quality per second of wall clock: keras_vae's presets against a reference.
 
-    python -m benchmarks.quality_per_second            (make bench, under 60 min)
-    python -m benchmarks.quality_per_second --quick    (make bench-quick, under 5 min)
+    python -m benchmarks.quality_per_second            (make bench, about 75 min)
+    python -m benchmarks.quality_per_second --quick    (make bench-quick, about 3 min)
 
 On Fashion-MNIST (all 60,000 training images, the 10,000 test images),
 one after another on the same machine: each of the presets `mlp`,
-`keras_example` and `default`, trained through keras_vae's fit path (a
-`tf.data` pipeline with `repeat()` + `steps_per_epoch`, batch 128, Adam
-1e-3), and the official Keras example's training written from scratch
-(`benchmarks.keras_io_reference`: plain `fit` on a numpy array).
+`keras_example` and `default`, trained through train.py's fit path (a
+`tf.data` pipeline with `repeat()` + `steps_per_epoch`, FusedAdam,
+steps_per_execution, batch 128, Adam 1e-3), and two peers: the official
+Keras example's training written from scratch
+(`benchmarks.keras_io_reference`: plain `fit` on a numpy array) and the
+pytorch/examples VAE (`benchmarks/pytorch_reference.py`, eager PyTorch, run
+with --torch-python, a virtualenv with torch that `make bench` creates). Every
+model is also evaluated after 5 complete epochs, and `comparisons` gives the
+same-run ratios (mlp / PyTorch images/s and -ELBO after 5 epochs, default
+against the best peer at each budget).
 
 Each model trains against a wall-clock budget. When the training time
 (evaluation excluded) crosses a checkpoint, training pauses for a test
@@ -279,14 +285,18 @@ def run_reference(train, test, settings, seed, verbose):
     }
 
 
-def run_torch_reference(train, test, settings, seed, torch_python, scratch):
-    """Runs `benchmarks/pytorch_reference.py` under `torch_python` on the same data."""
+def check_torch_python(torch_python):
+    """Exits with what to do when `torch_python` is missing (before any model trains)."""
     if not os.path.exists(torch_python):
         sys.exit(
             f"error: no PyTorch interpreter at {torch_python}. `make bench` creates the "
             "virtualenv .venv-torch (benchmarks/requirements-torch.txt); or pass "
             "--torch-python, or leave pytorch_reference out of --models."
         )
+
+
+def run_torch_reference(train, test, settings, seed, torch_python, scratch):
+    """Runs `benchmarks/pytorch_reference.py` under `torch_python` on the same data."""
     data = os.path.join(scratch, "data")
     os.makedirs(data, exist_ok=True)
     np.save(os.path.join(data, "train.npy"), train)
@@ -492,6 +502,8 @@ def main(argv=None):
     unknown = [m for m in models if m not in PRESET_RUNS + PEERS]
     if unknown:
         sys.exit(f"error: unknown model(s) {unknown}; choose from {PRESET_RUNS + PEERS}")
+    if TORCH_REFERENCE in models:
+        check_torch_python(args.torch_python)
     started = time.perf_counter()
     train, _ = datasets.load("fashion_mnist", "train", args.data_dir)
     test, _ = datasets.load("fashion_mnist", "test", args.data_dir)

@@ -1,19 +1,28 @@
-"""Where a training step's time goes, for a preset and for the keras.io reference.
+"""Where a training step's time goes: presets against the keras.io reference.
 
-    python -m benchmarks.step_profile --models keras_example,keras_io_reference
+    python -m benchmarks.step_profile --models mlp,default,keras_example,keras_io_reference
 
 For each model, at batch 128 on real Fashion-MNIST batches, the median
-milliseconds of:
-  fit        one step of `fit` on a `tf.data` pipeline (repeat() +
-             steps_per_epoch; the reference: `fit` on a numpy array),
-             measured per epoch and divided by the steps;
-  train_step the model's own compiled `train_step` on a batch already in
-             memory (no input pipeline, no Keras loop);
-  gradients  forward pass and backward pass, no optimizer update;
-  forward    the loss alone.
+milliseconds per step of:
+  fit           `fit` as train.py runs it (keras_vae's repeated pipeline,
+                FusedAdam, steps_per_execution up to 16); the reference: `fit`
+                on a numpy array, as published; measured per epoch / steps;
+  fit_plain     keras_vae's pipeline with Keras's own Adam and one step per
+                execution (what train.py did before FusedAdam and
+                steps_per_execution; presets only);
+  train_step    the model's compiled `train_step` on a batch in memory (no
+                input pipeline, no Keras loop), FusedAdam;
+  gradients     forward and backward pass, no optimizer update;
+  forward       the loss alone;
+  matmuls       only the Dense layers' matrix products of one step (forward,
+                and the two products per layer of the backward pass) on
+                constants of the step's shapes: the floor the rest sits on;
+  adam / fused_adam  one optimizer update of all the model's variables with
+                Keras's Adam / `keras_vae.optimizers.FusedAdam`.
 The differences tell the input pipeline and Keras loop (fit - train_step),
-the optimizer and metrics (train_step - gradients) and the backward pass
-(gradients - forward) apart. Prints a Markdown table; writes JSON to --out.
+the optimizer and metrics (train_step - gradients), the backward pass
+(gradients - forward) and the element-wise work (gradients - matmuls) apart.
+Prints a Markdown table; writes JSON to --out.
 """
 
 import argparse
@@ -24,39 +33,89 @@ import keras
 import tensorflow as tf
 
 from benchmarks import keras_io_reference
-from benchmarks.common import machine_facts
-from benchmarks.export_latency import median_ms
+from benchmarks.common import machine_facts, median_ms
 from benchmarks.quality_per_second import BATCH_SIZE, REFERENCE
 from keras_vae import VAE, datasets, pipeline
 from keras_vae.callbacks import EpochTimer
+from keras_vae.config import TrainingConfig
 from keras_vae.files import atomic_write_json
+from keras_vae.optimizers import FusedAdam
+
+COLUMNS = (
+    "fit",
+    "fit_plain",
+    "train_step",
+    "gradients",
+    "forward",
+    "matmuls",
+    "adam",
+    "fused_adam",
+)
 
 
-def _build(name):
-    if name == REFERENCE:
-        model = keras_io_reference.build()
-        loss = lambda x: sum(tf.reduce_mean(t) for t in model.loss_terms(x))  # noqa: E731
-        return model, loss
+def _preset(name, optimizer, execution=1):
+    keras.utils.set_random_seed(0)
     model = VAE(preset=name, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    loss = lambda x: sum(tf.reduce_mean(t) for t in model.loss_terms(x, training=True))  # noqa: E731
-    return model, loss
+    model.compile(optimizer=optimizer, steps_per_execution=execution)
+    return model
+
+
+def _fit_ms(model, train, epochs):
+    timer = EpochTimer()
+    dataset, steps = pipeline.training_dataset(train, BATCH_SIZE, seed=0)
+    model.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=[timer], verbose=0)
+    return 1000 * statistics.median(timer.seconds[1:]) / steps
+
+
+def _matmuls_ms(model):
+    """The step's Dense matrix products alone: x @ W, dy @ W^T and x^T @ dy per layer."""
+    kernels = [w for w in model.trainable_weights if len(w.shape) == 2]
+    if not kernels:
+        return None
+    pairs = [
+        (tf.ones((BATCH_SIZE, w.shape[0])), tf.ones((BATCH_SIZE, w.shape[1])), w.value)
+        for w in kernels
+    ]
+
+    @tf.function
+    def products():
+        out = []
+        for x, dy, w in pairs:
+            out += [x @ w, tf.matmul(dy, w, transpose_b=True), tf.matmul(x, dy, transpose_a=True)]
+        return out
+
+    return median_ms(products, calls=200)
+
+
+def _apply_ms(optimizer, variables):
+    optimizer.build(variables)
+    gradients = [tf.fill(v.shape, 1e-3) for v in variables]
+    apply = tf.function(lambda: optimizer.apply_gradients(zip(gradients, variables, strict=True)))
+    return median_ms(apply, calls=200)
 
 
 def profile(name, train, epochs):
-    keras.utils.set_random_seed(0)
-    model, loss = _build(name)
-    timer = EpochTimer()
+    batch = tf.constant(train[:BATCH_SIZE])
+    row = {"model": name}
     if name == REFERENCE:
-        steps = math.ceil(len(train) / BATCH_SIZE)
+        keras.utils.set_random_seed(0)
+        model = keras_io_reference.build()
+        timer = EpochTimer()
         model.fit(train, epochs=epochs, batch_size=BATCH_SIZE, callbacks=[timer], verbose=0)
+        row["fit"] = (
+            1000 * statistics.median(timer.seconds[1:]) / math.ceil(len(train) / BATCH_SIZE)
+        )
+        loss = lambda x: sum(tf.reduce_mean(t) for t in model.loss_terms(x))  # noqa: E731
     else:
         steps = len(train) // BATCH_SIZE
-        dataset = pipeline.make_dataset(
-            train, batch_size=BATCH_SIZE, shuffle=True, seed=0, repeat=True, drop_remainder=True
+        execution = pipeline.execution_steps(steps, TrainingConfig().steps_per_execution)
+        row["steps_per_execution"] = execution
+        row["fit"] = _fit_ms(_preset(name, FusedAdam(1e-3), execution), train, epochs)
+        row["fit_plain"] = _fit_ms(_preset(name, keras.optimizers.Adam(1e-3)), train, epochs)
+        model = _preset(name, FusedAdam(1e-3))
+        loss = lambda x: sum(  # noqa: E731
+            tf.reduce_mean(t) for t in model.loss_terms(x, training=True)
         )
-        model.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=[timer], verbose=0)
-    batch = tf.constant(train[:BATCH_SIZE])
     train_step = tf.function(model.train_step)
 
     @tf.function
@@ -66,18 +125,19 @@ def profile(name, train, epochs):
         return tape.gradient(value, model.trainable_weights)
 
     forward = tf.function(loss)
-    return {
-        "model": name,
-        "fit": 1000 * statistics.median(timer.seconds[1:]) / steps,
-        "train_step": median_ms(lambda: train_step(batch), calls=200),
-        "gradients": median_ms(lambda: gradients(batch), calls=200),
-        "forward": median_ms(lambda: forward(batch), calls=200),
-    }
+    row["train_step"] = median_ms(lambda: train_step(batch), calls=200)
+    row["gradients"] = median_ms(lambda: gradients(batch), calls=200)
+    row["forward"] = median_ms(lambda: forward(batch), calls=200)
+    row["matmuls"] = _matmuls_ms(model) if name != REFERENCE else None
+    variables = model.trainable_weights
+    row["adam"] = _apply_ms(keras.optimizers.Adam(1e-3), variables)
+    row["fused_adam"] = _apply_ms(FusedAdam(1e-3), variables)
+    return row
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=f"keras_example,{REFERENCE}")
+    parser.add_argument("--models", default=f"mlp,default,keras_example,{REFERENCE}")
     parser.add_argument("--epochs", type=int, default=4, help="fit epochs; the first is dropped")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="benchmarks/results/step_profile.json")
@@ -85,15 +145,20 @@ def main(argv=None):
     train, _ = datasets.load("fashion_mnist", "train", args.data_dir)
     rows = [profile(name.strip(), train, args.epochs) for name in args.models.split(",")]
     atomic_write_json(
-        args.out, {"machine": machine_facts(), "batch_size": BATCH_SIZE, "rows": rows}
+        args.out,
+        {
+            "command": f"python -m benchmarks.step_profile --models {args.models} "
+            f"--epochs {args.epochs}",
+            "machine": machine_facts(),
+            "batch_size": BATCH_SIZE,
+            "rows": rows,
+        },
     )
-    print("| model | fit step (ms) | train_step (ms) | gradients (ms) | forward (ms) |")
-    print("|---|---|---|---|---|")
+    print("| model | " + " | ".join(f"{c} (ms)" for c in COLUMNS) + " |")
+    print("|---|" + "---|" * len(COLUMNS))
     for row in rows:
-        print(
-            f"| `{row['model']}` | {row['fit']:.2f} | {row['train_step']:.2f} "
-            f"| {row['gradients']:.2f} | {row['forward']:.2f} |"
-        )
+        cells = [f"{row[c]:.2f}" if row.get(c) is not None else "" for c in COLUMNS]
+        print(f"| `{row['model']}` | " + " | ".join(cells) + " |")
     print(f"wrote {args.out}")
 
 

@@ -92,17 +92,32 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Records each epoch's training wall time (validation included) in seconds."""
+    """Records each epoch's wall time in seconds, two ways.
+
+    `seconds`: from the epoch's start to its end, the training steps and the
+    validation. `wall_seconds`: from the epoch's start to the next one's (the
+    last: to the end of `fit`), so also everything the callbacks do between
+    epochs (checkpoints, TensorBoard images, backups).
+    """
 
     def __init__(self):
         super().__init__()
         self.seconds = []
+        self.wall_seconds = []
+        self._start = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        now = time.perf_counter()
+        if self._start is not None and len(self.wall_seconds) < len(self.seconds):
+            self.wall_seconds.append(now - self._start)
+        self._start = now
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+    def on_train_end(self, logs=None):
+        if self._start is not None and len(self.wall_seconds) < len(self.seconds):
+            self.wall_seconds.append(time.perf_counter() - self._start)
 
 
 class TrainingComplete(keras.callbacks.Callback):
@@ -118,9 +133,10 @@ class TrainingComplete(keras.callbacks.Callback):
     Args:
         path: the JSON file to write: `train_seconds` (this `fit` call's wall
             time), `optimizer_iterations`, `epochs` (finished) and, with `timer`,
-            `train_images_per_second` (steps x batch size over the median epoch).
+            `train_images_per_second` (steps x batch size over the median epoch)
+            and `epoch_wall_seconds` (each epoch of this call, start to start).
         checkpoint: the model file that must exist for training to count as done.
-        timer: the run's `EpochTimer`, or None.
+        timer: the run's `EpochTimer` (earlier in the callback list), or None.
         batch_size: images per step.
     """
 
@@ -151,6 +167,8 @@ class TrainingComplete(keras.callbacks.Callback):
             facts["train_images_per_second"] = images_per_epoch / float(
                 np.median(self.timer.seconds)
             )
+            # Complete: the timer comes earlier in the list, so its on_train_end ran.
+            facts["epoch_wall_seconds"] = list(self.timer.wall_seconds)
         atomic_write_json(self.path, facts)
 
 

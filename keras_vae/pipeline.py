@@ -21,11 +21,12 @@ def make_dataset(
         labels: optional `[N]`; the dataset then yields `(images, labels)`.
         batch_size: images per batch.
         shuffle: reshuffle every pass, seeded by `seed`.
-        repeat: repeat forever. Training with `repeat=True` and
-            `steps_per_epoch` keeps one iterator alive for the whole of `fit`,
-            which avoids multi-second stalls while Keras tears down the
-            previous epoch's iterator.
-        drop_remainder: drop the last partial batch (static batch shape).
+        repeat: repeat the batches forever, each pass in a new order when
+            shuffled; a pass never shares a batch with the next. Training with
+            `repeat=True` and `steps_per_epoch` keeps one iterator alive for the
+            whole of `fit`, which avoids multi-second stalls while Keras tears
+            down the previous epoch's iterator.
+        drop_remainder: drop each pass's last partial batch (static batch shape).
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive; got {batch_size}.")
@@ -35,9 +36,9 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(elements).cache()
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if repeat:
         dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -60,6 +61,28 @@ def training_dataset(images, batch_size=128, seed=None):
         images, batch_size=batch_size, shuffle=True, seed=seed, repeat=True, drop_remainder=True
     )
     return dataset, len(images) // batch_size
+
+
+def fit_arguments(images, validation_images=None, batch_size=128, seed=None):
+    """Keyword arguments for `fit` that train on in-memory arrays without stalls.
+
+    `model.fit(epochs=10, **fit_arguments(x_train, x_val))` trains on
+    `training_dataset(x_train)` with its `steps_per_epoch` (one iterator for
+    all of `fit`, unlike `fit(x_train, ...)` on a numpy array, for which Keras
+    builds and tears down one per epoch), and validates on every image of
+    `validation_images` once per epoch: a finite pipeline, not a repeated
+    one, because Keras validates in whole `steps_per_execution` runs, and a
+    repeated pipeline would be read past its end.
+
+    Returns:
+        dict with `x` and `steps_per_epoch`, and with validation images
+        `validation_data`.
+    """
+    dataset, steps = training_dataset(images, batch_size, seed=seed)
+    arguments = {"x": dataset, "steps_per_epoch": steps}
+    if validation_images is not None:
+        arguments["validation_data"] = make_dataset(validation_images, batch_size=batch_size)
+    return arguments
 
 
 def execution_steps(steps_per_epoch, at_most):

@@ -26,8 +26,13 @@ import zipfile
 
 import keras
 
+from keras_vae import optimizers as _optimizers  # noqa: F401 (registers FusedAdam, in model.keras)
 from keras_vae.config import flag_name
 from keras_vae.model import VAE
+
+# Config fields that change only how fast a run trains, not what it computes:
+# a run resumes with other values of them.
+SPEED_ONLY_FIELDS = frozenset({"steps_per_execution"})
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -96,6 +101,7 @@ def check_config(directory, config):
 
     Resuming a run with other settings would mix two runs in one directory
     (or fail deep inside Keras); the message names each differing flag.
+    `SPEED_ONLY_FIELDS` may differ.
     """
     path = os.path.join(directory, CONFIG_FILE)
     if not os.path.exists(path):
@@ -108,7 +114,7 @@ def check_config(directory, config):
     differences = [
         f"{flag_name(name)} {saved.get(name)!r} there, {wanted.get(name)!r} now"
         for name in sorted(set(saved) | set(wanted))
-        if saved.get(name) != wanted.get(name)
+        if saved.get(name) != wanted.get(name) and name not in SPEED_ONLY_FIELDS
     ]
     if differences:
         raise ValueError(

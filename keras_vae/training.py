@@ -9,7 +9,6 @@ that are removed at the end.
 
 import contextlib
 import json
-import math
 import os
 import shutil
 import time
@@ -93,10 +92,12 @@ def build_model(config, strategy, image_shape, train_size=None):
     """The configured VAE, compiled with `FusedAdam`, built under `strategy`'s scope.
 
     With `train_size` (training images) it runs up to the config's
-    `steps_per_execution` steps per call, a divisor of the steps per epoch.
+    `steps_per_execution` steps per call, a divisor of the steps per epoch;
+    in multi-worker training one (Keras 3.15's multi-step loop fails there:
+    "You must feed a value for placeholder tensor 'while/body/...'").
     """
     execution = 1
-    if train_size:
+    if train_size and not distribute.is_multi_worker(strategy):
         execution = pipeline.execution_steps(
             steps_per_epoch(config, train_size), config.steps_per_execution
         )
@@ -162,28 +163,13 @@ def fit(config, model, splits, out_dir, verbose):
     """
     train_images, validation_images, test_images, test_labels = splits
     batch_size = min(config.batch_size, len(train_images))
-    train_data, steps = pipeline.training_dataset(train_images, batch_size, seed=config.seed)
-    validation = {}
-    if validation_images is not None:
-        validation = {
-            "validation_data": pipeline.make_dataset(
-                validation_images, batch_size=config.batch_size, repeat=True
-            ),
-            "validation_steps": math.ceil(len(validation_images) / config.batch_size),
-        }
+    data = pipeline.fit_arguments(
+        train_images, validation_images, batch_size=batch_size, seed=config.seed
+    )
     log_config(os.path.join(out_dir, run_dir.LOGS_DIR), config)
-    callbacks = build_callbacks(
-        config, out_dir, test_images, test_labels, "val_loss" if validation else "loss", batch_size
-    )
-    model.fit(
-        train_data,
-        epochs=config.epochs,
-        steps_per_epoch=steps,
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=verbose,
-        **validation,
-    )
+    monitor = "val_loss" if validation_images is not None else "loss"
+    callbacks = build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_size)
+    model.fit(epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=verbose, **data)
     return read_json(os.path.join(out_dir, run_dir.TRAINING_FILE))
 
 

@@ -117,6 +117,23 @@ def test_repeated_shuffled_dataset_shows_every_image_once_per_pass():
     assert not np.array_equal(passes[0], passes[1])  # reshuffled each pass
 
 
+def test_a_repeated_pass_never_shares_a_batch_with_the_next():
+    labels = np.arange(30)
+    images = np.zeros((30, 4, 4, 1), np.float32)
+    dataset = pipeline.make_dataset(
+        images, labels, batch_size=16, shuffle=True, seed=0, repeat=True
+    )
+    batches = [y for _, y in dataset.take(4).as_numpy_iterator()]
+    assert [len(b) for b in batches] == [16, 14, 16, 14]
+    for first in (0, 2):
+        assert sorted(np.concatenate(batches[first : first + 2])) == list(labels)
+    dropped = pipeline.make_dataset(
+        images, labels, batch_size=16, shuffle=True, seed=0, repeat=True, drop_remainder=True
+    )
+    passes = [y for _, y in dropped.take(2).as_numpy_iterator()]
+    assert [len(set(p)) for p in passes] == [16, 16]  # each pass's own 16 of the 30
+
+
 def test_make_dataset_rejects_empty_input_and_bad_batch_size():
     with pytest.raises(datasets.DataError, match="empty"):
         pipeline.make_dataset(np.zeros((0, 28, 28, 1), np.float32))

@@ -14,10 +14,13 @@ from keras_vae import distribute
 from tests.testing import REPO_ROOT, TINY_TRAIN_ARGS
 
 
-def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "fused_adam"])
+def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path, optimizer):
+    # fused_adam: FusedAdam's kernel updates each replica's copy through its own handle.
     out = tmp_path / "mirrored.json"
+    check = os.path.join(REPO_ROOT, "tests", "mirrored_check.py")
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "tests", "mirrored_check.py"), str(out)],
+        [sys.executable, check, str(out), optimizer],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -26,10 +29,16 @@ def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["single_loss"] == pytest.approx(results["mirrored_loss"], rel=1e-6)
-    # The step is large enough that a doubled or halved one (a wrong
-    # cross-replica reduction) would differ by far more than the tolerance.
+    # The step is large enough that a doubled or halved one (a wrong cross-replica
+    # reduction) would differ by far more than the tolerance under SGD. Adam's first
+    # step is about lr (0.05) whatever the gradient's scale, and where a gradient is
+    # near epsilon it magnifies the rounding of the two reductions (7e-5 seen), so
+    # there the check is that every replica's copy took the single device's step
+    # to 2% of its size.
     assert results["max_step"] > 1e-2
-    assert results["max_weight_diff"] <= 1e-5, results
+    tolerance = 1e-5 if optimizer == "sgd" else 1e-3
+    assert results["max_weight_diff"] <= tolerance, results
+    assert results["replica_copies"] == 2 and results["max_replica_diff"] == 0.0
 
 
 def free_ports(count):

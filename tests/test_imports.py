@@ -30,7 +30,7 @@ NO_TENSORFLOW = {
 # Each module may import only modules of its own layer or below.
 LAYERS = [
     {"version", "names", "presets", "config", "files", "native_logs", "priors"},
-    {"datasets", "losses", "layers", "networks", "distribute", "images", "pipeline"},
+    {"datasets", "losses", "layers", "networks", "distribute", "images", "pipeline", "optimizers"},
     {"base"},
     {"model", "autoencoder"},
     {"latent", "metrics", "export", "run_dir", "explorer"},
@@ -190,3 +190,24 @@ def test_lines_are_forwarded_while_the_block_runs_and_none_is_lost(capfd):
         os.write(2, b"no newline at the end")
     err = capfd.readouterr().err.splitlines()
     assert len(err) == 20001 and err[-2].startswith("line 019999") and err[-1].endswith("end")
+
+
+def test_a_fresh_process_loads_a_model_compiled_with_fused_adam(tmp_path):
+    # train.py saves FusedAdam in model.keras; the CLI and `python -m export` load it
+    # through run_dir in processes that imported keras_vae before Keras.
+    from keras_vae import VAE, FusedAdam
+    from tests.testing import TINY
+
+    model = VAE(seed=0, **TINY)
+    model.compile(optimizer=FusedAdam(1e-3))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    code = (
+        "import sys; from keras_vae import run_dir; "
+        "model, _ = run_dir.load_model(sys.argv[1]); print(type(model.optimizer).__name__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "FusedAdam"

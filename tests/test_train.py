@@ -287,6 +287,16 @@ def test_resuming_with_other_flags_names_them_and_changes_nothing(tmp_path):
     assert sorted(os.listdir(tmp_path)) == [".lock", "config.json"]  # .lock: empty, released
 
 
+def test_a_run_resumes_with_another_steps_per_execution_but_not_another_epoch_count(tmp_path):
+    from keras_vae import run_dir
+
+    saved = tiny_config(steps_per_execution=4)
+    (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))
+    run_dir.check_config(str(tmp_path), tiny_config(steps_per_execution=16))  # speed only
+    with pytest.raises(ValueError, match="--epochs 1 there, 2 now"):
+        run_dir.check_config(str(tmp_path), tiny_config(steps_per_execution=4, epochs=2))
+
+
 def test_a_relative_data_dir_is_stored_absolute(tmp_path, monkeypatch):
     # #14 item 14: config.json must work from any directory.
     monkeypatch.chdir(tmp_path)
@@ -365,3 +375,26 @@ def test_training_counts_as_finished_only_with_a_checkpoint(tmp_path):
     # under BackupAndRestore, which resumes the count).
     assert facts["optimizer_iterations"] == 3 * 4 and facts["epochs"] == 2
     assert facts["train_images_per_second"] > 0 and facts["train_seconds"] > 0
+    assert len(facts["epoch_wall_seconds"]) == 2
+
+
+def test_epoch_timer_wall_seconds_count_the_callbacks_between_epochs():
+    import time
+
+    import keras
+
+    from keras_vae import VAE
+    from keras_vae.callbacks import EpochTimer
+
+    class SlowEpochEnd(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(0.3)
+
+    model = VAE(preset="mlp", latent_dim=2, encoder_units=(4,), decoder_units=(4,), seed=0)
+    model.compile(optimizer="adam")
+    images = np.random.default_rng(0).uniform(size=(32, 28, 28, 1)).astype("float32")
+    timer = EpochTimer()
+    model.fit(images, epochs=3, batch_size=8, verbose=0, callbacks=[timer, SlowEpochEnd()])
+    assert len(timer.seconds) == len(timer.wall_seconds) == 3
+    for steps, wall in zip(timer.seconds, timer.wall_seconds, strict=True):
+        assert wall >= steps + 0.29  # the slow callback ran after the epoch's steps

@@ -1,0 +1,162 @@
+"""Epoch wall times of train.py against a bare `fit`, and of README's two Python paths.
+
+    python -m benchmarks.epoch_evenness [--epochs 8] [--preset default]
+
+One after another, each in a fresh Python process, on `train.py`'s data
+(Fashion-MNIST, its seeded 55,000 / 5,000 training / validation split),
+batch 128, Adam 1e-3:
+
+  train.py     the real command, `python train.py --epochs N --run-dir ...`:
+               validation, TensorBoard scalars and image grids, the best
+               model's checkpoint and the backup every epoch; the epoch times
+               come from its training.json (`epoch_wall_seconds`);
+  bare_fit     the same compiled model (`training.build_model`: FusedAdam,
+               steps_per_execution) and the same pipelines
+               (`pipeline.fit_arguments`), `fit` with no callback but a timer;
+  readme_numpy README's former path, `vae.fit(x_train, epochs=N, batch_size=128,
+               validation_data=(x_val,))` on numpy arrays with
+               `compile(optimizer="adam")`;
+  readme_fit_arguments  README's path now, `vae.fit(epochs=N,
+               **pipeline.fit_arguments(x_train, x_val))` with FusedAdam and
+               `steps_per_execution`.
+
+An epoch's wall time runs from its start to the next epoch's start (the last:
+to the end of `fit`), so it holds the steps, the validation and what the
+callbacks do between epochs. Per path: every epoch's seconds, the median of
+epochs 2..N (the first holds the tracing), the slowest of those over the
+median, and the median over the bare fit's. Prints a Markdown table; writes
+JSON to --out.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks.common import command_line, machine_facts
+from keras_vae.files import atomic_write_json
+
+PATHS = ("train.py", "bare_fit", "readme_numpy", "readme_fit_arguments")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _timed_fit(model, epochs, **arguments):
+    from keras_vae.callbacks import EpochTimer
+
+    timer = EpochTimer()
+    model.fit(epochs=epochs, callbacks=[timer], verbose=0, **arguments)
+    return timer.wall_seconds
+
+
+def run_in_process(path, args):
+    """Trains one path in this process; returns its epoch wall seconds."""
+    import keras
+    import tensorflow as tf
+
+    from keras_vae import VAE, pipeline, training
+    from keras_vae.config import TrainingConfig
+    from keras_vae.optimizers import FusedAdam
+
+    config = TrainingConfig(preset=args.preset, epochs=args.epochs, data_dir=args.data_dir)
+    keras.utils.set_random_seed(config.seed)
+    train, validation, _, _ = training.load_splits(config)
+    if path == "bare_fit":
+        model = training.build_model(
+            config, tf.distribute.get_strategy(), train.shape[1:], len(train)
+        )
+        data = pipeline.fit_arguments(train, validation, config.batch_size, seed=config.seed)
+        return _timed_fit(model, args.epochs, shuffle=False, **data)
+    model = VAE(image_shape=train.shape[1:], preset=args.preset, seed=config.seed)
+    if path == "readme_numpy":
+        model.compile(optimizer="adam")
+        return _timed_fit(
+            model, args.epochs, x=train, batch_size=config.batch_size, validation_data=(validation,)
+        )
+    data = pipeline.fit_arguments(train, validation, config.batch_size, seed=config.seed)
+    execution = pipeline.execution_steps(data["steps_per_epoch"], config.steps_per_execution)
+    model.compile(optimizer=FusedAdam(config.learning_rate), steps_per_execution=execution)
+    return _timed_fit(model, args.epochs, **data)
+
+
+def run_train_py(args, scratch):
+    run = os.path.join(scratch, "run")
+    command = [sys.executable, os.path.join(ROOT, "train.py"), "--run-dir", run, "--verbose", "0"]
+    command += ["--epochs", str(args.epochs), "--preset", args.preset]
+    command += ["--data-dir", args.data_dir] if args.data_dir else []
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(run, "training.json")) as f:
+        facts = json.load(f)
+    return facts["epoch_wall_seconds"], time.perf_counter() - start
+
+
+def figures(seconds):
+    later = seconds[1:] or seconds
+    median = statistics.median(later)
+    return {
+        "epoch_wall_seconds": seconds,
+        "first_epoch_seconds": seconds[0],
+        "median_seconds": median,
+        "slowest_over_median": max(later) / median,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated, in order")
+    parser.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX directory")
+    parser.add_argument("--out", default="benchmarks/results/epoch_evenness.json")
+    parser.add_argument("--run-one", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.run_one:
+        atomic_write_json(args.out, run_in_process(args.run_one, args))
+        return
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    unknown = sorted(set(paths) - set(PATHS))
+    if unknown:
+        sys.exit(f"error: unknown path(s) {unknown}; choose from {list(PATHS)}")
+    rows = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for path in paths:
+            print(f"== {path}", flush=True)
+            if path == "train.py":
+                seconds, whole = run_train_py(args, scratch)
+                rows[path] = {**figures(seconds), "whole_command_seconds": whole}
+                continue
+            out = os.path.join(scratch, f"{path}.json")
+            command = [sys.executable, "-m", "benchmarks.epoch_evenness", "--run-one", path]
+            command += ["--epochs", str(args.epochs), "--preset", args.preset, "--out", out]
+            command += ["--data-dir", args.data_dir] if args.data_dir else []
+            subprocess.run(command, check=True, cwd=ROOT)
+            with open(out) as f:
+                rows[path] = figures(json.load(f))
+    bare = rows.get("bare_fit")
+    for row in rows.values():
+        if bare:
+            row["median_over_bare_fit"] = row["median_seconds"] / bare["median_seconds"]
+    report = {
+        "command": command_line("benchmarks.epoch_evenness", args),
+        "machine": machine_facts(),
+        "rows": rows,
+    }
+    atomic_write_json(args.out, report)
+    print("| path | epoch wall seconds | median (2..N) | slowest / median | median / bare fit |")
+    print("|---|---|---|---|---|")
+    for path, row in rows.items():
+        epochs = ", ".join(f"{s:.2f}" for s in row["epoch_wall_seconds"])
+        ratio = f"{row['median_over_bare_fit']:.3f}" if bare else ""
+        print(
+            f"| `{path}` | {epochs} | {row['median_seconds']:.2f} "
+            f"| {row['slowest_over_median']:.2f} | {ratio} |"
+        )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
