@@ -22,9 +22,11 @@ batch 128, Adam 1e-3:
 
 An epoch's wall time runs from its start to the next epoch's start (the last:
 to the end of `fit`), so it holds the steps, the validation and what the
-callbacks do between epochs. Per path: every epoch's seconds, the median of
-epochs 2..N (the first holds the tracing), the slowest of those over the
-median, and the median over the bare fit's. Prints a Markdown table; writes
+callbacks do between epochs. Every path runs `--repeats` times, the paths
+interleaved (this machine is shared: its speed drifts over minutes). Per
+path: every epoch's seconds, the median of epochs 2..N of all repeats (the
+first of each holds the tracing), the slowest of those over the median, and
+the median over the bare fit's. Prints a Markdown table; writes
 JSON to --out.
 """
 
@@ -94,12 +96,13 @@ def run_train_py(args, scratch):
     return facts["epoch_wall_seconds"], time.perf_counter() - start
 
 
-def figures(seconds):
-    later = seconds[1:] or seconds
+def figures(repeats):
+    """Pooled over the repeats: every epoch but each repeat's first (the tracing)."""
+    later = [s for seconds in repeats for s in (seconds[1:] or seconds)]
     median = statistics.median(later)
     return {
-        "epoch_wall_seconds": seconds,
-        "first_epoch_seconds": seconds[0],
+        "epoch_wall_seconds": repeats,
+        "first_epoch_seconds": [seconds[0] for seconds in repeats],
         "median_seconds": median,
         "slowest_over_median": max(later) / median,
     }
@@ -110,6 +113,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--preset", default="default")
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated, in order")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="runs of every path, interleaved (default: 2)"
+    )
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX directory")
     parser.add_argument("--out", default="benchmarks/results/epoch_evenness.json")
     parser.add_argument("--run-one", default=None, help=argparse.SUPPRESS)
@@ -121,21 +127,27 @@ def main(argv=None):
     unknown = sorted(set(paths) - set(PATHS))
     if unknown:
         sys.exit(f"error: unknown path(s) {unknown}; choose from {list(PATHS)}")
-    rows = {}
-    with tempfile.TemporaryDirectory() as scratch:
+    runs = {path: [] for path in paths}
+    whole = []
+    for repeat in range(args.repeats):
         for path in paths:
-            print(f"== {path}", flush=True)
-            if path == "train.py":
-                seconds, whole = run_train_py(args, scratch)
-                rows[path] = {**figures(seconds), "whole_command_seconds": whole}
-                continue
-            out = os.path.join(scratch, f"{path}.json")
-            command = [sys.executable, "-m", "benchmarks.epoch_evenness", "--run-one", path]
-            command += ["--epochs", str(args.epochs), "--preset", args.preset, "--out", out]
-            command += ["--data-dir", args.data_dir] if args.data_dir else []
-            subprocess.run(command, check=True, cwd=ROOT)
-            with open(out) as f:
-                rows[path] = figures(json.load(f))
+            print(f"== {path} ({repeat + 1} of {args.repeats})", flush=True)
+            with tempfile.TemporaryDirectory() as scratch:
+                if path == "train.py":
+                    seconds, command_seconds = run_train_py(args, scratch)
+                    runs[path].append(seconds)
+                    whole.append(command_seconds)
+                    continue
+                out = os.path.join(scratch, f"{path}.json")
+                command = [sys.executable, "-m", "benchmarks.epoch_evenness", "--run-one", path]
+                command += ["--epochs", str(args.epochs), "--preset", args.preset, "--out", out]
+                command += ["--data-dir", args.data_dir] if args.data_dir else []
+                subprocess.run(command, check=True, cwd=ROOT)
+                with open(out) as f:
+                    runs[path].append(json.load(f))
+    rows = {path: figures(repeats) for path, repeats in runs.items()}
+    if whole:
+        rows["train.py"]["whole_command_seconds"] = whole
     bare = rows.get("bare_fit")
     for row in rows.values():
         if bare:
@@ -149,7 +161,9 @@ def main(argv=None):
     print("| path | epoch wall seconds | median (2..N) | slowest / median | median / bare fit |")
     print("|---|---|---|---|---|")
     for path, row in rows.items():
-        epochs = ", ".join(f"{s:.2f}" for s in row["epoch_wall_seconds"])
+        epochs = " / ".join(
+            ", ".join(f"{s:.2f}" for s in seconds) for seconds in row["epoch_wall_seconds"]
+        )
         ratio = f"{row['median_over_bare_fit']:.3f}" if bare else ""
         print(
             f"| `{path}` | {epochs} | {row['median_seconds']:.2f} "
