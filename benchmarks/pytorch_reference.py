@@ -133,6 +133,8 @@ def importance_weighted_nll(model, images, k, seed, samples_per_pass=100):
 
 
 def median_ms(call, calls=100, warmup=10):
+    """`benchmarks.common.median_ms`, repeated: that module imports TensorFlow, and
+    this file runs in a virtualenv without it."""
     for _ in range(warmup):
         call()
     times = []
