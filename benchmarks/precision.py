@@ -29,21 +29,25 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 def run_in_process(preset, policy, args):
     import keras
+    import tensorflow as tf
 
     from benchmarks import quality_per_second as bench
-    from keras_vae import VAE, datasets, pipeline
+    from keras_vae import datasets, pipeline, training
     from keras_vae.callbacks import EpochTimer
     from keras_vae.config import TrainingConfig
-    from keras_vae.optimizers import FusedAdam
 
     keras.mixed_precision.set_global_policy(policy)
     train, _ = datasets.load("fashion_mnist", "train", args.data_dir)
     test, _ = datasets.load("fashion_mnist", "test", args.data_dir)
     keras.utils.set_random_seed(args.seed)
-    model = VAE(image_shape=train.shape[1:], preset=preset, seed=args.seed)
+    config = TrainingConfig(
+        preset=preset,
+        seed=args.seed,
+        batch_size=bench.BATCH_SIZE,
+        learning_rate=bench.LEARNING_RATE,
+    )
+    model = training.build_model(config, tf.distribute.get_strategy(), train.shape[1:], len(train))
     dataset, steps = pipeline.training_dataset(train, bench.BATCH_SIZE, seed=args.seed)
-    execution = pipeline.execution_steps(steps, TrainingConfig().steps_per_execution)
-    model.compile(optimizer=FusedAdam(bench.LEARNING_RATE), steps_per_execution=execution)
     timer = EpochTimer()
     model.fit(dataset, epochs=args.epochs, steps_per_epoch=steps, callbacks=[timer], verbose=0)
     evaluate = bench.elbo_evaluator(lambda x: model.loss_terms(x), test, seed=args.seed)

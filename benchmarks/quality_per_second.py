@@ -47,10 +47,9 @@ import tensorflow as tf
 
 from benchmarks import keras_io_reference
 from benchmarks.common import machine_facts, median_ms
-from keras_vae import VAE, datasets, latent, metrics, pipeline
+from keras_vae import datasets, latent, metrics, pipeline, training
 from keras_vae.config import TrainingConfig
 from keras_vae.files import atomic_write_json
-from keras_vae.optimizers import FusedAdam
 
 PRESET_RUNS = ("mlp", "keras_example", "default")
 REFERENCE = "keras_io_reference"
@@ -221,11 +220,12 @@ def decode_latency(decoder, latent_dim):
 
 def run_preset(preset, train, test, settings, seed, verbose):
     keras.utils.set_random_seed(seed)
-    model = VAE(image_shape=train.shape[1:], preset=preset, seed=seed)
+    # train.py's model, optimizer and steps per execution (batch 128, Adam 1e-3).
+    config = TrainingConfig(
+        preset=preset, seed=seed, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE
+    )
+    model = training.build_model(config, tf.distribute.get_strategy(), train.shape[1:], len(train))
     dataset, steps = pipeline.training_dataset(train, BATCH_SIZE, seed=seed)
-    # train.py's optimizer and steps per execution.
-    execution = pipeline.execution_steps(steps, TrainingConfig().steps_per_execution)
-    model.compile(optimizer=FusedAdam(LEARNING_RATE), steps_per_execution=execution)
     budget = Budget(
         settings["checkpoints"],
         elbo_evaluator(lambda x: model.loss_terms(x), test, seed=seed),
@@ -249,7 +249,7 @@ def run_preset(preset, train, test, settings, seed, verbose):
         "model": preset,
         "training_path": (
             f"keras_vae: tf.data repeat() + steps_per_epoch, FusedAdam, "
-            f"steps_per_execution {execution}"
+            f"steps_per_execution {model.steps_per_execution}"
         ),
         "parameters": model.count_params() - 1,  # less the kl_weight variable
         "flops_per_image": forward_flops(model.encoder) + forward_flops(model.decoder),

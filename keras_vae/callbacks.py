@@ -106,18 +106,21 @@ class EpochTimer(keras.callbacks.Callback):
         self.wall_seconds = []
         self._start = None
 
+    def _close_wall(self, now):
+        """Ends the last ended epoch's wall time at `now`, once."""
+        if len(self.wall_seconds) < len(self.seconds):
+            self.wall_seconds.append(now - self._start)
+
     def on_epoch_begin(self, epoch, logs=None):
         now = time.perf_counter()
-        if self._start is not None and len(self.wall_seconds) < len(self.seconds):
-            self.wall_seconds.append(now - self._start)
+        self._close_wall(now)
         self._start = now
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
 
     def on_train_end(self, logs=None):
-        if self._start is not None and len(self.wall_seconds) < len(self.seconds):
-            self.wall_seconds.append(time.perf_counter() - self._start)
+        self._close_wall(time.perf_counter())
 
 
 class TrainingComplete(keras.callbacks.Callback):

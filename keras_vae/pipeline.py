@@ -60,7 +60,12 @@ def training_dataset(images, batch_size=128, seed=None):
     dataset = make_dataset(
         images, batch_size=batch_size, shuffle=True, seed=seed, repeat=True, drop_remainder=True
     )
-    return dataset, len(images) // batch_size
+    return dataset, steps_per_epoch(len(images), batch_size)
+
+
+def steps_per_epoch(num_images, batch_size):
+    """Full batches per pass over `num_images` (`training_dataset`'s epoch), batches cut to N."""
+    return num_images // min(batch_size, num_images)
 
 
 def fit_arguments(images, validation_images=None, batch_size=128, seed=None):

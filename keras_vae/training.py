@@ -83,11 +83,6 @@ def dtype_policy(mixed_precision):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def steps_per_epoch(config, train_size):
-    """Full batches of the training split per epoch."""
-    return train_size // min(config.batch_size, train_size)
-
-
 def build_model(config, strategy, image_shape, train_size=None):
     """The configured VAE, compiled with `FusedAdam`, built under `strategy`'s scope.
 
@@ -99,7 +94,7 @@ def build_model(config, strategy, image_shape, train_size=None):
     execution = 1
     if train_size and not distribute.is_multi_worker(strategy):
         execution = pipeline.execution_steps(
-            steps_per_epoch(config, train_size), config.steps_per_execution
+            pipeline.steps_per_epoch(train_size, config.batch_size), config.steps_per_execution
         )
     with strategy.scope():
         model = VAE(**config.model_kwargs(image_shape))
