@@ -250,6 +250,12 @@ def _floor(codes):
     return COVARIANCE_FLOOR * float(np.mean(np.var(codes, axis=0))) + 1e-12
 
 
+def _covariance(codes):
+    """The biased covariance `[d, d]` of `codes` `[n, d]`, also for d = 1 (where np.cov is 0-d)."""
+    d = codes.shape[1]
+    return np.cov(codes, rowvar=False, bias=True).reshape(d, d)
+
+
 def _cholesky(covariance, floor):
     """Lower Cholesky factor of `covariance + floor * I` (symmetrized first)."""
     covariance = 0.5 * (covariance + covariance.T) + floor * np.eye(len(covariance))
@@ -261,7 +267,7 @@ def fit_gaussian(codes):
     start = time.perf_counter()
     codes = _check_codes(codes, "codes", codes_needed(1, np.shape(codes)[-1]))
     mean = codes.mean(axis=0)
-    covariance = np.cov(codes, rowvar=False, bias=True).reshape(codes.shape[1], codes.shape[1])
+    covariance = _covariance(codes)
     info = {"codes": len(codes), "seconds": round(time.perf_counter() - start, 3)}
     return GaussianMixture(
         [1.0], mean[None], _cholesky(covariance, _floor(codes))[None], kind=GAUSSIAN, info=info
@@ -364,7 +370,7 @@ def fit_mixture(codes, components, seed=0, max_iterations=100, tolerance=1e-3):
     rng = np.random.default_rng(seed)
     floor = _floor(codes)
     seeds = _kmeans_plus_plus(centered, components, rng)
-    fallback = (seeds, _cholesky(np.cov(centered, rowvar=False, bias=True), floor))
+    fallback = (seeds, _cholesky(_covariance(centered), floor))
     nearest = np.argmin(np.sum(seeds**2, axis=1) - 2 * centered @ seeds.T, axis=1)
     hard = np.eye(components)[nearest]
     outer_sums = sum(

@@ -167,3 +167,34 @@ def test_moments_and_principal_directions_are_the_codes():
     assert axes["scales"] == [1.0] * 4
     with pytest.raises(ValueError, match="count must be >= 1"):
         priors.standard_normal(4).principal_directions(0)
+
+
+def test_one_dimensional_codes_fit_sample_score_and_give_their_direction():
+    # A 1-D latent space (train.py --latent-dim 1): two clusters on a line.
+    rng = np.random.default_rng(4)
+    codes = np.concatenate([rng.normal(-4.0, 0.5, (600, 1)), rng.normal(3.0, 1.0, (400, 1))])
+    gaussian = priors.fit("gaussian", codes)
+    np.testing.assert_allclose(gaussian.means, [[codes.mean()]], rtol=1e-12)
+    np.testing.assert_allclose(gaussian.covariances(), [[[codes.var()]]], rtol=1e-3)
+    two = priors.fit_mixture(codes, 2, seed=0)
+    order = np.argsort(two.means[:, 0])
+    np.testing.assert_allclose(two.means[order, 0], [-4.0, 3.0], atol=0.15)
+    np.testing.assert_allclose(two.weights[order], [0.6, 0.4], atol=0.02)
+    np.testing.assert_allclose(np.sqrt(two.covariances()[order, 0, 0]), [0.5, 1.0], rtol=0.1)
+    chosen = priors.fit("gmm", codes, seed=0)
+    assert chosen.kind == "gmm" and chosen.latent_dim == 1
+    assert chosen.info["validation_log_likelihood"][5] > chosen.info["validation_log_likelihood"][1]
+    for prior in (priors.standard_normal(1), gaussian, two, chosen):
+        z, components = prior.sample(20000, seed=1, return_components=True)
+        assert z.shape == (20000, 1)
+        assert_draws_follow_prior(prior.to_dict(), z.astype(np.float64), components)
+        grid = np.linspace(-8, 8, 7)[:, None]
+        np.testing.assert_allclose(prior.log_prob(grid), direct_log_density(prior, grid))
+        found = prior.principal_directions(3)
+        assert found["directions"] == [[1.0]] and len(found["scales"]) == 1
+        mean, covariance = prior.moments()
+        np.testing.assert_allclose(found["scales"], np.sqrt(covariance[0]))
+        assert (
+            priors.GaussianMixture.from_dict(json.loads(json.dumps(prior.to_dict()))).latent_dim
+            == 1
+        )
