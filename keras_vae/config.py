@@ -9,12 +9,19 @@ one edit to appear in config.json, the CLI and `--help`. No TensorFlow import.
 import argparse
 import dataclasses
 import json
+import math
 import os
 
 from keras_vae import names
 
+# The largest latent space train.py builds: far more dimensions than any preset
+# uses, and the fitted priors' EM holds d x d statistics per code block.
+MAX_LATENT_DIM = 1024
+# NumPy and Keras seeds are unsigned 32-bit integers.
+MAX_SEED = 2**32 - 1
 
-def option(default, help, parse=None, choices=None, minimum=None):
+
+def option(default, help, parse=None, choices=None, minimum=None, maximum=None):
     """A dataclass field with what the CLI and `validate` need to know of it.
 
     Args:
@@ -26,8 +33,17 @@ def option(default, help, parse=None, choices=None, minimum=None):
             `names.check_choice` and listed in `--help`.
         minimum: "positive" (> 0) or "non-negative" (>= 0); `None` values
             are not checked.
+        maximum: the largest valid value, or `None`.
+
+    Every float field must also be finite (no inf or nan).
     """
-    metadata = {"help": help, "parse": parse, "choices": choices, "minimum": minimum}
+    metadata = {
+        "help": help,
+        "parse": parse,
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+    }
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -36,9 +52,12 @@ def _gaussian_scale(value):
 
 
 def check_gaussian_scale(value):
-    """Raises ValueError unless `value` is "learned" or a positive number."""
-    if value != "learned" and not float(value) > 0:
-        raise ValueError(f"gaussian_scale must be 'learned' or a positive float; got {value!r}.")
+    """Raises ValueError unless `value` is "learned" or a positive finite number."""
+    if value != "learned" and not (math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(
+            "gaussian_scale (--gaussian-scale) must be 'learned' or a positive finite float; "
+            f"got {value!r}."
+        )
 
 
 @dataclasses.dataclass
@@ -59,7 +78,11 @@ class TrainingConfig:
     )
     preset: str = option("default", "Architecture.", choices=names.PRESETS)
     latent_dim: int | None = option(
-        None, "Size of z (default: the preset's).", parse=int, minimum="positive"
+        None,
+        "Size of z (default: the preset's).",
+        parse=int,
+        minimum="positive",
+        maximum=MAX_LATENT_DIM,
     )
     likelihood: str = option("bernoulli", "Pixel likelihood.", choices=names.LIKELIHOODS)
     gaussian_scale: float | str = option(
@@ -86,7 +109,13 @@ class TrainingConfig:
         parse=int,
         minimum="positive",
     )
-    seed: int = option(0, "Random seed of the split, the shuffles and the model.", parse=int)
+    seed: int = option(
+        0,
+        "Random seed of the split, the shuffles and the model.",
+        parse=int,
+        minimum="non-negative",
+        maximum=MAX_SEED,
+    )
     validation_size: int = option(
         5000,
         "Images held out of the training split (a seeded random choice) for val_* curves "
@@ -136,16 +165,21 @@ class TrainingConfig:
         self.validate()
 
     def validate(self):
-        """Raises ValueError with what is wrong and the valid choices."""
+        """Raises ValueError with what is wrong (the field and its flag) and the valid choices."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            choices, minimum = field.metadata["choices"], field.metadata["minimum"]
-            if choices is not None:
-                names.check_choice(field.name, value, choices)
-            if minimum == "positive" and value is not None and not value > 0:
-                raise ValueError(f"{field.name} must be > 0; got {value}.")
-            if minimum == "non-negative" and value is not None and not value >= 0:
-                raise ValueError(f"{field.name} must be >= 0; got {value}.")
+            meta = field.metadata
+            named = f"{field.name} ({flag_name(field.name)})"
+            if meta["choices"] is not None:
+                names.check_choice(field.name, value, meta["choices"])
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{named} must be a finite number; got {value}.")
+            if meta["minimum"] == "positive" and value is not None and not value > 0:
+                raise ValueError(f"{named} must be > 0; got {value}.")
+            if meta["minimum"] == "non-negative" and value is not None and not value >= 0:
+                raise ValueError(f"{named} must be >= 0; got {value}.")
+            if meta["maximum"] is not None and value is not None and value > meta["maximum"]:
+                raise ValueError(f"{named} must be at most {meta['maximum']}; got {value}.")
         if self.kl_warmup_epochs > self.epochs:
             raise ValueError(
                 f"kl_warmup_epochs ({self.kl_warmup_epochs}) is longer than epochs "

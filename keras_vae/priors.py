@@ -42,8 +42,14 @@ MAX_FIT_CODES = 20_000
 # (plus an absolute floor): duplicate codes cannot make a covariance singular.
 COVARIANCE_FLOOR = 1e-4
 _LOG_2PI = math.log(2.0 * math.pi)
-# Codes per block of the EM's outer products ([block, d * d] float64 at a time).
+# Codes per block of the EM's outer products ([block, d * d] float64 at a time):
+# at most 4096, fewer in many dimensions so that a block stays under 256 MB.
 _CHUNK = 4096
+_CHUNK_VALUES = 2**25
+
+
+def _chunk(latent_dim):
+    return max(1, min(_CHUNK, _CHUNK_VALUES // (latent_dim * latent_dim)))
 
 
 class GaussianMixture:
@@ -323,8 +329,9 @@ def _em_pass(codes, mixture):
     flat_precision = precision.reshape(k, d * d).T
     total, counts = 0.0, np.zeros(k)
     sums, outer_sums = np.zeros((k, d)), np.zeros((k, d * d))
-    for begin in range(0, len(codes), _CHUNK):
-        z = codes[begin : begin + _CHUNK]
+    chunk = _chunk(d)
+    for begin in range(0, len(codes), chunk):
+        z = codes[begin : begin + chunk]
         outer = _outer(z)
         log_probs = constant - 0.5 * (outer @ flat_precision) + z @ precision_means.T
         totals = _logsumexp(log_probs, axis=1)
@@ -373,9 +380,10 @@ def fit_mixture(codes, components, seed=0, max_iterations=100, tolerance=1e-3):
     fallback = (seeds, _cholesky(_covariance(centered), floor))
     nearest = np.argmin(np.sum(seeds**2, axis=1) - 2 * centered @ seeds.T, axis=1)
     hard = np.eye(components)[nearest]
+    chunk = _chunk(codes.shape[1])
     outer_sums = sum(
-        hard[begin : begin + _CHUNK].T @ _outer(centered[begin : begin + _CHUNK])
-        for begin in range(0, len(codes), _CHUNK)
+        hard[begin : begin + chunk].T @ _outer(centered[begin : begin + chunk])
+        for begin in range(0, len(codes), chunk)
     ).reshape(components, codes.shape[1], codes.shape[1])
     weights, means, cholesky = _m_step(
         hard.sum(axis=0), hard.T @ centered, outer_sums, floor, fallback

@@ -28,18 +28,37 @@ def assert_one_line_error(result, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--latent-dim", "0"], "latent_dim must be > 0; got 0."),
-        (["--beta", "-1"], "beta must be >= 0; got -1.0."),
-        (["--batch-size", "0"], "batch_size must be > 0; got 0."),
-        (["--epochs", "0"], "epochs must be > 0; got 0."),
+        (["--latent-dim", "0"], "latent_dim (--latent-dim) must be > 0; got 0."),
+        (["--beta", "-1"], "beta (--beta) must be >= 0; got -1.0."),
+        (["--batch-size", "0"], "batch_size (--batch-size) must be > 0; got 0."),
+        (["--epochs", "0"], "epochs (--epochs) must be > 0; got 0."),
         (["--dataset", "cifar10"], "Valid datasets: fashion_mnist, mnist."),
         (["--preset", "resnet"], "Valid presets: conv, default, keras_example, mlp."),
         (["--likelihood", "laplace"], "Valid likelihoods: bernoulli, gaussian."),
         (["--strategy", "tpu"], "Valid strategies: auto, one_device, mirrored, multi_worker."),
-        (["--gaussian-scale", "-0.5"], "gaussian_scale must be 'learned' or a positive float"),
+        (["--gaussian-scale", "-0.5"], "gaussian_scale (--gaussian-scale) must be 'learned' or a"),
     ],
 )
 def test_invalid_flags(tmp_path, args, message):
+    assert_one_line_error(train_main(tmp_path / "run", *args), message)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--learning-rate", "inf"], "learning_rate (--learning-rate) must be a finite number"),
+        (["--beta", "inf"], "beta (--beta) must be a finite number; got inf."),
+        (["--beta", "nan"], "beta (--beta) must be a finite number; got nan."),
+        (
+            ["--likelihood", "gaussian", "--gaussian-scale", "inf"],
+            "gaussian_scale (--gaussian-scale) must be a finite number; got inf.",
+        ),
+        (["--latent-dim", "100000000"], "latent_dim (--latent-dim) must be at most 1024"),
+        (["--seed", "-1"], "seed (--seed) must be >= 0; got -1."),
+    ],
+)
+def test_infinite_and_oversized_flags_are_refused_before_training(tmp_path, args, message):
     assert_one_line_error(train_main(tmp_path / "run", *args), message)
     assert not (tmp_path / "run").exists()
 

@@ -43,7 +43,7 @@ def test_a_new_field_needs_one_edit():
     assert "Dropout rate." in parser.format_help()
     config = config_from_flags(parser.parse_args(["--dropout", "0.3"]), Extended)
     assert config.dropout == 0.3 and config.to_dict()["dropout"] == 0.3
-    with pytest.raises(ValueError, match="dropout must be >= 0; got -1.0"):
+    with pytest.raises(ValueError, match=r"dropout \(--dropout\) must be >= 0; got -1.0"):
         config_from_flags(parser.parse_args(["--dropout", "-1"]), Extended)
 
 
@@ -63,3 +63,21 @@ def test_model_kwargs_build_the_configured_model():
     config = TrainingConfig(preset="mlp", latent_dim=5, beta=2.0)
     model = VAE(**config.model_kwargs((28, 28, 1)))
     assert model.latent_dim == 5 and model.beta == 2.0 and model.preset == "mlp"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"learning_rate": float("inf")}, r"learning_rate \(--learning-rate\) must be a finite"),
+        ({"beta": float("-inf")}, r"beta \(--beta\) must be a finite number; got -inf"),
+        ({"gaussian_scale": float("inf")}, r"gaussian_scale \(--gaussian-scale\) must be a"),
+        ({"gaussian_scale": "nan"}, "must be 'learned' or a positive finite float"),
+        ({"latent_dim": 10**8}, r"latent_dim \(--latent-dim\) must be at most 1024"),
+        ({"seed": 2**32}, r"seed \(--seed\) must be at most 4294967295"),
+    ],
+)
+def test_non_finite_and_out_of_range_values_name_their_flag(values, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig(**values)
+    with pytest.raises(ValueError, match=message):  # a config.json holding them
+        TrainingConfig.from_dict(json.loads(json.dumps(values)))
