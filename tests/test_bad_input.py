@@ -1,5 +1,9 @@
 """Bad input gets a clear one-line error; numerically extreme input trains without NaN."""
 
+import gzip
+import struct
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -68,6 +72,19 @@ def test_truncated_idx_file_at_the_cli(tmp_path, idx_dir):
     path.write_bytes(path.read_bytes()[:40])
     result = train_main(tmp_path / "run", "--data-dir", str(idx_dir))
     assert_one_line_error(result, "train-images-idx3-ubyte.gz")
+
+
+def test_idx_header_declaring_gigabytes_is_refused_at_the_cli(tmp_path, idx_dir):
+    # 3 images of 40000 x 40000 declared; the file holds 8 MB of zeros in 8 kB.
+    path = idx_dir / "train-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 3, 40000, 40000) + bytes(2**23))
+    started = time.monotonic()
+    result = train_main(tmp_path / "run", "--data-dir", str(idx_dir))
+    assert_one_line_error(result, "the limit is 1,073,741,824 bytes (1 GiB)")
+    assert "4,800,000,000 bytes of data" in result[2]
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "run").exists()
 
 
 def test_empty_dataset_at_the_cli(tmp_path, idx_dir):

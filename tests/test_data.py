@@ -1,4 +1,6 @@
 import gzip
+import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -161,3 +163,48 @@ def test_float_idx_files_are_not_divided_by_255(tmp_path):
     images, _ = datasets.load("mnist", "train", data_dir=str(tmp_path))
     assert images.dtype == np.float32 and images.max() == 1.0
     np.testing.assert_allclose(images[..., 0], np.linspace(0, 1, 256).reshape(4, 8, 8), rtol=1e-6)
+
+
+def write_idx_header_and_zeros(path, shape, zero_bytes):
+    """A gzip IDX file of 8-bit pixels whose header says `shape`, then `zero_bytes` zeros."""
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(bytes([0, 0, 0x08, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
+        for begin in range(0, zero_bytes, 2**20):
+            f.write(bytes(min(2**20, zero_bytes - begin)))
+
+
+def peak_memory_of(call):
+    """The peak of Python and NumPy allocations (bytes) while `call()` runs."""
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    "shape, zero_bytes, message",
+    [
+        # 4.8 GB declared, 64 MB of zeros in a 64 kB file: over the limit.
+        (
+            (3, 40000, 40000),
+            2**26,
+            r"shape \(3, 40000, 40000\), 4,800,000,000 bytes of data; the limit is "
+            r"1,073,741,824 bytes \(1 GiB\)",
+        ),
+        # 262 MB declared, under the limit, in a file of about 1 kB: more than gzip can hold.
+        ((1000, 512, 512), 2**20, r"\(262,144,016 bytes\), more than a [\d,]+-byte gzip file"),
+    ],
+)
+def test_idx_headers_declaring_too_much_are_refused_before_reading(
+    tmp_path, shape, zero_bytes, message
+):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    write_idx_header_and_zeros(path, shape, zero_bytes)
+
+    def read():
+        with pytest.raises(datasets.DataError, match=message):
+            datasets.read_idx(path)
+
+    assert peak_memory_of(read) < 2**22  # the zeros are never decompressed

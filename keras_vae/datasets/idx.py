@@ -1,8 +1,10 @@
 """IDX files, the format of MNIST and Fashion-MNIST (optionally gzip-compressed)."""
 
 import gzip
+import math
 import os
 import struct
+import zlib
 
 import numpy as np
 
@@ -14,6 +16,13 @@ IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+# The most data an IDX file may declare: 1 GiB (Fashion-MNIST's training images
+# are 47 MB); more is a corrupted or hostile header, refused before reading on.
+MAX_IDX_BYTES = 2**30
+# DEFLATE expands one byte into at most 1032: a gzip file declaring more is lying.
+MAX_GZIP_RATIO = 1032
+# Bytes read per call while filling the array.
+_READ_BYTES = 2**24
 # IDX type codes (third magic byte) -> big-endian numpy dtypes.
 _IDX_DTYPES = {
     0x08: ">u1",
@@ -28,37 +37,74 @@ _IDX_DTYPES = {
 def read_idx(path):
     """Reads one IDX file (optionally gzip-compressed) into a numpy array.
 
+    The header is checked before the data is read: it may declare at most
+    MAX_IDX_BYTES of data, and no more than the file can hold (its size, or
+    for gzip the most DEFLATE can expand it to), so a hostile or corrupted
+    header costs no memory.
+
     Raises:
         DataError: the file is missing, not gzip when named `.gz`, truncated,
-            or its header is not IDX.
+            its header is not IDX or declares more data than the limit or the file.
     """
+    compressed = str(path).endswith(".gz")
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if str(path).endswith(".gz"):
-            raw = gzip.decompress(raw)
+        file_size = os.path.getsize(path)
+        with open(path, "rb") as raw_file:
+            stream = gzip.GzipFile(fileobj=raw_file, mode="rb") if compressed else raw_file
+            return _read_idx_stream(stream, path, file_size, compressed)
     except FileNotFoundError as e:
         raise DataError(f"IDX file not found: {path}") from e
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: not a readable gzip file ({e}); download it again.") from e
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+
+
+def _read_idx_stream(stream, path, file_size, compressed):
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
         raise DataError(
             f"{path}: not an IDX file (expected magic bytes 00 00 <type> <ndim>, "
-            f"got {raw[:4].hex(' ') or 'an empty file'})."
+            f"got {magic.hex(' ') or 'an empty file'})."
         )
-    ndim = raw[3]
-    header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
-        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes).")
-    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = header_size + int(np.prod(shape)) * dtype.itemsize
-    if len(raw) != expected:
+    ndim = magic[3]
+    dims = stream.read(4 * ndim)
+    header_size = 4 + len(dims)
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({header_size} bytes).")
+    shape = struct.unpack(f">{ndim}I", dims)
+    dtype = np.dtype(_IDX_DTYPES[magic[2]])
+    data_size = math.prod(shape) * dtype.itemsize
+    expected = header_size + data_size
+    if data_size > MAX_IDX_BYTES:
+        raise DataError(
+            f"{path}: IDX header says shape {shape}, {data_size:,} bytes of data; the limit "
+            f"is {MAX_IDX_BYTES:,} bytes ({MAX_IDX_BYTES / 2**30:g} GiB). The file is corrupted "
+            "or not a dataset this package can hold in memory."
+        )
+    if compressed and expected > file_size * MAX_GZIP_RATIO:
+        raise DataError(
+            f"{path}: IDX header says shape {shape} ({expected:,} bytes), more than a "
+            f"{file_size:,}-byte gzip file can hold; it is truncated or corrupted, download "
+            "it again."
+        )
+    if not compressed and expected != file_size:
         raise DataError(
             f"{path}: IDX header says shape {shape} ({expected} bytes) but the file has "
-            f"{len(raw)} bytes; it is truncated or corrupted, download it again."
+            f"{file_size} bytes; it is truncated or corrupted, download it again."
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape)
+    data = np.empty(data_size, np.uint8)
+    view, filled = memoryview(data), 0
+    while filled < data_size:
+        count = stream.readinto(view[filled : filled + _READ_BYTES])
+        if not count:
+            break
+        filled += count
+    if filled < data_size or stream.read(1):
+        actual = f"{header_size + filled} bytes" if filled < data_size else "more bytes"
+        raise DataError(
+            f"{path}: IDX header says shape {shape} ({expected} bytes) but the file has "
+            f"{actual}; it is truncated or corrupted, download it again."
+        )
+    return data.view(dtype).reshape(shape)
 
 
 def _find_idx_file(directory, stem):
