@@ -1,8 +1,9 @@
 """keras_vae: variational autoencoders for image generation, the Keras way.
 
-The public classes load on first use (`keras_vae.VAE`, `from keras_vae import
-VAE`), so `import keras_vae.config` and the command-line tools' `--help` do not
-load TensorFlow. Loading a class registers the serializable ones (`VAE`,
+The public classes and the submodules load on first use (`keras_vae.VAE`,
+`from keras_vae import VAE`, `keras_vae.latent.fit_priors`), so `import
+keras_vae.config` and the command-line tools' `--help` do not load
+TensorFlow. Loading a class registers the serializable ones (`VAE`,
 `Autoencoder`, `Sampling`, and `FusedAdam`, the optimizer that train.py
 saves in model.keras) with Keras, so `keras.models.load_model` finds them;
 when Keras is already imported, importing keras_vae registers them at once
@@ -10,6 +11,7 @@ when Keras is already imported, importing keras_vae registers them at once
 """
 
 import importlib
+import pkgutil
 import sys
 
 from keras_vae.version import __version__
@@ -31,11 +33,22 @@ def register_serializable_classes():
         importlib.import_module(_PUBLIC[name])
 
 
+def _submodules():
+    """The package's modules and subpackages (not __main__, nor its folders of page assets)."""
+    return {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+
+
 def __getattr__(name):
     if name in _PUBLIC:
         register_serializable_classes()
         return getattr(importlib.import_module(_PUBLIC[name]), name)
+    if name in _submodules():
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'keras_vae' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__, *_submodules()})
 
 
 if "keras" in sys.modules:
