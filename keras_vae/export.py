@@ -43,6 +43,7 @@ weights, means and Cholesky factors, for runtimes that draw their own z, and
 "latent_directions" the main directions of the codes (the explorer's sliders).
 """
 
+import contextlib
 import json
 import os
 import re
@@ -68,6 +69,14 @@ METADATA_FILE = "generator.json"
 FORBIDDEN_OP_PREFIXES = ("Flex",)
 FORBIDDEN_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "CUSTOM")
 STATIC_BATCH_SIZES = names.STATIC_BATCH_SIZES
+# The largest static batch: a file's tensors, its calibration codes and its
+# parity check grow with it (a batch of 1024 64x64 RGB images is 50 MB a tensor).
+MAX_STATIC_BATCH = 1024
+# The largest absolute value of a prior parameter (means, Cholesky factors)
+# that an export accepts. A VAE's codes are of order 1; values near float32's
+# range overflow in `sample` (inf codes, a grey grid) or crash the LiteRT
+# converter.
+MAX_PRIOR_VALUE = 1e6
 # z that calibrate the full-integer int8 files: half drawn from the exported
 # prior, half from N(0, I), so that both kinds of code an app feeds keep their range.
 CALIBRATION_CODES = 256
@@ -77,6 +86,7 @@ LATENT_DIRECTIONS = 8
 # those this package's tests run it on ("runtimes_tested"): the GPU back ends
 # are what the static files are shaped for, not something tested here.
 DYNAMIC_RUNTIMES = ("tensorflow_lite_interpreter",)
+SAVED_MODEL_RUNTIMES = ("tensorflow",)
 STATIC_RUNTIMES_TESTED = (
     "tensorflow_lite_interpreter",
     "litert_compiled_model_cpu",
@@ -155,8 +165,8 @@ class _Generator(tf.Module):
         # LiteRT lets an app resize an input to any shape, and a fully connected
         # layer then silently reads [b, k] as [b * k / latent_dim, latent_dim]:
         # garbage, no error. With the last dimension left dynamic, the converter
-        # cannot fold `_generate`'s reshape away, and it fails at allocation
-        # unless k == latent_dim.
+        # cannot fold `_generate`'s reshape away, and that RESHAPE fails when
+        # it runs (invoke) unless k == latent_dim.
         z_shape = [None, None] if frozen else [None, latent_dim]
         # float32 constants of the prior, for `sample` only; the last cumulative
         # weight is never compared.
@@ -246,8 +256,11 @@ def _convert_tflite(frozen_saved_model_dir, signature_keys, variant, calibration
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if calibration is not None:
             # Weights and activations in int8, the inputs and outputs left float32
-            # and uint8 so that the signature is the float files' one.
-            converter.representative_dataset = lambda: ({"z": z} for z in calibration)
+            # and uint8 so that the signature is the float files' one. Each sample
+            # a list (inputs by position, z the only one): given a dict, the
+            # calibrator builds TensorFlow's deprecated tf.lite.Interpreter to map
+            # names to tensors, which warns on every call.
+            converter.representative_dataset = lambda: ([z] for z in calibration)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter.convert()
 
@@ -425,6 +438,10 @@ def _calibration_codes(prior, count):
     return np.concatenate([prior.sample(half, seed=0), standard.astype(np.float32)])
 
 
+# The temporary SavedModel that the converter reads, inside the export's staging folder.
+FROZEN_PREFIX = "frozen_saved_model-"
+
+
 def frozen_flatbuffers(decoder, prior, directory, variants, batch):
     """{variant: .tflite flatbuffer} of `decoder`'s dynamic (batch None) or static generator.
 
@@ -438,7 +455,7 @@ def frozen_flatbuffers(decoder, prior, directory, variants, batch):
         codes = _calibration_codes(prior, steps * batch)
         calibration = codes.reshape(steps, batch, latent_dim)
     signatures = frozen.signatures()
-    with tempfile.TemporaryDirectory(dir=directory) as frozen_dir:
+    with tempfile.TemporaryDirectory(prefix=FROZEN_PREFIX, dir=directory) as frozen_dir:
         tf.saved_model.save(frozen, frozen_dir, signatures=signatures)
         return {
             variant: _convert_tflite(frozen_dir, signatures, variant, calibration)
@@ -463,7 +480,8 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
             "path": SAVED_MODEL_DIR,
             "layout": "dynamic",
             "signatures": [GENERATE, SAMPLE, "serving_default"],
-            "runtimes": ["tensorflow"],
+            "runtimes": list(SAVED_MODEL_RUNTIMES),
+            "runtimes_tested": list(SAVED_MODEL_RUNTIMES),
             "size_bytes": _tree_size(saved_model_dir),
             "max_abs_error": float(np.max(np.abs(saved_images - expected))),
         }
@@ -473,7 +491,7 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
         for variant, flatbuffer in flatbuffers.items():
             filename = tflite_filename(variant, batch)
             path = os.path.join(directory, filename)
-            with open(path, "wb") as f:
+            with files.naming(path), open(path, "wb") as f:
                 f.write(flatbuffer)
             check_builtin_ops(path)
             z = parity_z if batch is None else parity_z[:batch]
@@ -530,7 +548,9 @@ def export_generator(
 
     Everything is written into a temporary sibling directory, verified (ops,
     parity against `model.decode`), then renamed into place; a failure at
-    any point leaves an existing `out_dir` untouched.
+    any point leaves an existing `out_dir` untouched. A lock beside
+    `out_dir` (`.NAME.lock`, removed when done) keeps a second export from
+    writing it at the same time.
 
     Args:
         model: a built `keras_vae.VAE`.
@@ -555,65 +575,202 @@ def export_generator(
 
     Raises:
         FileExistsError: `out_dir` exists and `overwrite` is False, or it
-            exists and is not an export (no generator.json): only an earlier
-            export is ever replaced.
-        ExportError: the model has no built decoder, or verification failed.
+            exists and is not exactly an export (no generator.json, or files
+            an export does not write), also if that happens during the
+            export: only an earlier export is ever replaced.
+        files.DestinationInUse: another export is writing `out_dir`.
+        ValueError: a static batch size outside 1..MAX_STATIC_BATCH.
+        ExportError: the model has no built decoder, its prior holds values
+            beyond MAX_PRIOR_VALUE (or not finite in float32), a TensorFlow
+            write failed (the message names the file), or verification failed.
+        OSError: a write failed (a full disk); the message names the file.
     """
     _check_exportable(model)
     prior = model.get_prior(prior)
+    check_prior(prior)
     for variant in variants:
         names.check_choice("variant", variant, names.TFLITE_VARIANTS)
-    static_batch_sizes = tuple(int(batch) for batch in static_batch_sizes)
-    if any(batch < 1 for batch in static_batch_sizes):
-        raise ValueError(f"Static batch sizes must be >= 1; got {list(static_batch_sizes)}.")
+    static_batch_sizes = check_static_batch_sizes(static_batch_sizes)
     if int(latent_directions) < 1:
         raise ValueError(f"latent_directions must be >= 1; got {latent_directions}.")
     out_dir = os.path.abspath(out_dir)
-    _recover_retired(out_dir)
-    if os.path.exists(out_dir) and not overwrite:
-        raise FileExistsError(
-            f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it."
-        )
-    if os.path.exists(out_dir) and not os.path.isfile(os.path.join(out_dir, METADATA_FILE)):
-        # Only ever replace what this function made: never a user's folder or a run dir.
-        raise FileExistsError(
-            f"{out_dir} exists and is not a keras_vae export (it has no {METADATA_FILE}); "
-            "refusing to replace it. Choose another --out."
-        )
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
-    files.remove_stale_temporaries(out_dir)  # of exports killed before they finished
-    staging = tempfile.mkdtemp(prefix=files.temporary_prefix(out_dir), dir=parent)
-    files.public_mode(staging, directory=True)
-    try:
-        parity_z = (
-            np.random.default_rng(0)
-            .standard_normal((max((parity_samples, *static_batch_sizes)), model.latent_dim))
-            .astype(np.float32)
-        )
-        artifacts = _write_artifacts(model, prior, staging, parity_z, variants, static_batch_sizes)
-        metadata = {
-            "keras_vae_version": __version__,
-            "latent_dim": int(model.latent_dim),
-            "image_shape": list(model.image_shape),
-            "likelihood": model.likelihood,
-            "dataset": (training_config or {}).get("dataset"),
-            "model_config": model.get_config(),
-            "training_config": training_config,
-            "signatures": _signatures_json(model),
-            "serving_default": GENERATE,
-            "latent_prior": prior.to_dict(),
-            "latent_directions": prior.principal_directions(latent_directions),
-            "parity_check": f"max |artifact - VAE.decode| over {len(parity_z)} z ~ N(0, I) "
-            "(the first `batch` of them for a static file), run by the LiteRT Interpreter",
-            "artifacts": artifacts,
-        }
-        files.atomic_write_json(os.path.join(staging, METADATA_FILE), metadata)
-        files.commit_directory(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    # One export at a time into out_dir: a second one is refused, not raced.
+    with files.destination_lock(out_dir, alternative="choose another --out"):
+        _recover_retired(out_dir)
+        if os.path.exists(out_dir) and not overwrite:
+            raise FileExistsError(
+                f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it."
+            )
+        if os.path.exists(out_dir):
+            # Only ever replace what this function made: never a user's folder or a run dir.
+            reason = not_an_export(out_dir)
+            if reason:
+                raise FileExistsError(
+                    f"{out_dir} exists and is not a keras_vae export ({reason}); "
+                    "refusing to replace it. Choose another --out."
+                )
+        files.remove_stale_temporaries(out_dir)  # of exports killed before they finished
+        staging = tempfile.mkdtemp(prefix=files.temporary_prefix(out_dir), dir=parent)
+        files.public_mode(staging, directory=True)
+        try:
+            with _naming_the_export(staging, out_dir):
+                metadata = _write_staging(
+                    model,
+                    prior,
+                    staging,
+                    training_config,
+                    variants,
+                    parity_samples,
+                    static_batch_sizes,
+                    latent_directions,
+                )
+            # What is at out_dir now is replaced only if it still is nothing but an
+            # export, and only with overwrite: not a folder created meanwhile.
+            try:
+                files.commit_directory(
+                    staging, out_dir, replaceable=lambda old: overwrite and not not_an_export(old)
+                )
+            except FileExistsError as error:
+                raise FileExistsError(
+                    f"{out_dir} was created or changed by someone else during the export; "
+                    "it was left as it is. Export again to another --out, or move it away."
+                ) from error
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return metadata
+
+
+def _write_staging(
+    model,
+    prior,
+    staging,
+    training_config,
+    variants,
+    parity_samples,
+    static_batch_sizes,
+    latent_directions,
+):
+    """Writes every artifact and generator.json into `staging`; returns the metadata."""
+    parity_z = (
+        np.random.default_rng(0)
+        .standard_normal((max((parity_samples, *static_batch_sizes)), model.latent_dim))
+        .astype(np.float32)
+    )
+    artifacts = _write_artifacts(model, prior, staging, parity_z, variants, static_batch_sizes)
+    metadata = {
+        "keras_vae_version": __version__,
+        "latent_dim": int(model.latent_dim),
+        "image_shape": list(model.image_shape),
+        "likelihood": model.likelihood,
+        "dataset": (training_config or {}).get("dataset"),
+        "model_config": model.get_config(),
+        "training_config": training_config,
+        "signatures": _signatures_json(model),
+        "serving_default": GENERATE,
+        "latent_prior": prior.to_dict(),
+        "latent_directions": prior.principal_directions(latent_directions),
+        "parity_check": f"max |artifact - VAE.decode| over {len(parity_z)} z ~ N(0, I) "
+        "(the first `batch` of them for a static file), run by the LiteRT Interpreter",
+        "artifacts": artifacts,
+    }
+    files.atomic_write_json(os.path.join(staging, METADATA_FILE), metadata)
+    return metadata
+
+
+@contextlib.contextmanager
+def _naming_the_export(staging, out_dir):
+    """Write errors in `staging` as one line naming the path in `out_dir` they were for.
+
+    TensorFlow's (a full disk in a SavedModel write is a ResourceExhaustedError
+    of many lines) become an ExportError; OSErrors keep their type.
+    """
+
+    def shown(text):
+        text = text.replace(staging, out_dir)
+        # The converter's input is no file of the export: name the export itself.
+        text = re.sub(rf"{re.escape(out_dir)}/{FROZEN_PREFIX}[^/;]*(/[^;]*)?", out_dir, text)
+        return re.sub(r"\.tmp[0-9a-f]{32}\b", "", text)  # TensorFlow's own temporaries
+
+    try:
+        yield
+    except tf.errors.OpError as error:
+        lines = (error.message or type(error).__name__).strip().splitlines()
+        path, separator, reason = shown(lines[0] if lines else "").partition("; ")
+        if separator and os.path.isabs(path):
+            raise ExportError(f"Could not write {path}: {reason}") from None
+        raise ExportError(f"Could not write the export {out_dir}: {shown(lines[0])}") from None
+    except OSError as error:
+        if error.errno is None or not error.filename:
+            raise
+        raise type(error)(error.errno, error.strerror, shown(os.fspath(error.filename))) from None
+
+
+def check_static_batch_sizes(static_batch_sizes):
+    """The batch sizes as a tuple of ints; ValueError unless each is in 1..MAX_STATIC_BATCH."""
+    sizes = tuple(int(batch) for batch in static_batch_sizes)
+    if any(not 1 <= batch <= MAX_STATIC_BATCH for batch in sizes):
+        raise ValueError(
+            f"Static batch sizes must be between 1 and {MAX_STATIC_BATCH}; got {list(sizes)}."
+        )
+    return sizes
+
+
+def check_prior(prior):
+    """Raises ExportError unless the prior's parameters are finite and of a sane scale.
+
+    The exported files hold them as float32 constants: a value beyond
+    `MAX_PRIOR_VALUE` (float32's range ends at 3.4e38) makes `sample` draw
+    inf codes or crashes the LiteRT converter.
+    """
+    for name, values in (
+        ("weights", prior.weights),
+        ("means", prior.means),
+        ("cholesky", prior.cholesky),
+    ):
+        values = np.abs(np.asarray(values, dtype=np.float64))
+        largest = float(np.max(np.where(np.isnan(values), np.inf, values), initial=0.0))
+        if largest > MAX_PRIOR_VALUE:
+            raise ExportError(
+                f"The prior's {name} reach {largest:.3g}, beyond the {MAX_PRIOR_VALUE:g} an "
+                "export accepts (a VAE's codes are of order 1): fit the prior again "
+                "(keras-vae fit-prior), or export with --prior standard."
+            )
+
+
+# What an export writes, and nothing else: generator.json, the .tflite files
+# and the SavedModel (its files as tf.saved_model.save writes them).
+_EXPORT_FILE = re.compile(r"generator_[a-z0-9]+(_b\d+)?\.tflite")
+_SAVED_MODEL_FILE = re.compile(
+    r"saved_model\.pb|fingerprint\.pb|variables/variables\.(index|data-\d+-of-\d+)"
+)
+
+
+def not_an_export(directory):
+    """Why `directory` is not exactly an export's files (a short reason), or "" if it is."""
+    if not os.path.isfile(os.path.join(directory, METADATA_FILE)):
+        return f"it has no {METADATA_FILE}"
+    others = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if os.path.islink(path):
+            others.append(name)
+        elif name == SAVED_MODEL_DIR and os.path.isdir(path):
+            for root, dirs, names_ in os.walk(path):
+                for entry in names_ + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+                    relative = os.path.relpath(os.path.join(root, entry), path)
+                    if os.path.islink(os.path.join(root, entry)) or not (
+                        _SAVED_MODEL_FILE.fullmatch(relative)
+                    ):
+                        others.append(os.path.join(name, relative))
+        elif not (os.path.isfile(path) and (name == METADATA_FILE or _EXPORT_FILE.fullmatch(name))):
+            others.append(name)
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        return f"it also holds {shown}, which an export does not write"
+    return ""
 
 
 def _recover_retired(out_dir):

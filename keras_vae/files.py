@@ -3,10 +3,15 @@
 Temporaries sit beside their target, named `.NAME.tmp-PID-...`, so a later
 write of the same target removes those left by a killed process (SIGKILL
 runs no cleanup). Finished files get the mode a plain `open()` gives under the
-user's umask, not the private 0600 of `tempfile`.
+user's umask, not the private 0600 of `tempfile`. A failed write names the
+file it was writing, never its temporary. `destination_lock` keeps two
+processes from writing one destination at the same time.
 """
 
 import contextlib
+import ctypes
+import errno
+import fcntl
 import json
 import os
 import re
@@ -68,6 +73,21 @@ def remove_stale_temporaries(path):
                     os.unlink(stale)
 
 
+@contextlib.contextmanager
+def naming(path):
+    """Makes an OSError raised in the block name `path`, not a temporary or nothing.
+
+    A failed `write()` (ENOSPC, EFBIG) names no file, and a failed write of
+    a temporary names the temporary; the user knows only `path`.
+    """
+    try:
+        yield
+    except OSError as error:
+        if error.errno is None or error.filename == os.fspath(path):
+            raise
+        raise type(error)(error.errno, error.strerror, os.fspath(path)) from error
+
+
 def atomic_write(path, write, suffix=""):
     """Calls `write(tmp_path)`, then renames the temporary file onto `path`.
 
@@ -76,21 +96,23 @@ def atomic_write(path, write, suffix=""):
 
     Raises:
         IsADirectoryError: `path` is a directory (nothing is written).
+        OSError: the write failed (a full disk, say); the message names `path`.
     """
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory; give a file name to write to.")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     remove_stale_temporaries(path)
-    fd, tmp_path = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=suffix, dir=directory)
-    os.close(fd)
-    try:
-        write(tmp_path)
-        public_mode(tmp_path)
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
+    with naming(path):
+        fd, tmp_path = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=suffix, dir=directory)
+        os.close(fd)
+        try:
+            write(tmp_path)
+            public_mode(tmp_path)
+            os.replace(tmp_path, path)
+        finally:
+            if os.path.exists(tmp_path):
+                os.unlink(tmp_path)
 
 
 def atomic_write_json(path, values):
@@ -114,22 +136,121 @@ def atomic_write_text(path, text):
     atomic_write(path, write)
 
 
-def commit_directory(staging, out_dir):
-    """Moves the finished directory `staging` to `out_dir`, replacing an existing one.
+def rename_no_replace(source, target):
+    """Renames `source` to `target`; FileExistsError if anything is at `target`.
 
-    The old `out_dir` is renamed aside (`.NAME.old-PID-.../export`) and removed
-    only once `staging` is in place; if that rename fails it is put back.
+    `os.rename` would silently replace an empty directory at `target`;
+    Linux's renameat2(RENAME_NOREPLACE) checks and renames in one step. Where
+    it is missing, the check comes just before the rename.
     """
-    if not os.path.exists(out_dir):
-        os.rename(staging, out_dir)
-        return
-    retired = tempfile.mkdtemp(
-        prefix=temporary_prefix(out_dir, "old"), dir=os.path.dirname(out_dir)
-    )
-    os.rename(out_dir, os.path.join(retired, "export"))
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is not None:
+        at_fdcwd, rename_noreplace = -100, 1
+        if (
+            renameat2(
+                at_fdcwd, os.fsencode(source), at_fdcwd, os.fsencode(target), rename_noreplace
+            )
+            == 0
+        ):
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL):  # EINVAL: a file system without the flag
+            raise OSError(code, os.strerror(code), os.fspath(target))
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fspath(target))
+    os.rename(source, target)
+
+
+def commit_directory(staging, out_dir, replaceable=None):
+    """Moves the finished directory `staging` to `out_dir`.
+
+    Nothing at `out_dir`: one rename, which never replaces what appears there
+    meanwhile. An existing `out_dir` is renamed aside
+    (`.NAME.old-PID-.../export`) and removed only once `staging` is in place
+    and only if `replaceable(aside_path)` is true for it (default: always);
+    otherwise it is put back.
+
+    Raises:
+        FileExistsError: `replaceable` refused what is at `out_dir`.
+        OSError: a rename failed; the message names `out_dir`.
+    """
+    with naming(out_dir):
+        for _ in range(3):  # another process may create or remove out_dir meanwhile
+            try:
+                rename_no_replace(staging, out_dir)
+                return
+            except FileExistsError:
+                pass
+            retired = tempfile.mkdtemp(
+                prefix=temporary_prefix(out_dir, "old"), dir=os.path.dirname(out_dir)
+            )
+            aside = os.path.join(retired, "export")
+            try:
+                os.rename(out_dir, aside)
+            except FileNotFoundError:
+                os.rmdir(retired)
+                continue
+            try:
+                if replaceable is not None and not replaceable(aside):
+                    raise FileExistsError(
+                        errno.EEXIST,
+                        "something other than what this command replaces is there; "
+                        "nothing was replaced",
+                        os.fspath(out_dir),
+                    )
+                rename_no_replace(staging, out_dir)
+            except BaseException:
+                rename_no_replace(aside, out_dir)
+                os.rmdir(retired)
+                raise
+            shutil.rmtree(retired, ignore_errors=True)
+            return
+        raise FileExistsError(
+            errno.EEXIST, "created and removed by another process meanwhile", os.fspath(out_dir)
+        )
+
+
+class DestinationInUse(OSError):
+    """Another process is writing the same destination."""
+
+
+@contextlib.contextmanager
+def destination_lock(path, alternative="choose another destination"):
+    """Holds an exclusive lock on writing `path` for the block.
+
+    The lock is an `flock` on `.NAME.lock` beside `path` (its parent must
+    exist), which the kernel releases when the process ends, however it ends;
+    the file is removed when the block ends.
+
+    Raises:
+        DestinationInUse: another process holds it; the message ends with
+            "wait for it to finish, or `alternative`".
+    """
+    path = os.path.abspath(path)
+    lock_path = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.lock")
+    while True:
+        with naming(path):
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            holder = os.pread(fd, 100, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise DestinationInUse(
+                f"{path} is being written by {holder}: wait for it to finish, or {alternative}."
+            ) from error
+        try:  # a holder that finished removed the file: lock the one at lock_path
+            current = os.stat(lock_path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(current, os.fstat(fd)):
+            break
+        os.close(fd)
     try:
-        os.rename(staging, out_dir)
-    except BaseException:
-        os.rename(os.path.join(retired, "export"), out_dir)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path)
+        os.close(fd)

@@ -21,12 +21,15 @@ import tempfile
 import threading
 
 # absl / TensorFlow C++ log lines ("I0000 00:00:1796153870.027769   30908 port.cc:153] ...")
-# and the few unprefixed lines TensorFlow prints with them.
+# and the few unprefixed lines TensorFlow and its converter print with them.
 NATIVE_LOG_LINE = re.compile(
     rb"^([IWE]\d{4} \d\d:\d\d:[\d.]+ +\d+ [^ ]+:\d+\]"
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|To enable the following instructions: .* rebuild TensorFlow"
-    rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)"
+    rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
+    # The LiteRT converter's calibration, once per full-integer file
+    rb"|fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, "
+    rb"output_inference_type: \w+$)"
 )
 
 

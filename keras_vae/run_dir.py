@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import warnings
 import zipfile
 
 import keras
@@ -57,14 +58,15 @@ class RunDirInUse(OSError):
 
 
 @contextlib.contextmanager
-def lock(directory):
+def lock(directory, alternative="choose another --run-dir"):
     """Holds an exclusive lock on the run dir `directory` (created if missing).
 
     The lock is an `flock` on `directory/.lock`, so the kernel releases it
     when its process ends, however it ends (even SIGKILL).
 
     Raises:
-        RunDirInUse: another process holds it.
+        RunDirInUse: another process holds it; the message says to wait for
+            it to finish, "or `alternative`" (None: wait, then run again).
     """
     created = not os.path.exists(directory)
     os.makedirs(directory, exist_ok=True)
@@ -75,10 +77,12 @@ def lock(directory):
         except BlockingIOError as error:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            raise RunDirInUse(
-                f"{directory} is in use by {holder}: wait for it to finish, or choose "
-                "another --run-dir."
-            ) from error
+            what_to_do = (
+                f"wait for it to finish, or {alternative}"
+                if alternative
+                else "wait for it to finish, then run the same command again"
+            )
+            raise RunDirInUse(f"{directory} is in use by {holder}: {what_to_do}.") from error
         f.seek(0)
         f.truncate()
         f.write(f"process {os.getpid()}\n")
@@ -123,26 +127,69 @@ def check_config(directory, config):
         )
 
 
-def load_model(path):
+def of_model(path):
+    """The run dir that `path` belongs to, or None.
+
+    A run dir is a directory holding model.keras; `path` is one, or a .keras
+    file inside one (`RUN/model.keras`), which the run's lock also guards.
+    """
+    directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    return directory if os.path.isfile(os.path.join(directory, MODEL_FILE)) else None
+
+
+def _one_line(error):
+    """Keras's message of `error` on one line (some span six), at most 400 characters."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def read_config(path):
+    """The run dir `path`'s config.json as a dict, or None if it has none.
+
+    Raises:
+        ModelFileError: config.json is not a JSON object; the message names it.
+    """
+    config_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.exists(config_path):
+        return None
+    try:
+        with open(config_path) as f:
+            config = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        config = error
+    if not isinstance(config, dict):
+        reason = _one_line(config) if isinstance(config, Exception) else "not a JSON object"
+        raise ModelFileError(
+            f"{config_path} is not a run's settings ({reason}): restore it from a copy, or "
+            f"pass --model {os.path.join(path, MODEL_FILE)} to use the model alone."
+        )
+    return config
+
+
+def load_model(path, config=True):
     """Loads a keras_vae model from a run dir or a `.keras` file.
+
+    Args:
+        path: a run dir or a `.keras` file.
+        config: False to skip the run dir's config.json (a command that does
+            not need the run's settings then works with a corrupt one).
 
     Returns:
         `(model, training_config)`: a `keras_vae.VAE`; the
         config is the run dir's config.json as a dict, or None for a bare
-        `.keras` file.
+        `.keras` file (or `config` False).
 
     Raises:
         FileNotFoundError: nothing at `path`.
-        ModelFileError: the file is not a keras_vae model.
+        ModelFileError: the file is not a keras_vae model, or the run dir's
+            config.json is not valid JSON; the message is one line.
     """
     training_config = None
     model_path = path
     if os.path.isdir(path):
         model_path = os.path.join(path, MODEL_FILE)
-        config_path = os.path.join(path, CONFIG_FILE)
-        if os.path.exists(config_path):
-            with open(config_path) as f:
-                training_config = json.load(f)
+        if config:
+            training_config = read_config(path)
     if not os.path.exists(model_path):
         raise FileNotFoundError(f"No model at {model_path}: give a run dir or a .keras file.")
     if os.path.isfile(model_path) and not zipfile.is_zipfile(model_path):
@@ -150,10 +197,16 @@ def load_model(path):
             f"{model_path} is not a .keras file (not a zip archive): it is truncated or "
             "corrupted; train again or copy it again."
         )
-    try:
-        model = keras.models.load_model(model_path)
-    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
-        raise ModelFileError(f"{model_path} is not a loadable .keras model: {error}") from error
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            model = keras.models.load_model(model_path)
+        except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
+            # Keras's warnings about what it skipped only repeat the error.
+            raise ModelFileError(
+                f"{model_path} is not a loadable .keras model: {_one_line(error)}"
+            ) from error
+    for warning in caught:  # a model that loaded: Keras's warnings are shown as they were
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if not isinstance(model, VAE):
         raise ModelFileError(f"{model_path} holds a {type(model).__name__}, not a keras_vae VAE.")
     return model, training_config

@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import keras
 import numpy as np
@@ -12,7 +14,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from export import __main__ as export_cli
-from keras_vae import VAE, export, priors
+from keras_vae import VAE, export, files, priors
 from tests import generator_check
 from tests.testing import REPO_ROOT, TINY, assert_draws_follow_prior, call_main, tree_digest
 
@@ -343,10 +345,10 @@ def test_existing_export_is_not_overwritten_without_overwrite(tmp_path, small_va
 
 def test_overwrite_replaces_only_an_earlier_export(tmp_path, small_vae):
     # Pointed at a user's folder or at a run dir, --overwrite must delete nothing.
-    for name, files in (("photos", ["cat.jpg"]), ("run", ["model.keras", "config.json"])):
+    for name, contents in (("photos", ["cat.jpg"]), ("run", ["model.keras", "config.json"])):
         folder = tmp_path / name
         folder.mkdir()
-        for file in files:
+        for file in contents:
             (folder / file).write_text(file)
         before = tree_digest(folder)
         with pytest.raises(FileExistsError, match="is not a keras_vae export"):
@@ -501,3 +503,307 @@ def test_static_files_of_the_default_mlp_refuse_wrong_shapes(tmp_path):
         else:  # a batch-1 file may broadcast [2, d]; then both codes come out right
             expected = keras.ops.convert_to_numpy(model.decode(more)).reshape(2, -1)
             np.testing.assert_allclose(runner(z=more)["images"], expected, atol=1e-5)
+
+
+def saved_vae(directory, latent_dim=4, seed=0, prior=None):
+    """A tiny MLP VAE saved as directory/model.keras (with `prior` its default); the path."""
+    model = VAE(
+        preset="mlp", latent_dim=latent_dim, encoder_units=(8,), decoder_units=(8,), seed=seed
+    )
+    model.decode(np.zeros((1, latent_dim), np.float32))
+    if prior is not None:
+        model.set_prior(prior)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "model.keras")
+    model.save(path)
+    return path
+
+
+def run_cli(*argv, **kwargs):
+    """`python -m keras_vae ARGV` in a fresh process (stderr as the terminal shows it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "keras_vae", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+        **kwargs,
+    )
+
+
+def test_every_artifact_names_the_runtimes_it_was_tested_on(tmp_path, small_vae):
+    metadata = export.export_generator(
+        small_vae, tmp_path / "gen", variants=("float32",), static_batch_sizes=(1,)
+    )
+    for name, facts in metadata["artifacts"].items():
+        assert facts["runtimes_tested"], name
+        assert set(facts["runtimes_tested"]) <= set(facts["runtimes"]), name
+    assert metadata["artifacts"]["saved_model"]["runtimes_tested"] == ["tensorflow"]
+
+
+def test_export_prints_no_tensorflow_deprecation_or_converter_lines(tmp_path):
+    model = saved_vae(tmp_path / "vae")
+    # int8 static files are calibrated: the converter's calibrator runs.
+    result = run_cli(
+        "export",
+        "--model",
+        model,
+        "--out",
+        tmp_path / "gen",
+        "--variants",
+        "int8",
+        "--static-batch-sizes",
+        "1",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    for noise in ("tf.lite.Interpreter is deprecated", "fully_quantize", "Warning"):
+        assert noise not in output, output[-3000:]
+    assert result.stderr.strip() == "", result.stderr[-3000:]
+
+
+def documented(path):
+    with open(os.path.join(REPO_ROOT, path)) as f:
+        return " ".join(f.read().split())
+
+
+def test_a_wrong_z_fails_where_the_docs_say(tmp_path, small_vae):
+    # Dynamic files: RESHAPE refuses z when it runs; static files: when tensors are allocated.
+    export.export_generator(small_vae, tmp_path / "gen", variants=("float32",))
+    d = small_vae.latent_dim
+    dynamic = Interpreter(model_path=str(tmp_path / "gen" / export.tflite_filename("float32")))
+    with pytest.raises(RuntimeError, match=r"\(RESHAPE\) failed to invoke"):
+        dynamic.get_signature_runner("generate")(z=np.zeros((2, 2 * d), np.float32))
+    static = Interpreter(model_path=str(tmp_path / "gen" / export.tflite_filename("float32", 16)))
+    with pytest.raises(RuntimeError, match="failed to prepare"):  # AllocateTensors
+        static.get_signature_runner("generate")(z=np.zeros((2, 2 * d), np.float32))
+    readme, guide = documented("README.md"), documented("export/README.md")
+    for text in (readme, guide):
+        assert "(RESHAPE) failed to invoke" in text
+        assert "RESHAPE error at allocation" not in text
+        assert "fails at allocation with a RESHAPE error" not in text
+
+
+def test_the_compiled_model_api_crashes_on_a_dynamic_mlp_file_as_documented(tmp_path, small_vae):
+    # What export/README.md says of the dynamic files on the CompiledModel API:
+    # after a resize its output buffers keep the declared [1, H, W, C], the run
+    # writes past them and the process crashes (a signal: SIGSEGV or SIGABRT,
+    # as the heap allows). If a LiteRT release fixes it, this fails: update the guide.
+    export.export_generator(small_vae, tmp_path / "gen", variants=("float32",))
+    result = subprocess.run(
+        [sys.executable, "-c", COMPILED_MODEL_ON_DYNAMIC_FILE]
+        + [str(tmp_path / "gen" / export.tflite_filename("float32")), str(small_vae.latent_dim)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode < 0, (result.returncode, result.stderr[-1500:])
+    assert "images [16," not in result.stdout
+    guide = documented("export/README.md")
+    assert "the process crashes" in guide and "munmap_chunk" not in guide
+
+
+def when_staging_appears(out, action):
+    """A thread that runs `action()` as soon as an export's staging folder for `out` exists."""
+    done = threading.Event()
+
+    def watch():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(name.startswith(f".{out.name}.tmp-") for name in os.listdir(out.parent)):
+                action()
+                break
+            time.sleep(0.005)
+        done.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return done
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_folder_made_during_an_export_is_never_removed(tmp_path, small_vae, overwrite):
+    # The user creates --out (or adds a file to the export being replaced) while it runs.
+    out = tmp_path / "gen"
+    if overwrite:
+        export.export_generator(small_vae, out, variants=("float32",))
+
+    def user_writes():
+        out.mkdir(exist_ok=True)
+        (out / "mydata.txt").write_text("mine")
+
+    done = when_staging_appears(out, user_writes)
+    with pytest.raises(FileExistsError, match="during the export; it was left as it is"):
+        export.export_generator(small_vae, out, overwrite=overwrite, variants=("float32",))
+    assert done.wait(5)
+    assert (out / "mydata.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["gen"]  # no staging, no lock, nothing moved aside
+
+
+def test_an_export_into_an_out_another_export_is_writing_is_refused(tmp_path, small_vae):
+    model = saved_vae(tmp_path / "vae")
+    out = tmp_path / "gen"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "keras_vae", "export", "--model", model, "--out", out],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(n.startswith(".gen.tmp-") for n in os.listdir(tmp_path)):
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+            time.sleep(0.01)
+        with pytest.raises(files.DestinationInUse, match=rf"being written by process {first.pid}"):
+            export.export_generator(small_vae, out, overwrite=True, variants=("float32",))
+        code, _, err = call_main(export_cli.main, ["--model", model, "--out", out])
+        assert code == 2 and "wait for it to finish, or choose another --out" in err
+    finally:
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-2000:]
+    assert export.not_an_export(out) == ""  # the first export, whole
+    assert sorted(os.listdir(tmp_path)) == ["gen", "vae"]  # its lock is gone too
+
+
+def test_overwrite_refuses_an_export_folder_holding_other_files(tmp_path, small_vae):
+    out = tmp_path / "gen"
+    export.export_generator(small_vae, out, variants=("float32",))
+    for extra in ("notes.txt", "saved_model/mine.txt"):
+        (out / extra).write_text("mine")
+        before = tree_digest(out)
+        with pytest.raises(FileExistsError, match=f"also holds {extra}"):
+            export.export_generator(small_vae, out, overwrite=True, variants=("float32",))
+        assert tree_digest(out) == before
+        (out / extra).unlink()
+    export.export_generator(small_vae, out, overwrite=True, variants=("float32",))
+    assert sorted(os.listdir(tmp_path)) == ["gen"]
+
+
+def test_a_model_file_in_a_run_dir_takes_the_runs_lock(tmp_path):
+    from keras_vae import cli, run_dir
+
+    run = tmp_path / "run"
+    model = saved_vae(run)
+    with run_dir.lock(str(run)):  # as a fit-prior or train.py writing the run would
+        code, _, err = call_main(export_cli.main, ["--model", model, "--variants", "float32"])
+        assert code == 2 and "in use by process" in err
+        assert "--run-dir" not in err and "pass --out outside it" in err
+        code, _, err = call_main(cli.main, ["fit-prior", "--model", model])
+        assert code == 2 and "in use by process" in err
+        assert "--run-dir" not in err and "run the same command again" in err
+    assert not (run / "export").exists() and not (run / "model_export").exists()
+    # Exporting RUN/model.keras writes RUN/export, where fit-prior's hint sends it.
+    assert cli.default_export_dir(model) == str(run / "export")
+    code, _, err = call_main(export_cli.main, ["--model", model, "--variants", "float32"])
+    assert code == 0, err[-2000:]
+    assert (run / "export" / "generator.json").exists()
+    assert not (run / "model_export").exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path_factory):
+    """A function mounting a tmpfs of the given size (a real full disk); skips without root."""
+    mounted = []
+
+    def mount(size):
+        directory = tmp_path_factory.mktemp("disk")
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounted.append(directory)
+        return directory
+
+    yield mount
+    for directory in mounted:
+        subprocess.run(["umount", str(directory)], check=True)
+
+
+# Sizes at which a different write of the export fills the disk: the SavedModel
+# (TensorFlow), the converter's input, a .tflite (Python).
+@pytest.mark.parametrize("size", ["60k", "120k", "180k"])
+def test_a_full_disk_is_one_line_naming_the_export(tmp_path, small_disk, size):
+    model = saved_vae(tmp_path / "vae")
+    disk = small_disk(size)
+    code, out, err = call_main(
+        export_cli.main, ["--model", model, "--out", disk / "gen", "--variants", "float32", "int8"]
+    )
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1, err[-3000:]
+    assert "No space left on device" in err and str(disk / "gen") in err
+    assert ".tmp-" not in err and "frozen" not in err
+    assert os.listdir(disk) == []  # no staging folder, no lock
+
+
+def test_a_prior_of_absurd_scale_is_refused_before_converting(tmp_path):
+    d = 3
+    huge_cholesky = priors.GaussianMixture([1.0], np.zeros((1, d)), [np.eye(d) * 1e200])
+    huge_means = priors.GaussianMixture([1.0], np.full((1, d), 1e300), [np.eye(d)])
+    for name, prior, what in (
+        ("cholesky", huge_cholesky, "cholesky reach 1e+200"),
+        ("means", huge_means, "means"),
+    ):
+        model = saved_vae(tmp_path / name, latent_dim=d, prior=prior)
+        out = tmp_path / f"{name}_gen"
+        # In a fresh process: the LiteRT converter crashes on such constants.
+        result = run_cli("export", "--model", model, "--out", out, "--variants", "float32")
+        assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+        assert what in result.stderr and "--prior standard" in result.stderr
+        assert not out.exists() and f".{out.name}.lock" not in os.listdir(tmp_path)
+    # The standard prior exports the same model.
+    code, _, err = call_main(
+        export_cli.main,
+        ["--model", tmp_path / "means" / "model.keras", "--variants", "float32", "--prior",
+         "standard", "--static-batch-sizes"],
+    )  # fmt: skip
+    assert code == 0, err[-2000:]
+
+
+def test_a_huge_static_batch_is_refused_up_front(tmp_path, small_vae):
+    model = saved_vae(tmp_path / "vae")
+    code, _, err = call_main(
+        export_cli.main, ["--model", model, "--static-batch-sizes", "16", "1000000000"]
+    )
+    assert code == 2 and "between 1 and 1024; got [16, 1000000000]" in err
+    with pytest.raises(ValueError, match="between 1 and 1024"):
+        export.export_generator(small_vae, tmp_path / "gen", static_batch_sizes=(10**9,))
+    assert sorted(os.listdir(tmp_path)) == ["vae"]
+    assert sorted(os.listdir(tmp_path / "vae")) == ["model.keras"]
+
+
+def test_a_keras_load_error_is_one_line(tmp_path):
+    import zipfile
+
+    from keras_vae import run_dir
+
+    # model.keras of a latent_dim 4 VAE with the weights of a latent_dim 5 one:
+    # Keras's own message spans six lines.
+    four, five = saved_vae(tmp_path / "four"), saved_vae(tmp_path / "five", latent_dim=5)
+    mixed = tmp_path / "mixed.keras"
+    with zipfile.ZipFile(four) as a, zipfile.ZipFile(five) as b, zipfile.ZipFile(mixed, "w") as z:
+        for name in a.namelist():
+            z.writestr(name, (b if name == "model.weights.h5" else a).read(name))
+    with pytest.raises(run_dir.ModelFileError, match="is not a loadable .keras model") as error:
+        run_dir.load_model(str(mixed))
+    assert "\n" not in str(error.value) and "could not be loaded" in str(error.value)
+    code, _, err = call_main(export_cli.main, ["--model", mixed, "--out", tmp_path / "gen"])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_corrupt_config_json_is_named_and_generate_still_works(tmp_path):
+    from keras_vae import cli
+
+    run = tmp_path / "run"
+    saved_vae(run)
+    (run / "config.json").write_text("")  # a disk that filled as it was written
+    code, _, err = call_main(export_cli.main, ["--model", run, "--variants", "float32"])
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{run / 'config.json'} is not a run's settings (Expecting value" in err
+    assert f"--model {run / 'model.keras'}" in err
+    code, _, err = call_main(cli.main, ["generate", "--model", run, "--out", tmp_path / "g.png"])
+    assert code == 0, err[-2000:]
+    assert (tmp_path / "g.png").stat().st_size > 0

@@ -1,6 +1,7 @@
 """Atomic writes: modes as open() gives them, no temporaries left by killed processes."""
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import sys
 import pytest
 
 from keras_vae import VAE, export, files
-from tests.testing import TINY
+from tests.testing import REPO_ROOT, TINY
 
 
 @pytest.fixture
@@ -77,15 +78,56 @@ def test_commit_directory_replaces_only_once_the_new_one_is_in_place(tmp_path, m
     assert (out / "f.txt").read_text() == "first" and not (tmp_path / "new").exists()
     assert sorted(os.listdir(tmp_path)) == ["out"]  # the old one is gone, no leftovers
 
-    (tmp_path / "newer").mkdir()
-    rename = os.rename
+    # The new one vanishes before its rename (as a full disk or a kill may leave
+    # it): the old one is put back.
+    newer = tmp_path / "newer"
+    newer.mkdir()
 
-    def fail_second_rename(source, target):
-        if str(source).endswith("newer"):
-            raise OSError("injected rename failure")
-        return rename(source, target)
+    def remove_newer(old):
+        shutil.rmtree(newer)
+        return True
 
-    monkeypatch.setattr(os, "rename", fail_second_rename)
-    with pytest.raises(OSError, match="injected"):
-        files.commit_directory(str(tmp_path / "newer"), str(out))
+    with pytest.raises(FileNotFoundError, match="out"):
+        files.commit_directory(str(newer), str(out), replaceable=remove_newer)
     assert (out / "f.txt").read_text() == "first"  # put back
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_commit_directory_replaces_nothing_it_is_not_allowed_to(tmp_path):
+    out = tmp_path / "out"
+    (tmp_path / "new").mkdir()
+    out.mkdir()  # even an empty folder, which a plain rename would silently replace
+    with pytest.raises(FileExistsError):
+        files.commit_directory(str(tmp_path / "new"), str(out), replaceable=lambda old: False)
+    assert out.is_dir() and not os.listdir(out)
+    with pytest.raises(FileExistsError):
+        files.rename_no_replace(str(tmp_path / "new"), str(out))
+    assert sorted(os.listdir(tmp_path)) == ["new", "out"]
+
+
+# Writes `x` * 100000 to argv[1] atomically, as a process whose files may
+# not exceed 4096 bytes (a full disk as the writer sees it: write() fails).
+WRITE_PAST_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+from keras_vae import files
+try:
+    files.atomic_write_text(sys.argv[1], "x" * 100000)
+except OSError as error:
+    print(error)
+"""
+
+
+def test_a_failed_write_names_the_file_not_a_temporary(tmp_path):
+    target = tmp_path / "notes.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", WRITE_PAST_FILE_SIZE_LIMIT, str(target)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == f"[Errno 27] File too large: '{target}'"
+    assert os.listdir(tmp_path) == []  # the temporary is gone
