@@ -7,7 +7,7 @@ calls keras_vae.training.train_and_evaluate; all logic lives in the package.
 import argparse
 import sys
 
-from keras_vae import native_logs
+from keras_vae import interrupts, native_logs
 from keras_vae.config import add_config_flags, config_from_flags
 
 
@@ -34,8 +34,35 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    """train.py's command line; `argv` None means the process's own arguments."""
     args = parse_args(argv)  # --help and bad flags exit here, before TensorFlow loads
-    error = None
+    try:
+        error, metrics = _train(args)
+    except KeyboardInterrupt:
+        print(
+            "train.py: interrupted; nothing was lost: run the same command to resume.",
+            file=sys.stderr,
+        )
+        return interrupts.INTERRUPTED_STATUS
+    if argv is None:
+        interrupts.shield()
+    if error is not None:
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return 2
+    if not metrics:
+        print("worker done (only the chief evaluates and writes the run dir)")
+        return 0
+    print(
+        "test: negative_elbo {negative_elbo:.2f}  reconstruction_loss {reconstruction_loss:.2f}  "
+        "kl_loss {kl_loss:.2f}  loss {loss:.2f}  (nats per image)".format(**metrics)
+    )
+    print(f"run dir: {args.run_dir}")
+    return 0
+
+
+def _train(args):
+    """`(error, metrics)`: train_and_evaluate's metrics, or the error to print in one line."""
+    error = metrics = None
     with native_logs.filtered_stderr():
         import tensorflow as tf  # TensorFlow loads here
 
@@ -51,18 +78,7 @@ def main(argv=None):
             error = caught
         except tf.errors.UnavailableError as caught:  # a cluster peer went away
             error = caught.message.splitlines()[0]
-    if error is not None:
-        print(f"train.py: error: {error}", file=sys.stderr)
-        return 2
-    if not metrics:
-        print("worker done (only the chief evaluates and writes the run dir)")
-        return 0
-    print(
-        "test: negative_elbo {negative_elbo:.2f}  reconstruction_loss {reconstruction_loss:.2f}  "
-        "kl_loss {kl_loss:.2f}  loss {loss:.2f}  (nats per image)".format(**metrics)
-    )
-    print(f"run dir: {args.run_dir}")
-    return 0
+    return error, metrics
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
 import json
 import math
 import os
+import shutil
+import sys
 import time
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
@@ -175,15 +178,158 @@ class TrainingComplete(keras.callbacks.Callback):
         atomic_write_json(self.path, facts)
 
 
+class StopOnDivergence(keras.callbacks.TerminateOnNaN):
+    """Keras's TerminateOnNaN that also records where the loss stopped being finite.
+
+    Training stops gracefully (the other callbacks end as usual). `diverged`
+    is None, or `{"epoch": e, "step": s, "loss": value}` with 1-based epoch
+    and step of the first non-finite training loss.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.diverged = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if self.diverged is None and loss is not None and not math.isfinite(float(loss)):
+            self.diverged = {"epoch": self._epoch + 1, "step": batch + 1, "loss": float(loss)}
+        super().on_batch_end(batch, logs)
+
+
+def _readable_backup(weights_path, metadata_path):
+    """None if the backup pair can be restored (or there is none), else why not."""
+    if not os.path.exists(weights_path):
+        if os.path.exists(metadata_path):
+            return f"{metadata_path} has no weights beside it"
+        return None
+    if not os.path.exists(metadata_path):
+        return f"{weights_path} has no {os.path.basename(metadata_path)} beside it"
+    try:
+        with open(metadata_path) as f:
+            int(json.load(f)["epoch"])
+        with h5py.File(weights_path, "r") as f:
+            # Read every array: a truncated file may open and fail only here.
+            f.visititems(lambda _, item: item[()] if isinstance(item, h5py.Dataset) else None)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return f"{weights_path} cannot be read ({reason})"
+    return None
+
+
+def _copy_atomically(source, target):
+    atomic_write(target, lambda tmp_path: shutil.copyfile(source, tmp_path))
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore whose files a kill or a full disk never leaves half-written.
+
+    Every file is written to a temporary sibling and renamed into place: the
+    weights first, then the epoch metadata that points at them; the previous
+    epoch's pair is kept as `.bkp` copies, made the same way. At the start of
+    training a backup that cannot be read (damaged on disk, or written by a
+    process killed mid-write by another writer) is replaced by the previous
+    one, or else discarded; a line on stderr says which, and training goes on
+    from that epoch or starts again from the first. At most the epochs after
+    the last readable backup are lost.
+
+    Args:
+        backup_dir: the directory of the backup files.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True)
+
+    def on_train_begin(self, logs=None):
+        problem = _readable_backup(self._weights_path, self._training_metadata_path)
+        if problem:
+            previous = (self._prev_weights_path, self._prev_training_metadata_path)
+            if os.path.exists(previous[0]) and not _readable_backup(*previous):
+                for source, target in zip(
+                    previous, (self._weights_path, self._training_metadata_path), strict=True
+                ):
+                    _copy_atomically(source, target)
+                with open(self._training_metadata_path) as f:
+                    epoch = json.load(f)["epoch"]
+                outcome = f"resuming from the previous backup, after epoch {epoch}"
+            else:
+                for path in (self._weights_path, self._training_metadata_path, *previous):
+                    if os.path.exists(path):
+                        os.remove(path)
+                outcome = "no readable backup is left: training starts again from epoch 1"
+            print(f"{problem}: {outcome}.", file=sys.stderr, flush=True)
+        super().on_train_begin(logs)
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        for current, previous in (
+            (self._weights_path, self._prev_weights_path),
+            (self._training_metadata_path, self._prev_training_metadata_path),
+        ):
+            if os.path.exists(current):
+                _copy_atomically(current, previous)
+        atomic_write(
+            self._weights_path,
+            lambda tmp_path: self.model.save_weights(tmp_path, overwrite=True),
+            suffix=".weights.h5",
+        )
+        atomic_write_json(
+            self._training_metadata_path,
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen},
+        )
+
+
+def _event_records(path):
+    """The serialized events of a TensorBoard event file, up to a record cut short by a kill."""
+    records = iter(tf.data.TFRecordDataset(path))
+    while True:
+        try:
+            yield next(records).numpy()
+        except (StopIteration, tf.errors.DataLossError):
+            return
+
+
+def drop_summaries_from(path, step):
+    """Rewrites the event file `path` without its summaries at `step` or later.
+
+    Returns:
+        int: the number of events dropped (0: the file is left as it was).
+    """
+    from tensorboard.compat.proto import event_pb2
+
+    kept, dropped = [], 0
+    for record in _event_records(path):
+        event = event_pb2.Event.FromString(record)
+        if event.HasField("summary") and event.step >= step:
+            dropped += 1
+        else:
+            kept.append(record)
+    if dropped:
+
+        def write(tmp_path):
+            with tf.io.TFRecordWriter(tmp_path) as writer:
+                for record in kept:
+                    writer.write(record)
+
+        atomic_write(path, write)
+    return dropped
+
+
 class TensorBoardRestart(keras.callbacks.Callback):
-    """On a resumed run, tells TensorBoard to drop the scalars of the epochs to redo.
+    """On a rerun, removes the logged points of the epochs that training redoes.
 
     Place it after `keras.callbacks.BackupAndRestore`: at the start of
     training it reads how many epochs the restored optimizer has finished
-    (its iterations over the steps per epoch). A SessionLog START event at
-    step k makes TensorBoard discard the events with step >= k written
-    before it, so an epoch logged just before a kill and run again after the
-    restart does not appear twice.
+    (its iterations over the steps per epoch), k, and rewrites the event
+    files that earlier runs left in the TensorBoard runs without their
+    summaries at steps >= k. An epoch logged before an interruption and run
+    again then appears once, whatever reads the logs (TensorBoard's own
+    restart markers are honoured by some of its readers only). The files are
+    listed when the callback is made, before this fit's writers open theirs.
 
     Args:
         log_dir: the TensorBoard log directory of the run.
@@ -194,24 +340,18 @@ class TensorBoardRestart(keras.callbacks.Callback):
         super().__init__()
         self.log_dir = log_dir
         self.runs = runs
+        self._earlier_files = [
+            os.path.join(log_dir, run, name)
+            for run in runs
+            if os.path.isdir(os.path.join(log_dir, run))
+            for name in sorted(os.listdir(os.path.join(log_dir, run)))
+            if name.startswith("events.out.tfevents.")
+        ]
 
     def on_train_begin(self, logs=None):
         epoch = int(self.model.optimizer.iterations.numpy()) // self.params["steps"]
-        if epoch == 0:
-            return
-        from tensorboard.compat.proto import event_pb2
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
-        for run in self.runs:
-            writer = EventFileWriter(os.path.join(self.log_dir, run))
-            writer.add_event(
-                event_pb2.Event(
-                    wall_time=time.time(),
-                    step=epoch,
-                    session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START),
-                )
-            )
-            writer.close()
+        for path in self._earlier_files:
+            drop_summaries_from(path, epoch)
 
 
 class FlushingTensorBoard(keras.callbacks.TensorBoard):
@@ -239,7 +379,8 @@ class LatentImages(keras.callbacks.Callback):
         reconstruction from the posterior mean;
       - `interpolation`: slerp paths between pairs of held-out images, the
         inputs at both ends.
-    When training ends, `log_dir/projector` gets the posterior means of the
+    Nothing is logged once the training loss is not finite. When training
+    ends, `log_dir/projector` gets the posterior means of the
     first `projector_size` images as a checkpoint, their labels as
     `metadata.tsv`, a `sprite.png` of the images and a one-line text summary
     that makes the directory a TensorBoard run (TensorBoard's Projector tab
@@ -294,15 +435,18 @@ class LatentImages(keras.callbacks.Callback):
         rng = np.random.default_rng(self.seed)
         self._z = rng.standard_normal((self.num_samples, self.model.latent_dim)).astype("float32")
         self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
+        self._diverged = False
 
     def on_epoch_end(self, epoch, logs=None):
+        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
+            self._diverged = True  # a model with non-finite weights has nothing to show
         last = epoch + 1 == self.params.get("epochs")
-        if (epoch + 1) % self.every_n_epochs == 0 or last:
+        if not self._diverged and ((epoch + 1) % self.every_n_epochs == 0 or last):
             self.log_images(epoch)
 
     def on_train_end(self, logs=None):
         self._writer.close()
-        if self.projector_size:
+        if self.projector_size and not self._diverged:
             self.write_projector()
 
     def log_images(self, step):

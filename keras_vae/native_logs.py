@@ -87,8 +87,9 @@ class _Forwarder(threading.Thread):
 def filtered_stderr():
     """Runs the block with file descriptor 2 filtered: native log lines are held back.
 
-    Every other line reaches stderr as it is written. If the block raises,
-    the held-back lines are written after it, so nothing is lost on a failure.
+    Every other line reaches stderr as it is written. If the block raises
+    (other than KeyboardInterrupt), the held-back lines are written after it,
+    so nothing is lost on a failure.
     """
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         yield
@@ -103,6 +104,9 @@ def filtered_stderr():
         try:
             yield
             failed = False
+        except KeyboardInterrupt:
+            failed = False  # Ctrl-C is no failure to explain: its caller says one line
+            raise
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

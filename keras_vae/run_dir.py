@@ -31,9 +31,10 @@ from keras_vae import optimizers as _optimizers  # noqa: F401 (registers FusedAd
 from keras_vae.config import flag_name
 from keras_vae.model import VAE
 
-# Config fields that change only how fast a run trains, not what it computes:
-# a run resumes with other values of them.
-SPEED_ONLY_FIELDS = frozenset({"steps_per_execution"})
+# Config fields that a rerun may change: how fast a run trains (not what it
+# computes), and the prior fitted after training (a failed or unwanted fit is
+# redone with other settings, without training again).
+RERUN_FIELDS = frozenset({"steps_per_execution", "prior", "prior_components", "prior_codes"})
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -100,15 +101,24 @@ def lock(directory, alternative="choose another --run-dir"):
             f.truncate()
 
 
+def holds_training(directory):
+    """True if `directory` holds a checkpoint, a backup or the record of finished training."""
+    return any(
+        os.path.exists(os.path.join(directory, name))
+        for name in (MODEL_FILE, BACKUP_DIR, TRAINING_FILE)
+    )
+
+
 def check_config(directory, config):
     """Raises ValueError if `directory` holds a config.json other than `config`'s.
 
     Resuming a run with other settings would mix two runs in one directory
     (or fail deep inside Keras); the message names each differing flag.
-    `SPEED_ONLY_FIELDS` may differ.
+    `RERUN_FIELDS` may differ, and so may everything while the run dir holds
+    nothing trained (a run that diverged or was stopped in its first epoch).
     """
     path = os.path.join(directory, CONFIG_FILE)
-    if not os.path.exists(path):
+    if not os.path.exists(path) or not holds_training(directory):
         return
     with open(path) as f:
         saved = json.load(f)
@@ -118,7 +128,7 @@ def check_config(directory, config):
     differences = [
         f"{flag_name(name)} {saved.get(name)!r} there, {wanted.get(name)!r} now"
         for name in sorted(set(saved) | set(wanted))
-        if saved.get(name) != wanted.get(name) and name not in SPEED_ONLY_FIELDS
+        if saved.get(name) != wanted.get(name) and name not in RERUN_FIELDS
     ]
     if differences:
         raise ValueError(

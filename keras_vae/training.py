@@ -11,20 +11,23 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import datasets, distribute, export, latent, pipeline, run_dir
+from keras_vae import datasets, distribute, export, latent, pipeline, priors, run_dir
 from keras_vae import images as image_io
 from keras_vae.callbacks import (
+    AtomicBackupAndRestore,
     BestModelCheckpoint,
     EpochTimer,
     FlushingTensorBoard,
     KLWarmup,
     LatentImages,
+    StopOnDivergence,
     TensorBoardRestart,
     TrainingComplete,
 )
@@ -34,6 +37,20 @@ from keras_vae.optimizers import FusedAdam
 
 # Test images shown in the TensorBoard image grids and the Projector.
 TENSORBOARD_IMAGES = 1000
+
+# What training.json records, also found in the metrics.json of run dirs that
+# were written without a training.json.
+TRAINING_FACTS = (
+    "train_seconds",
+    "optimizer_iterations",
+    "epochs",
+    "train_images_per_second",
+    "epoch_wall_seconds",
+)
+
+
+class TrainingDiverged(ValueError):
+    """The training loss stopped being finite before any checkpoint was saved."""
 
 
 def split_validation(images, validation_size, seed):
@@ -124,7 +141,7 @@ def build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_si
     timer = EpochTimer()
     return [
         KLWarmup(config.kl_warmup_epochs),
-        keras.callbacks.TerminateOnNaN(),
+        StopOnDivergence(),
         timer,
         LatentImages(
             log_dir,
@@ -145,7 +162,7 @@ def build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_si
             timer,
             batch_size,
         ),
-        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+        AtomicBackupAndRestore(backup_dir),
         TensorBoardRestart(log_dir),
     ]
 
@@ -165,7 +182,44 @@ def fit(config, model, splits, out_dir, verbose):
     monitor = "val_loss" if validation_images is not None else "loss"
     callbacks = build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_size)
     model.fit(epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=verbose, **data)
-    return read_json(os.path.join(out_dir, run_dir.TRAINING_FILE))
+    diverged = next(c for c in callbacks if isinstance(c, StopOnDivergence)).diverged
+    training_path = os.path.join(out_dir, run_dir.TRAINING_FILE)
+    if diverged:
+        where = (
+            f"the training loss became {diverged['loss']} in epoch {diverged['epoch']} "
+            f"(step {diverged['step']})"
+        )
+        if not os.path.exists(training_path):
+            raise TrainingDiverged(
+                f"{where}, before any checkpoint was saved: training diverged. Lower "
+                f"--learning-rate (it is {config.learning_rate:g}) or --beta (it is "
+                f"{config.beta:g}) and run again."
+            )
+        print(f"{where}: training stopped there, on the best checkpoint.", file=sys.stderr)
+    return read_json(training_path)
+
+
+def finished_training(directory):
+    """What training.json records if `directory`'s training has finished, else None.
+
+    A run dir written without a training.json has finished when it holds a
+    model.keras and a metrics.json and no backup: its training facts are then
+    in metrics.json, and training.json is written from them.
+    """
+    training_path = os.path.join(directory, run_dir.TRAINING_FILE)
+    if os.path.exists(training_path):
+        return read_json(training_path)
+    metrics_path = os.path.join(directory, run_dir.METRICS_FILE)
+    if not (
+        os.path.exists(metrics_path)
+        and os.path.exists(os.path.join(directory, run_dir.MODEL_FILE))
+        and not os.path.exists(os.path.join(directory, run_dir.BACKUP_DIR))
+    ):
+        return None
+    metrics = read_json(metrics_path)
+    facts = {name: metrics[name] for name in TRAINING_FACTS if name in metrics}
+    atomic_write_json(training_path, facts)
+    return facts
 
 
 def read_json(path):
@@ -198,6 +252,7 @@ def fit_run_priors(model, config, splits, model_path):
     log-likelihood of the test images' codes under each prior (nats per image).
     """
     start = time.perf_counter()
+    check_prior_settings(config, splits, model.latent_dim)
     train_images, validation_images, test_images, _ = splits
     codec = latent.Codec(model)
     fitted = latent.fit_priors(
@@ -215,6 +270,45 @@ def fit_run_priors(model, config, splits, model_path):
     facts = prior_facts(model, codec.encode(test_images))
     facts["seconds"] = round(time.perf_counter() - start, 3)  # encoding, fits and the save
     return facts
+
+
+def check_prior_settings(config, splits, latent_dim):
+    """Raises ValueError if the config's prior cannot be fitted to the training codes.
+
+    Checked before training, so that a prior the run's data is too small for
+    is refused before hours of `fit`; the prior settings may change on a
+    rerun (`run_dir.RERUN_FIELDS`), which then fits without training again.
+    """
+    if config.prior == priors.STANDARD:
+        return
+    train_size, has_validation = len(splits[0]), splits[1] is not None
+    needed = priors.codes_needed(1, latent_dim)
+    # fit_gmm holds out a tenth of the codes when there is no validation split.
+    mixture_codes = min(
+        train_size if has_validation else train_size - max(1, train_size // 10),
+        priors.MAX_FIT_CODES,
+    )
+    if config.prior == priors.GMM and config.prior_components:
+        needed = priors.codes_needed(config.prior_components, latent_dim)
+        largest = mixture_codes // (latent_dim + 1)
+        if mixture_codes < needed:
+            raise ValueError(
+                f"--prior-components {config.prior_components} needs {needed} training codes "
+                f"in {latent_dim} dimensions, and the run has {mixture_codes} to fit it to: "
+                + (
+                    f"pass --prior-components {largest} or fewer, "
+                    if largest
+                    else "use more training images, "
+                )
+                + "or --prior standard."
+            )
+    available = mixture_codes if config.prior == priors.GMM else train_size
+    if available < needed:
+        raise ValueError(
+            f"--prior {config.prior} needs at least {needed} training codes in {latent_dim} "
+            f"dimensions, and the run has {available}: use more training images, a smaller "
+            "--latent-dim, or --prior standard."
+        )
 
 
 def prior_facts(model, test_codes):
@@ -295,18 +389,18 @@ def train_and_evaluate(config, directory, verbose="auto"):
                 f"Another worker refused the run dir {directory}; its error says why."
             )
         # The chief's run dir says whether training has finished, for every worker.
-        done = distribute.chief_says(
-            strategy, os.path.exists(os.path.join(directory, run_dir.TRAINING_FILE))
-        )
+        finished = finished_training(directory) if chief else None
+        done = distribute.chief_says(strategy, finished is not None)
         keras.utils.set_random_seed(config.seed)
         splits = load_splits(config)
         if not done:
             with dtype_policy(config.mixed_precision):
                 model = build_model(config, strategy, splits[0].shape[1:], len(splits[0]))
+            check_prior_settings(config, splits, model.latent_dim)
         if chief:
             atomic_write_json(os.path.join(directory, run_dir.CONFIG_FILE), config.to_dict())
         if done:
-            facts = read_json(os.path.join(directory, run_dir.TRAINING_FILE)) if chief else {}
+            facts = finished if chief else {}
             shutil.rmtree(os.path.join(out_dir, run_dir.BACKUP_DIR), ignore_errors=True)
         else:
             with dtype_policy(config.mixed_precision):

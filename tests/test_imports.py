@@ -24,12 +24,13 @@ NO_TENSORFLOW = {
     "files",
     "datasets",
     "native_logs",
+    "interrupts",
     "priors",
     "explorer",
 }
 # Each module may import only modules of its own layer or below.
 LAYERS = [
-    {"version", "names", "presets", "config", "files", "native_logs", "priors"},
+    {"version", "names", "presets", "config", "files", "native_logs", "interrupts", "priors"},
     {"datasets", "losses", "layers", "networks", "distribute", "images", "pipeline", "optimizers"},
     {"base"},
     {"model", "autoencoder"},

@@ -241,7 +241,7 @@ def tiny_config(**changes):
 
 
 def test_a_crash_after_fit_is_resumed_without_training_again(tmp_path, monkeypatch):
-    # #14 item 2: an interruption during evaluation or export must not retrain.
+    # An interruption during evaluation or export must not retrain.
     config = tiny_config(epochs=2)
 
     def crash(*args, **kwargs):
@@ -261,7 +261,7 @@ def test_a_crash_after_fit_is_resumed_without_training_again(tmp_path, monkeypat
 
 
 def test_a_second_writer_of_the_same_run_dir_is_refused(tmp_path):
-    # #14 item 4: one process writes a run dir at a time.
+    # One process writes a run dir at a time.
     from keras_vae import run_dir
 
     with run_dir.lock(str(tmp_path)):
@@ -272,11 +272,12 @@ def test_a_second_writer_of_the_same_run_dir_is_refused(tmp_path):
 
 
 def test_resuming_with_other_flags_names_them_and_changes_nothing(tmp_path):
-    # #14 item 5: compare the saved config before anything else.
+    # The saved config is compared before anything else.
     import train
 
     config = tiny_config(dataset="fashion_mnist")
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    (tmp_path / "backup").mkdir()  # a run that trained
     before = (tmp_path / "config.json").read_text()
     argv = ["--run-dir", tmp_path, "--preset", "mlp", "--latent-dim", "8", "--epochs", "1"]
     code, _, err = call_main(train.main, argv + ["--batch-size", "16", "--test-subset", "32"])
@@ -284,7 +285,7 @@ def test_resuming_with_other_flags_names_them_and_changes_nothing(tmp_path):
     [line] = err.strip().splitlines()
     assert "--latent-dim 2 there, 8 now" in line and "--validation-size 16 there, 5000 now" in line
     assert (tmp_path / "config.json").read_text() == before
-    assert sorted(os.listdir(tmp_path)) == [".lock", "config.json"]  # .lock: empty, released
+    assert sorted(os.listdir(tmp_path)) == [".lock", "backup", "config.json"]  # .lock: released
 
 
 def test_a_run_resumes_with_another_steps_per_execution_but_not_another_epoch_count(tmp_path):
@@ -292,13 +293,15 @@ def test_a_run_resumes_with_another_steps_per_execution_but_not_another_epoch_co
 
     saved = tiny_config(steps_per_execution=4)
     (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))
+    (tmp_path / "model.keras").write_bytes(b"a checkpoint")
     run_dir.check_config(str(tmp_path), tiny_config(steps_per_execution=16))  # speed only
+    run_dir.check_config(str(tmp_path), tiny_config(steps_per_execution=4, prior="standard"))
     with pytest.raises(ValueError, match="--epochs 1 there, 2 now"):
         run_dir.check_config(str(tmp_path), tiny_config(steps_per_execution=4, epochs=2))
 
 
 def test_a_relative_data_dir_is_stored_absolute(tmp_path, monkeypatch):
-    # #14 item 14: config.json must work from any directory.
+    # config.json must work from any directory.
     monkeypatch.chdir(tmp_path)
     assert TrainingConfig(data_dir="idx").data_dir == str(tmp_path / "idx")
     assert TrainingConfig(data_dir=str(tmp_path / "idx")).data_dir == str(tmp_path / "idx")
@@ -313,7 +316,6 @@ def test_a_relative_data_dir_is_stored_absolute(tmp_path, monkeypatch):
     ],
 )
 def test_settings_that_cannot_work_are_refused_before_anything_is_written(tmp_path, args, message):
-    # #14 item 16.
     import train
 
     code, _, err = call_main(train.main, ["--run-dir", tmp_path / "run", *args])
@@ -322,7 +324,7 @@ def test_settings_that_cannot_work_are_refused_before_anything_is_written(tmp_pa
 
 
 def test_a_run_dir_locked_by_another_process_is_a_one_line_error(tmp_path):
-    # #14 item 4 across processes, as two train.py would meet: the holder is a plain
+    # One writer at a time across processes, as two train.py would meet: the holder is a plain
     # flock (no TensorFlow), the second writer is train.py's main.
     import train
 

@@ -1,0 +1,266 @@
+"""A run dir survives what goes wrong around training: damaged backups, a loss that
+diverges, Ctrl-C, run dirs written without training.json, priors too big for the data."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from keras_vae import VAE, training
+from keras_vae.config import TrainingConfig
+from tests.testing import REPO_ROOT, call_main
+
+MOCK_EXAMPLES = 64  # tfds.testing.mock_data images per split
+
+
+def tiny_config(**changes):
+    values = {
+        "dataset": "mnist",
+        "preset": "mlp",
+        "latent_dim": 2,
+        "epochs": 2,
+        "batch_size": 16,
+        "validation_size": 16,
+        "test_subset": 32,
+        "prior": "gaussian",
+        **changes,
+    }
+    return TrainingConfig(**values)
+
+
+def train(config, run_dir):
+    with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
+        return training.train_and_evaluate(config, str(run_dir), verbose=0)
+
+
+def shown_epoch_steps(log_dir, tag="epoch_loss"):
+    """The steps of `tag` as TensorBoard shows them (restart markers applied)."""
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return [event.step for event in accumulator.Tensors(tag)]
+
+
+def weights_of(run_dir):
+    model = keras.models.load_model(run_dir / "model.keras")
+    return [np.array(weight) for weight in model.get_weights()]
+
+
+def write_damaged_backup(run_dir, epoch):
+    """A backup pair as a kill in the middle of the weights' write leaves it."""
+    backup = run_dir / "backup"
+    backup.mkdir(parents=True)
+    (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": epoch, "batch": 0}))
+
+
+def test_a_truncated_first_backup_is_discarded_and_training_starts_again(tmp_path, capfd):
+    config = tiny_config()
+    write_damaged_backup(tmp_path, epoch=1)
+    metrics = train(config, tmp_path)
+    assert metrics["epochs"] == 2 and metrics["optimizer_iterations"] == 2 * 3
+    [line] = [line for line in capfd.readouterr().err.splitlines() if "latest.weights.h5" in line]
+    assert line.startswith(str(tmp_path / "backup" / "latest.weights.h5") + " cannot be read (")
+    assert line.endswith("no readable backup is left: training starts again from epoch 1.")
+    assert not (tmp_path / "backup").exists()
+
+
+def test_a_damaged_backup_falls_back_to_the_previous_epochs(tmp_path, monkeypatch, capfd):
+    config = tiny_config(epochs=3)
+    save_weights, saves = VAE.save_weights, []
+
+    def killed_at_the_third_backup(self, *args, **kwargs):
+        saves.append(args)
+        if len(saves) == 3:
+            raise KeyboardInterrupt
+        return save_weights(self, *args, **kwargs)
+
+    monkeypatch.setattr(VAE, "save_weights", killed_at_the_third_backup)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path)
+    monkeypatch.setattr(VAE, "save_weights", save_weights)
+    # Killed while writing epoch 3's backup, which a non-atomic writer leaves damaged;
+    # epoch 2's was copied to .bkp first.
+    (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"not an HDF5 file")
+    metrics = train(config, tmp_path)
+    err = capfd.readouterr().err
+    [line] = [line for line in err.splitlines() if "cannot be read (" in line]
+    assert line.endswith("resuming from the previous backup, after epoch 2."), line
+    assert metrics["epochs"] == 3 and metrics["optimizer_iterations"] == 3 * 3
+
+
+def test_backups_are_written_atomically_and_restorable(tmp_path):
+    from keras_vae.callbacks import AtomicBackupAndRestore
+
+    model = VAE(preset="mlp", latent_dim=2, encoder_units=(4,), decoder_units=(4,), seed=0)
+    model.compile(optimizer="adam")
+    images = np.random.default_rng(0).uniform(size=(32, 28, 28, 1)).astype("float32")
+    backup_dir = tmp_path / "backup"
+
+    class Inspect(keras.callbacks.Callback):
+        listings = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.listings.append(sorted(os.listdir(backup_dir)))
+
+    callback = AtomicBackupAndRestore(str(backup_dir))
+    callback.delete_checkpoint = False
+    model.fit(images, epochs=2, batch_size=8, verbose=0, callbacks=[callback, Inspect()])
+    # No temporaries left beside the backup, and the previous epoch kept as .bkp.
+    assert Inspect.listings == [
+        ["latest.weights.h5", "training_metadata.json"],
+        [
+            "latest.weights.h5",
+            "latest.weights.h5.bkp",
+            "training_metadata.json",
+            "training_metadata.json.bkp",
+        ],
+    ]
+    restored = VAE(preset="mlp", latent_dim=2, encoder_units=(4,), decoder_units=(4,), seed=1)
+    restored.compile(optimizer="adam")
+    restored.fit(images[:8], epochs=2, batch_size=8, verbose=0, callbacks=[callback])
+    assert int(restored.optimizer.iterations.numpy()) == 2 * 4  # restored, nothing left to run
+
+
+def test_a_loss_that_diverges_in_the_first_epoch_is_one_line_and_a_rerun_may_fix_it(tmp_path):
+    import train as train_script
+
+    argv = ["--run-dir", tmp_path, "--dataset", "mnist", "--preset", "mlp", "--latent-dim", "2"]
+    argv += ["--epochs", "2", "--batch-size", "16", "--validation-size", "16"]
+    argv += ["--test-subset", "32", "--verbose", "0", "--prior", "gaussian"]
+    with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
+        code, _, err = call_main(train_script.main, [*argv, "--learning-rate", "1e30"])
+        assert code == 2 and "Traceback" not in err
+        [line] = err.strip().splitlines()
+        assert re.match(r"train\.py: error: the training loss became -?(nan|inf) in epoch 1 ", line)
+        assert line.endswith(
+            "before any checkpoint was saved: training diverged. Lower --learning-rate (it is "
+            "1e+30) or --beta (it is 1) and run again."
+        )
+        assert not (tmp_path / "model.keras").exists()
+        # Nothing was trained: the same run dir takes the lower learning rate.
+        code, out, err = call_main(train_script.main, [*argv, "--learning-rate", "1e-3"])
+    assert code == 0, err
+    assert "negative_elbo" in out
+    # TensorBoard shows each epoch once, the diverged first epoch's point dropped.
+    assert shown_epoch_steps(tmp_path / "logs" / "train") == [0, 1]
+
+
+def test_an_interruption_in_the_first_epoch_leaves_no_doubled_tensorboard_points(
+    tmp_path, monkeypatch
+):
+    config = tiny_config()
+    save_weights = VAE.save_weights
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt  # a kill just before the first backup
+
+    monkeypatch.setattr(VAE, "save_weights", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path)
+    assert shown_epoch_steps(tmp_path / "logs" / "train") == [0]
+    monkeypatch.setattr(VAE, "save_weights", save_weights)
+    train(config, tmp_path)
+    assert shown_epoch_steps(tmp_path / "logs" / "train") == [0, 1]
+
+
+def test_a_finished_run_without_training_json_is_not_trained_again(tmp_path, monkeypatch):
+    config = tiny_config()
+    train(config, tmp_path)
+    # The layout of run dirs written before training.json existed: metrics.json holds the facts.
+    (tmp_path / "training.json").unlink()
+    trained = weights_of(tmp_path)
+    monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("trained again"))
+    metrics = train(config, tmp_path)
+    for before, after in zip(trained, weights_of(tmp_path), strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert metrics["epochs"] == 2 and metrics["optimizer_iterations"] == 2 * 3
+    assert json.loads((tmp_path / "training.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"prior": "gmm", "prior_components": 100},
+            "--prior-components 100 needs 300 training codes in 2 dimensions, and the run has "
+            "32 to fit it to: pass --prior-components 10 or fewer, or --prior standard.",
+        ),
+        (
+            {"prior": "gaussian", "latent_dim": 40},
+            "--prior gaussian needs at least 41 training codes in 40 dimensions, and the run has "
+            "32: use more training images, a smaller --latent-dim, or --prior standard.",
+        ),
+    ],
+)
+def test_a_prior_too_big_for_the_data_is_refused_before_training(tmp_path, changes, message):
+    config = tiny_config(train_subset=48, **changes)
+    with pytest.raises(ValueError) as raised:
+        train(config, tmp_path)
+    assert str(raised.value) == message
+    assert not (tmp_path / "model.keras").exists()
+
+
+def test_a_failed_prior_fit_is_redone_with_other_settings_without_training(tmp_path, monkeypatch):
+    config = tiny_config()
+    train(config, tmp_path)
+    monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("trained again"))
+    metrics = train(tiny_config(prior="standard"), tmp_path)
+    assert metrics["prior"]["default"] == "standard"
+    assert json.loads((tmp_path / "config.json").read_text())["prior"] == "standard"
+
+
+def interrupt_when(command, ready, timeout=240):
+    """Starts `command`, sends SIGINT once `ready()` holds: (returncode, stdout, stderr)."""
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert process.poll() is None, "the command ended before it could be interrupted"
+            assert time.monotonic() < deadline, "timed out waiting to interrupt"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    return process.returncode, stdout, stderr
+
+
+def test_ctrl_c_during_training_is_one_line_and_the_run_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "train.py", "--run-dir", str(run_dir), "--dataset"]
+    command += ["fashion_mnist", "--preset", "mlp", "--epochs", "30", "--verbose", "0"]
+    command += ["--train-subset", "4096", "--validation-size", "512", "--test-subset", "256"]
+    code, stdout, stderr = interrupt_when(
+        command, lambda: (run_dir / "backup" / "training_metadata.json").exists()
+    )
+    assert code == 130 and stdout == ""
+    assert stderr.strip().splitlines() == [
+        "train.py: interrupted; nothing was lost: run the same command to resume."
+    ]
+    assert json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"] >= 1
+
+
+def test_ctrl_c_during_an_export_is_one_line_and_leaves_no_export(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    out = tmp_path / "export"
+    command = [sys.executable, "-m", "keras_vae", "export", "--model", str(run_dir)]
+    command += ["--out", str(out)]
+    code, stdout, stderr = interrupt_when(
+        command, lambda: any(name.startswith(".export.") for name in os.listdir(tmp_path))
+    )
+    assert code == 130 and stdout == ""
+    assert stderr.strip().splitlines() == [
+        "keras-vae export: interrupted; nothing was lost: run the same command again."
+    ]
+    assert not out.exists()
