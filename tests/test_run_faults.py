@@ -154,6 +154,32 @@ def test_a_loss_that_diverges_in_the_first_epoch_is_one_line_and_a_rerun_may_fix
     assert shown_epoch_steps(tmp_path / "logs" / "train") == [0, 1]
 
 
+def test_a_loss_that_diverges_after_a_checkpoint_stops_on_the_best_one(
+    tmp_path, monkeypatch, capfd
+):
+    build_callbacks = training.build_callbacks
+
+    class DivergeInEpochTwo(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.optimizer.learning_rate.assign(1e30)
+
+    monkeypatch.setattr(
+        training,
+        "build_callbacks",
+        lambda *args, **kwargs: [DivergeInEpochTwo(), *build_callbacks(*args, **kwargs)],
+    )
+    metrics = train(tiny_config(epochs=3), tmp_path)
+    [line] = [line for line in capfd.readouterr().err.splitlines() if "loss became" in line]
+    assert re.fullmatch(
+        r"the training loss became -?(nan|inf) in epoch 2 \(step \d\): training stopped "
+        r"there, on the best checkpoint\.",
+        line,
+    )
+    assert np.isfinite(metrics["negative_elbo"]) and metrics["epochs"] == 2
+    assert (tmp_path / "export" / "generator.json").exists()
+
+
 def test_an_interruption_in_the_first_epoch_leaves_no_doubled_tensorboard_points(
     tmp_path, monkeypatch
 ):
