@@ -9,23 +9,36 @@
 The page draws a grid from the run's prior (generator.json's latent_prior),
 morphs between two picked samples (lerp or slerp) and moves a code along the
 main directions of the training codes (latent_directions), all with
-LiteRT.js's WASM runtime (WebGPU with ?accelerator=webgpu). `serve` serves
-the folder on 127.0.0.1. No TensorFlow import: the site is built from the
-export's files.
+LiteRT.js's WASM runtime (WebGPU with ?accelerator=webgpu). The site's
+generator.json holds only what the page reads (no training config, no local
+paths), and the export's generator.json is checked first: a file that is not
+an export of keras-vae (a path leaving the export, a link, a missing field)
+is refused with one line. `make_server` binds 127.0.0.1 and serves the
+site's regular files only: no directory listings, no links. No TensorFlow
+import: the site is built from the export's files.
 """
 
-import functools
+import errno
 import http.server
 import json
+import math
 import os
+import re
+import shlex
 import shutil
+import socket
+import stat
 import tempfile
+import urllib.parse
 
 from keras_vae import files
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
 PAGE_FILES = ("index.html", "explorer.js", "latent.js", "explorer.css")
 MODEL_DIR = "model"
+# The LiteRT.js release the page is tested with: package.json pins the same.
+LITERT_VERSION = "2.5.3"
+LITERT_PACKAGES = ("@litertjs/core", "@litertjs/wasm-utils")
 # What the page loads from @litertjs/core: the bundle, the module it imports,
 # and the WASM runtime (with relaxed SIMD, and the build for browsers without).
 LITERT_FILES = {
@@ -41,25 +54,80 @@ LITERT_FILES = {
 }
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PORT = 8000
+# What the site's generator.json keeps of a static artifact's facts.
+PUBLISHED_FACTS = (
+    "path",
+    "variant",
+    "layout",
+    "batch",
+    "inputs",
+    "outputs",
+    "output_order",
+    "output_layout",
+    "quantization",
+    "size_bytes",
+    "max_abs_error",
+)
+# A file name inside the export: no folder, no dot first, ending in .tflite.
+_TFLITE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.tflite")
+_VARIANT = re.compile(r"[A-Za-z0-9_]+")
+_MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".json": "application/json",
+    ".wasm": "application/wasm",  # WebAssembly.instantiateStreaming needs it
+    ".tflite": "application/octet-stream",
+}
 
 
 class SiteError(ValueError):
-    """The page cannot be built: no export, no static-shape files, no LiteRT.js."""
+    """The page cannot be built or served: no export, a bad generator.json, no LiteRT.js."""
+
+
+def litert_cache_dir():
+    """Where `install_command` puts LiteRT.js: the user's cache, found from any directory."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "keras_vae", f"litertjs-{LITERT_VERSION}")
+
+
+def install_command():
+    """The shell command that installs the pinned LiteRT.js where `find_node_modules` looks."""
+    packages = " ".join(f"{name}@{LITERT_VERSION}" for name in LITERT_PACKAGES)
+    return f"npm install --prefix {shlex.quote(litert_cache_dir())} {packages}"
 
 
 def find_node_modules(node_modules=None):
-    """The node_modules folder that holds @litertjs/core (from `npm ci` in the repo)."""
+    """The node_modules folder that holds the pinned @litertjs/core.
+
+    Looked for in ./node_modules, the checkout's node_modules (`npm ci`) and
+    the user's cache (`install_command`), or only in `node_modules` if given.
+    """
     candidates = (
         [node_modules]
         if node_modules
-        else [os.path.join(os.getcwd(), "node_modules"), os.path.join(REPO_ROOT, "node_modules")]
+        else [
+            os.path.join(os.getcwd(), "node_modules"),
+            os.path.join(REPO_ROOT, "node_modules"),
+            os.path.join(litert_cache_dir(), "node_modules"),
+        ]
     )
-    for candidate in candidates:
-        if os.path.isfile(os.path.join(candidate, "@litertjs", "core", "package.json")):
+    others = []
+    for candidate in dict.fromkeys(candidates):
+        try:
+            with open(os.path.join(candidate, "@litertjs", "core", "package.json")) as f:
+                version = json.load(f).get("version")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if version == LITERT_VERSION:
             return candidate
+        others.append(f"{candidate} has {version}")
+    found = f" ({'; '.join(others)})" if others else ""
     raise SiteError(
-        f"LiteRT.js (npm @litertjs/core) is not in {' or '.join(candidates)}. Run `npm ci` in "
-        "the keras_vae checkout (its package.json pins it), or pass --node-modules DIR."
+        f"LiteRT.js {LITERT_VERSION} (npm @litertjs/core) is not in "
+        f"{' or '.join(dict.fromkeys(candidates))}{found}. Install it, from any directory: "
+        f"`{install_command()}` (in a checkout `npm ci` does the same), or pass "
+        "--node-modules DIR."
     )
 
 
@@ -79,9 +147,34 @@ def latest_run(runs_dir="runs"):
     return max(exports)[1]
 
 
-def static_files(export_dir):
-    """generator.json's static-shape .tflite files; SiteError if there are none."""
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _numbers(value, shape):
+    """True if `value` is nested lists of finite numbers of `shape`."""
+    if not shape:
+        return (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    return (
+        isinstance(value, list)
+        and len(value) == shape[0]
+        and all(_numbers(item, shape[1:]) for item in value)
+    )
+
+
+def read_generator_json(export_dir):
+    """generator.json of `export_dir`, checked for what the page and the build use.
+
+    Raises SiteError, one line naming the file and what is wrong, for a file
+    that is not an export of `keras-vae export`: not an object, no latent_dim
+    or image_shape, artifacts that are not objects with a path, static files
+    without variant or batch or with a path that leaves the export, a prior
+    or main directions of the wrong shape, or no static-shape file at all.
+    """
     path = os.path.join(export_dir, "generator.json")
+    again = "export the run again with `keras-vae export --model RUN --overwrite`."
     try:
         with open(path) as f:
             metadata = json.load(f)
@@ -90,20 +183,140 @@ def static_files(export_dir):
             f"{export_dir} is not a generator export (it has no generator.json). "
             "Point --run-dir at a run of train.py, or --export at `keras-vae export`'s output."
         ) from None
-    except json.JSONDecodeError as error:
+    except (ValueError, UnicodeDecodeError) as error:
         raise SiteError(f"{path} is not valid JSON ({error}).") from None
-    found = [
-        facts["path"]
-        for facts in metadata.get("artifacts", {}).values()
-        if facts.get("layout") == "static"
-    ]
-    if not found:
+
+    def refuse(what):
+        raise SiteError(f"{path}: {what}; {again}")
+
+    if not isinstance(metadata, dict):
+        refuse(f"a JSON object expected, got {type(metadata).__name__}")
+    latent_dim = metadata.get("latent_dim")
+    if not _is_count(latent_dim):
+        refuse(f'"latent_dim" must be a positive integer, got {latent_dim!r}')
+    shape = metadata.get("image_shape")
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(_is_count(n) for n in shape)
+        and shape[2] in (1, 3)
+    ):
+        refuse(f'"image_shape" must be [height, width, 1 or 3], got {shape!r}')
+    artifacts = metadata.get("artifacts")
+    if not isinstance(artifacts, dict):
+        refuse(f'"artifacts" must be an object of files, got {type(artifacts).__name__}')
+    static = {}
+    for key, facts in artifacts.items():
+        if not isinstance(facts, dict) or not isinstance(facts.get("path"), str):
+            refuse(f'artifacts["{key}"] has no "path"')
+        if facts.get("layout") != "static":
+            continue  # the page runs static files only; the others stay out of the site
+        if not _TFLITE_NAME.fullmatch(facts["path"]):
+            refuse(
+                f'artifacts["{key}"]: path {facts["path"]!r} is not a .tflite file '
+                "name inside the export"
+            )
+        variant = facts.get("variant")
+        if not (isinstance(variant, str) and _VARIANT.fullmatch(variant)):
+            refuse(f'artifacts["{key}"] has no "variant" (float32, float16 or int8)')
+        if not _is_count(facts.get("batch")):
+            refuse(f'artifacts["{key}"] has no "batch" (a positive integer)')
+        static[key] = facts
+    if not static:
         raise SiteError(
             f"{export_dir} has no static-shape .tflite files (an export of an older "
             "keras_vae, or --static-batch-sizes with none): export it again with "
             "`keras-vae export --model RUN --overwrite`."
         )
-    return found
+    paths = [facts["path"] for facts in static.values()]
+    if len(set(paths)) != len(paths):
+        refuse("two static artifacts name the same path")
+    prior = metadata.get("latent_prior")
+    if not isinstance(prior, dict):
+        refuse('"latent_prior" is missing')
+    from keras_vae import priors  # NumPy only
+
+    try:
+        mixture = priors.GaussianMixture(
+            prior.get("weights", []),
+            prior.get("means", []),
+            prior.get("cholesky", []),
+            kind=prior.get("kind", "gmm"),
+        )
+    except (ValueError, TypeError) as error:
+        refuse(f'"latent_prior" is not a Gaussian mixture ({error})')
+    if mixture.means.shape[1] != latent_dim:
+        refuse(f'"latent_prior" has {mixture.means.shape[1]}-D means, latent_dim is {latent_dim}')
+    directions = metadata.get("latent_directions")
+    count = len(directions.get("scales", [])) if isinstance(directions, dict) else 0
+    if not (
+        isinstance(directions, dict)
+        and _numbers(directions.get("scales"), [count])
+        and _numbers(directions.get("directions"), [count, latent_dim])
+    ):
+        refuse('"latent_directions" must hold scales [k] and directions [k, latent_dim]')
+    return metadata
+
+
+def static_files(export_dir):
+    """generator.json's static-shape .tflite files; SiteError if there are none."""
+    metadata = read_generator_json(export_dir)
+    return [f["path"] for f in metadata["artifacts"].values() if f.get("layout") == "static"]
+
+
+def published_metadata(metadata):
+    """What the page reads of a checked generator.json: no training config, no local paths."""
+    prior = metadata["latent_prior"]
+    directions = metadata["latent_directions"]
+    training = metadata.get("training_config")
+    published = {
+        "latent_dim": metadata["latent_dim"],
+        "image_shape": metadata["image_shape"],
+        "latent_prior": {
+            "kind": prior.get("kind", "gmm"),
+            "components": len(prior["weights"]),
+            "latent_dim": metadata["latent_dim"],
+            "weights": prior["weights"],
+            "means": prior["means"],
+            "cholesky": prior["cholesky"],
+        },
+        "latent_directions": {
+            "scales": directions["scales"],
+            "directions": directions["directions"],
+        },
+        "artifacts": {
+            key: {name: facts[name] for name in PUBLISHED_FACTS if name in facts}
+            for key, facts in metadata["artifacts"].items()
+            if facts.get("layout") == "static"
+        },
+    }
+    for key in ("dataset", "likelihood", "keras_vae_version"):
+        if isinstance(metadata.get(key), str):
+            published[key] = metadata[key]
+    if isinstance(training, dict) and isinstance(training.get("preset"), str):
+        published["preset"] = training["preset"]
+    return published
+
+
+def _read_model_file(export_dir, name):
+    """The bytes of the export's .tflite `name`: a regular file in the folder, never a link."""
+    path = os.path.join(export_dir, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise SiteError(
+                f"{path} is a symbolic link: the export's files must be plain files in it; "
+                "export the run again with `keras-vae export --model RUN --overwrite`."
+            ) from None
+        raise SiteError(f"{path}: {error.strerror}; export the run again.") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise SiteError(f"{path} is not a regular file; export the run again.")
+        content = f.read()
+    if content[4:8] != b"TFL3":
+        raise SiteError(f"{path} is not a .tflite file (no TFL3 identifier); export the run again.")
+    return content
 
 
 def build_site(export_dir, out_dir, node_modules=None):
@@ -112,58 +325,170 @@ def build_site(export_dir, out_dir, node_modules=None):
     An existing `out_dir` is replaced only if it is an earlier site (it holds
     explorer.js): never a user's folder.
     """
-    tflite_files = static_files(export_dir)
+    metadata = read_generator_json(export_dir)
+    models = {
+        facts["path"]: _read_model_file(export_dir, facts["path"])
+        for facts in metadata["artifacts"].values()
+        if facts.get("layout") == "static"
+    }
     node_modules = find_node_modules(node_modules)
     out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir) and not os.path.isfile(os.path.join(out_dir, "explorer.js")):
+    if os.path.lexists(out_dir) and not (
+        os.path.isdir(out_dir)
+        and not os.path.islink(out_dir)
+        and os.path.isfile(os.path.join(out_dir, "explorer.js"))
+    ):
         raise SiteError(f"{out_dir} exists and is not an explorer page; choose another --out.")
-    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
-    files.remove_stale_temporaries(out_dir)
-    staging = tempfile.mkdtemp(prefix=files.temporary_prefix(out_dir), dir=os.path.dirname(out_dir))
+    parent = os.path.dirname(out_dir)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        files.remove_stale_temporaries(out_dir)
+        staging = tempfile.mkdtemp(prefix=files.temporary_prefix(out_dir), dir=parent)
+    except OSError as error:
+        raise SiteError(
+            f"cannot write the page into {parent} ({error.strerror}): pass --out DIR, "
+            "a folder you can write to."
+        ) from None
     try:
         copies = {os.path.join(PAGE_DIR, name): name for name in PAGE_FILES}
         copies.update(
             {os.path.join(node_modules, source): target for source, target in LITERT_FILES.items()}
         )
-        for name in ("generator.json", *tflite_files):
-            copies[os.path.join(export_dir, name)] = os.path.join(MODEL_DIR, name)
+        writes = {os.path.join(MODEL_DIR, name): content for name, content in models.items()}
+        writes[os.path.join(MODEL_DIR, "generator.json")] = (
+            json.dumps(published_metadata(metadata), indent=1) + "\n"
+        ).encode()
+        for target in [*copies.values(), *writes]:
+            os.makedirs(os.path.dirname(os.path.join(staging, target)), exist_ok=True)
         for source, target in copies.items():
-            destination = os.path.join(staging, target)
-            os.makedirs(os.path.dirname(destination), exist_ok=True)
-            shutil.copyfile(source, destination)
-        for root, _, names in os.walk(staging):
+            shutil.copyfile(source, os.path.join(staging, target))
+        for target, content in writes.items():
+            with open(os.path.join(staging, target), "wb") as f:
+                f.write(content)
+        for root, _, file_names in os.walk(staging):
             files.public_mode(root, directory=True)
-            for name in names:
+            for name in file_names:
                 files.public_mode(os.path.join(root, name))
         files.commit_directory(staging, out_dir)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if str(error.filename or "").startswith(staging):
+            # A write failed: name the folder being written, not the staging copy.
+            raise SiteError(f"cannot write the page to {out_dir} ({error.strerror}).") from None
+        raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {
-        **http.server.SimpleHTTPRequestHandler.extensions_map,
-        ".js": "text/javascript",
-        ".wasm": "application/wasm",  # WebAssembly.instantiateStreaming needs it
-        ".json": "application/json",
-        ".tflite": "application/octet-stream",
-    }
+def site_files(site_dir):
+    """{URL path: file} of the regular files in `site_dir`, links and what they lead to left out."""
+    root = os.path.realpath(site_dir)
+    found = {}
+    for folder, _, file_names in os.walk(root):  # does not enter linked folders
+        for name in file_names:
+            path = os.path.join(folder, name)
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                found[os.path.relpath(path, root).replace(os.sep, "/")] = path
+    return found
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """GET and HEAD of the site's files; 404 for anything else, directories included."""
+
+    server_version = "keras-vae-web"
+
+    def do_GET(self):
+        self._send(body=True)
+
+    def do_HEAD(self):
+        self._send(body=False)
+
+    def _open(self):
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        name = "index.html" if path == "/" else path[1:]
+        found = self.server.files.get(name)
+        if found is None or not found.startswith(self.server.root + os.sep):
+            return None, None
+        try:
+            fd = os.open(found, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None, None
+        f = os.fdopen(fd, "rb")
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.path.realpath(found) != found:
+            f.close()
+            return None, None
+        return name, f
+
+    def _send(self, body):
+        name, f = self._open()
+        if f is None:
+            self.send_error(404, "Not found")
+            return
+        with f:
+            self.send_response(200)
+            media = _MEDIA_TYPES.get(os.path.splitext(name)[1], "application/octet-stream")
+            self.send_header("Content-Type", media)
+            self.send_header("Content-Length", str(os.fstat(f.fileno()).st_size))
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            if body:
+                shutil.copyfileobj(f, self.wfile)
 
     def log_message(self, format, *args):  # quiet: one line per request is noise here
         pass
 
 
-def make_server(site_dir, host="127.0.0.1", port=DEFAULT_PORT):
-    """An HTTP server of `site_dir` (port 0: any free port; see `server_address`)."""
-    handler = functools.partial(_Handler, directory=os.path.abspath(site_dir))
-    return http.server.ThreadingHTTPServer((host, port), handler)
+class SiteServer(http.server.ThreadingHTTPServer):
+    """Serves the files `publish` found in a site (none until then)."""
+
+    daemon_threads = True
+
+    def __init__(self, address):
+        self.root = ""
+        self.files = {}
+        super().__init__(address, _Handler)
+
+    def publish(self, site_dir):
+        """Serves the regular files now in `site_dir` (files added later are not served)."""
+        self.root = os.path.realpath(site_dir)
+        self.files = site_files(site_dir)
 
 
-def serve(site_dir, host="127.0.0.1", port=DEFAULT_PORT):
-    """Serves `site_dir` until interrupted; prints the page's address first."""
-    with make_server(site_dir, host, port) as server:
+def make_server(site_dir=None, host="127.0.0.1", port=DEFAULT_PORT):
+    """A bound SiteServer of `site_dir` (port 0: any free port; see `server_address`).
+
+    Without `site_dir` it serves nothing until `publish`: bind first, build
+    then, so a port in use fails before anything is written.
+    """
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise SiteError(f"--port {port}: a port is 0 to 65535 (0 picks a free one).")
+    try:
+        server = SiteServer((host, port))
+    except socket.gaierror as error:
+        raise SiteError(f"--host {host}: not a known address ({error.strerror}).") from None
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise SiteError(f"port {port} is in use: pass --port N (0 picks a free one).") from None
+        if error.errno == errno.EACCES:
+            raise SiteError(
+                f"port {port} needs more privileges ({error.strerror}): pass --port N "
+                "above 1023 (0 picks a free one)."
+            ) from None
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise SiteError(
+                f"--host {host} is not an address of this machine: pass --host 127.0.0.1."
+            ) from None
+        raise SiteError(f"cannot serve on {host}:{port} ({error.strerror}).") from None
+    if site_dir is not None:
+        server.publish(site_dir)
+    return server
+
+
+def serve(server):
+    """Serves until interrupted; prints the page's address first; closes the server."""
+    with server:
         bound_host, bound_port = server.server_address[:2]
         print(f"Latent explorer: http://{bound_host}:{bound_port}/ (Ctrl-C stops)", flush=True)
         try:

@@ -6,6 +6,9 @@
 //   node tests/browser_check.mjs URL --bench    median latency per batch
 //   node tests/browser_check.mjs URL --screenshot PNG   README's picture
 //   node tests/browser_check.mjs URL --math CASE.json    latent.js on CASE's codes
+//   node tests/browser_check.mjs URL --layout W1,W2,... [PREFIX]   boxes of the
+//       page's parts at each window width (and screenshots PREFIX-W.png)
+//   node tests/browser_check.mjs URL --result   a page that sets window.result
 //
 // Exit status 0 whenever the page was reached, also when it showed an error:
 // the JSON says what happened and the Python test judges it.
@@ -27,8 +30,29 @@ try {
   });
   page.on('pageerror', (error) => result.page_errors.push(String(error)));
   page.on('requestfailed', (request) => result.console_errors.push(`request failed: ${request.url()}`));
+  page.on('response', (response) => {
+    if (response.status() >= 400) result.http_errors = [...(result.http_errors || []), `${response.status()} ${response.url()}`];
+  });
   await page.goto(url, {waitUntil: 'load'});
+  if (second === '--result') {
+    // Any page that ends by setting window.result (README snippets): its value, or what failed.
+    try {
+      await page.waitForFunction(() => window.result !== undefined, {timeout: 60000});
+      result.result = await page.evaluate(() => window.result);
+    } catch (error) {
+      result.timeout = String(error);
+    }
+    await browser.close();
+    console.log(JSON.stringify(result));
+    process.exit(0);
+  }
   await page.waitForFunction(() => document.body.dataset.state !== 'loading', {timeout: 60000});
+  // What a reader sees: elements with a box on the page.
+  result.visible = await page.evaluate(() =>
+    Object.fromEntries(
+      ['about', 'error', 'grid', 'morph', 'strip'].map((id) => [id, document.getElementById(id).getClientRects().length > 0]),
+    ),
+  );
   result.state = await page.evaluate(() => document.body.dataset.state);
   result.error_text = await page.evaluate(() => (document.getElementById('error').hidden ? '' : document.getElementById('error').textContent));
   result.about = await page.evaluate(() => document.getElementById('about').textContent);
@@ -55,12 +79,61 @@ try {
       await explorer.showPicks();
       for (const [id, value] of [['t', 0.4], ['direction-0', 1.5], ['direction-2', -1]]) {
         const slider = document.getElementById(id);
+        if (!slider) continue; // fewer main directions than sliders
         slider.value = value;
         slider.dispatchEvent(new Event('input'));
       }
       await explorer.queue;
     });
     await page.screenshot({path: third, fullPage: true});
+  } else if (result.state === 'ready' && second === '--layout') {
+    result.layout = {};
+    for (const width of third.split(',').map(Number)) {
+      await page.setViewport({width, height: 800});
+      result.layout[width] = await page.evaluate(async () => {
+        const explorer = await window.explorer;
+        explorer.picked = [5, 10];
+        await explorer.showPicks();
+        const box = (element) => {
+          const r = element.getBoundingClientRect();
+          return {left: r.left, top: r.top, right: r.right, bottom: r.bottom};
+        };
+        const sections = [...document.querySelectorAll('section')].map((section) => ({
+          title: section.querySelector('h2').textContent,
+          box: box(section),
+          parts: Object.fromEntries(
+            [...section.querySelectorAll('canvas, figure, #sliders, button, select, input')].map((e, i) => [
+              e.id || `${e.tagName.toLowerCase()}-${i}`,
+              box(e),
+            ]),
+          ),
+        }));
+        const grid = document.getElementById('grid');
+        const inner = box(grid);
+        const tile = (index) => {
+          const w = (inner.right - inner.left - 2) / 4;
+          const h = (inner.bottom - inner.top - 2) / 4;
+          const left = inner.left + 1 + (index % 4) * w;
+          const top = inner.top + 1 + Math.floor(index / 4) * h;
+          return {left, top, right: left + w, bottom: top + h};
+        };
+        const marks = Object.fromEntries(
+          ['mark-a', 'mark-b'].map((id) => {
+            const mark = document.getElementById(id);
+            if (!mark) return [id, {visible: false}];
+            return [id, {box: box(mark), visible: mark.getClientRects().length > 0, text: mark.textContent}];
+          }),
+        );
+        return {
+          page_width: document.documentElement.clientWidth,
+          scroll_width: document.documentElement.scrollWidth,
+          sections,
+          marks,
+          picked_tiles: explorer.picked.map(tile),
+        };
+      });
+      if (second && process.argv[5]) await page.screenshot({path: `${process.argv[5]}-${width}.png`, fullPage: true});
+    }
   } else if (result.state === 'ready' && second === '--bench') {
     result.bench = await page.evaluate(async () => {
       const explorer = await window.explorer;

@@ -6,11 +6,14 @@ chromium: `make test` and .ci/run install them.
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 
 import keras
 import numpy as np
@@ -207,6 +210,14 @@ def test_missing_or_corrupt_model_is_a_readable_error_on_the_page(
     assert seen["state"] == "error", seen
     assert message in seen["error_text"], seen["error_text"]
     assert seen["page_errors"] == []
+    # Only the error shows: no "Loading the generator...", no empty pictures.
+    assert seen["visible"] == {
+        "about": False,
+        "error": True,
+        "grid": False,
+        "morph": False,
+        "strip": False,
+    }
 
 
 def test_site_needs_static_files_and_refuses_a_foreign_folder(trained_run, tmp_path, capsys):
@@ -272,3 +283,378 @@ def test_latest_run_is_the_newest_export_and_a_rebuilt_site_replaces_the_old(tra
             )
         ),
     }
+
+
+def _get(address, path):
+    """(status, body) of a GET on the test server."""
+    try:
+        with urllib.request.urlopen(address + path, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+
+
+def _export_copy(run_dir, tmp_path, edit=None):
+    """A copy of the run's export, its generator.json passed through `edit(metadata)`."""
+    export = tmp_path / "export"
+    shutil.copytree(run_dir / "export", export)
+    if edit is not None:
+        path = export / "generator.json"
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    return export
+
+
+def test_server_serves_the_site_files_only_no_listings_no_links(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    site = tmp_path / "site"
+    explorer.build_site(str(run_dir / "export"), str(site))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the web")
+    (site / "etc").symlink_to("/etc")
+    (site / "model.keras").symlink_to(run_dir / "model.keras")
+    (site / "model" / "secret.txt").symlink_to(secret)
+    server, address = _serve_in_thread(site)
+    try:
+        assert _get(address, "/")[0] == 200
+        assert _get(address, "/model/generator.json")[0] == 200
+        for path in ("/model/", "/model", "/litert/", "/litert/wasm/", "/etc/passwd", "/etc/"):
+            assert _get(address, path)[0] == 404, path
+        for path in ("/model.keras", "/model/secret.txt", "/model/../../secret.txt"):
+            assert _get(address, path)[0] == 404, path
+        # A link made while the server runs is not served either.
+        (site / "later.txt").symlink_to(secret)
+        assert _get(address, "/later.txt")[0] == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_site_generator_json_holds_what_the_page_reads_and_no_local_paths(trained_run, tmp_path):
+    run_dir, _ = trained_run
+
+    def with_local_paths(metadata):
+        metadata["training_config"]["data_dir"] = "/home/owner/private/data"
+        return metadata
+
+    export = _export_copy(run_dir, tmp_path, with_local_paths)
+    site = explorer.build_site(str(export), str(tmp_path / "site"))
+    text = (tmp_path / "site" / "model" / "generator.json").read_text()
+    published = json.loads(text)
+    assert "/home/owner" not in text and "training_config" not in published
+    assert "data_dir" not in text and str(tmp_path) not in text
+    assert set(published) <= {
+        "latent_dim",
+        "image_shape",
+        "latent_prior",
+        "latent_directions",
+        "artifacts",
+        "dataset",
+        "likelihood",
+        "keras_vae_version",
+        "preset",
+    }
+    original = json.loads((export / "generator.json").read_text())
+    assert published["preset"] == original["training_config"]["preset"]
+    assert {f["layout"] for f in published["artifacts"].values()} == {"static"}
+    assert site == str(tmp_path / "site")
+
+
+def test_port_in_use_fails_before_building_and_says_what_to_do(trained_run, tmp_path):
+    from keras_vae import cli
+
+    run_dir, _ = trained_run
+    site = tmp_path / "site"
+    explorer.build_site(str(run_dir / "export"), str(site))
+    (site / "served.txt").write_text("a rebuild would remove me")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = call_main(
+            cli.main, ["web", "--run-dir", run_dir, "--out", site, "--port", port]
+        )
+    assert code == 2
+    assert err == (
+        f"keras-vae web: error: port {port} is in use: pass --port N (0 picks a free one).\n"
+    )
+    assert (site / "served.txt").exists()  # the running server's page was not rebuilt
+    for host in ("no.such.host.invalid", "256.1.1.1"):
+        code, _, err = call_main(
+            cli.main, ["web", "--run-dir", run_dir, "--out", site, "--host", host, "--port", 0]
+        )
+        assert code == 2 and err.count("\n") == 1 and f"--host {host}" in err, err
+
+
+def test_installed_package_finds_litert_from_any_directory_with_the_command_it_prints(
+    trained_run, tmp_path
+):
+    # The package as pip installs it (keras_vae/ with its page, no checkout
+    # around it), run from another directory with an empty user cache.
+    run_dir, _ = trained_run
+    with open(os.path.join(REPO_ROOT, "package.json")) as f:
+        pinned = json.load(f)["dependencies"]["@litertjs/core"]
+    installed = tmp_path / "site-packages"
+    shutil.copytree(
+        os.path.join(REPO_ROOT, "keras_vae"),
+        installed / "keras_vae",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(installed), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "keras_vae", "web", "--export", str(run_dir / "export")]
+    command += ["--out", str(tmp_path / "page"), "--no-serve"]
+
+    missing = subprocess.run(command, capture_output=True, text=True, cwd=elsewhere, env=env)
+
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    install = missing.stderr.split("`")[1]
+    prefix = tmp_path / "cache" / "keras_vae" / f"litertjs-{pinned}"
+    assert install == (
+        f"npm install --prefix {prefix} @litertjs/core@{pinned} @litertjs/wasm-utils@{pinned}"
+    )
+    # What that command leaves behind (npm puts packages in PREFIX/node_modules).
+    shutil.copytree(
+        os.path.join(REPO_ROOT, "node_modules", "@litertjs"), prefix / "node_modules" / "@litertjs"
+    )
+
+    found = subprocess.run(command, capture_output=True, text=True, cwd=elsewhere, env=env)
+
+    assert found.returncode == 0, found.stderr
+    assert (tmp_path / "page" / "litert" / "core" / "index.js").is_file()
+    assert (tmp_path / "page" / "index.html").is_file()
+
+
+def _drop_variant(metadata):
+    for facts in metadata["artifacts"].values():
+        facts.pop("variant", None)
+    return metadata
+
+
+def _first_static(metadata):
+    return next(f for f in metadata["artifacts"].values() if f.get("layout") == "static")
+
+
+def _path_outside(metadata):
+    _first_static(metadata)["path"] = "../../payload.txt"
+    return metadata
+
+
+def _absolute_path(metadata):
+    _first_static(metadata)["path"] = "/etc/passwd"
+    return metadata
+
+
+def _no_path(metadata):
+    del _first_static(metadata)["path"]
+    return metadata
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_drop_variant, 'has no "variant"'),
+        (lambda metadata: {"artifacts": []}, '"latent_dim" must be a positive integer'),
+        (lambda metadata: {**metadata, "artifacts": []}, '"artifacts" must be an object'),
+        (lambda metadata: None, "a JSON object expected, got NoneType"),
+        (_no_path, 'has no "path"'),
+        (_path_outside, "'../../payload.txt' is not a .tflite file name inside the export"),
+        (_absolute_path, "'/etc/passwd' is not a .tflite file name inside the export"),
+        (lambda metadata: {**metadata, "latent_prior": {"weights": [1]}}, '"latent_prior"'),
+    ],
+)
+def test_build_refuses_a_generator_json_that_is_not_an_export(trained_run, tmp_path, edit, message):
+    from keras_vae import cli
+
+    run_dir, _ = trained_run
+    run = tmp_path / "a" / "run"
+    export = _export_copy(run_dir, run, edit)
+    (tmp_path / "a" / "payload.txt").write_text("outside the export")
+
+    code, _, err = call_main(cli.main, ["web", "--export", export, "--no-serve"])
+
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"keras-vae web: error: {export / 'generator.json'}: "), err
+    assert message in err and "keras-vae export --model RUN --overwrite" in err, err
+    assert sorted(os.listdir(run)) == ["export"]  # no page, no staging folder
+    assert sorted(os.listdir(tmp_path / "a")) == ["payload.txt", "run"]
+
+
+def test_build_refuses_a_linked_or_foreign_model_file(trained_run, tmp_path):
+    from keras_vae import cli
+
+    run_dir, _ = trained_run
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"root only " * 100)
+    secret.chmod(0o600)
+    export = _export_copy(run_dir, tmp_path / "run")
+    model = export / "generator_float32_b1.tflite"
+    model.unlink()
+    model.symlink_to(secret)
+
+    code, _, err = call_main(cli.main, ["web", "--export", export, "--no-serve"])
+
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{model} is a symbolic link" in err
+    assert not (tmp_path / "run" / "web").exists()
+    model.unlink()
+    model.write_bytes(b"root only " * 100)
+    code, _, err = call_main(cli.main, ["web", "--export", export, "--no-serve"])
+    assert code == 2 and f"{model} is not a .tflite file" in err, err
+    assert not (tmp_path / "run" / "web").exists()
+
+
+def test_web_on_a_read_only_run_names_the_run_and_what_to_do(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    run = tmp_path / "run"
+    shutil.copytree(run_dir / "export", run / "export")
+    command = [sys.executable, "-m", "keras_vae", "web", "--run-dir", str(run), "--no-serve"]
+    if os.geteuid() == 0:  # root writes anywhere: the run dir becomes a read-only mount
+        script = 'mount --bind -o ro "$0" "$0" && exec "$@"'
+        command = ["unshare", "--mount", "sh", "-c", script, str(run), *command]
+        why = "Read-only file system"
+    else:
+        run.chmod(0o555)
+        why = "Permission denied"
+
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+
+    run.chmod(0o755)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"keras-vae web: error: cannot write the page into {run} ({why}): "
+        "pass --out DIR, a folder you can write to.\n"
+    )
+    assert sorted(os.listdir(run)) == ["export"]
+
+
+def _overlap(a, b):
+    """True if two boxes share an area of more than one pixel each way."""
+    return min(a["right"], b["right"]) - max(a["left"], b["left"]) > 1 and (
+        min(a["bottom"], b["bottom"]) - max(a["top"], b["top"]) > 1
+    )
+
+
+def test_page_marks_the_picks_and_keeps_its_sections_apart(served_page, tmp_path):
+    widths = (1920, 1280, 700)
+    seen = browse(served_page[2], "--layout", ",".join(map(str, widths)), tmp_path / "page")
+
+    assert seen["state"] == "ready", seen
+    for width in widths:
+        layout = seen["layout"][str(width)]
+        assert layout["scroll_width"] <= layout["page_width"], width  # no sideways scrolling
+        sections = layout["sections"]
+        for section in sections:
+            for name, part in section["parts"].items():
+                inside = section["box"]
+                assert (
+                    inside["left"] - 1 <= part["left"] and part["right"] <= inside["right"] + 1
+                ), (
+                    width,
+                    section["title"],
+                    name,
+                )
+            for other in sections:
+                if other is not section:
+                    for name, part in section["parts"].items():
+                        assert not _overlap(part, other["box"]), (width, name, other["title"])
+        morph = next(s for s in sections if s["title"] == "Morph")["parts"]
+        figures = [morph[name] for name in ("pick-a", "morph", "pick-b")]
+        assert not any(_overlap(a, b) for i, a in enumerate(figures) for b in figures[i + 1 :])
+        # The grid frames the picked samples A (tile 5) and B (tile 10).
+        for mark, tile in zip(("mark-a", "mark-b"), layout["picked_tiles"], strict=True):
+            assert layout["marks"][mark]["visible"], (width, mark)
+            assert layout["marks"][mark]["text"] == mark[-1].upper()
+            box = layout["marks"][mark]["box"]
+            assert all(abs(box[side] - tile[side]) <= 1 for side in tile), (width, box, tile)
+    assert (tmp_path / "page-1280.png").stat().st_size > 0
+
+
+def _readme_blocks(language, section=None):
+    """The ```language code blocks of export/README.md (of one ## section if given)."""
+    with open(os.path.join(REPO_ROOT, "export", "README.md")) as f:
+        text = f.read()
+    if section is not None:
+        text = text.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+
+
+def test_export_readme_javascript_page_runs_in_the_browser(trained_run, tmp_path):
+    # The page as README writes it, served with node_modules/ and model/.
+    run_dir, _ = trained_run
+    (page,) = _readme_blocks("html", "Web (JavaScript, LiteRT.js)")
+    root = tmp_path / "app"
+    shutil.copytree(run_dir / "export", root / "model", ignore=shutil.ignore_patterns("saved_*"))
+    for package in ("core", "wasm-utils"):
+        shutil.copytree(
+            os.path.join(REPO_ROOT, "node_modules", "@litertjs", package),
+            root / "node_modules" / "@litertjs" / package,
+            ignore=shutil.ignore_patterns("*jspi*", "*threaded*", "*.map"),
+        )
+    # The check reads `pixels` back: one line added at the end of the module.
+    readback = "window.result = {pixels: Array.from(pixels), batch, latentDim};\n</script>"
+    (root / "index.html").write_text(page[::-1].replace(">tpircs/<", readback[::-1], 1)[::-1])
+    (root / "favicon.ico").write_bytes(b"")  # what the browser asks of any site
+    server, address = _serve_in_thread(root)
+    try:
+        seen = browse(address + "/", "--result")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert real_errors(seen) == [] and "result" in seen, seen
+    result = seen["result"]
+    model = keras.models.load_model(run_dir / "model.keras")
+    z = np.zeros((result["batch"], result["latentDim"]), np.float32)
+    expected = np.rint(keras.ops.convert_to_numpy(model.decode(z)).ravel() * 255)
+    assert np.max(np.abs(np.array(result["pixels"]) - expected)) <= 1
+
+
+# What the Kotlin snippets may call besides their own functions: Kotlin's
+# standard library, Java, Android and LiteRT (names from their API references).
+KOTLIN_FREE_CALLS = {
+    "Array", "ByteArray", "DoubleArray", "FloatArray", "Triple", "mapOf",  # Kotlin
+    "FileInputStream", "JSONObject",  # java.io, org.json (Android)
+    "Interpreter",  # org.tensorflow.lite
+    "Options",  # CompiledModel.Options (com.google.ai.edge.litert)
+}  # fmt: skip
+KOTLIN_MEMBER_CALLS = {
+    "copyInto", "toFloat", "toInt", "use", "bufferedReader", "readText",  # Kotlin
+    "nextDouble", "nextGaussian", "Random", "map",  # java.util, java.nio
+    "openFd", "open",  # android.content.res.AssetManager
+    "getInt", "getDouble", "getString", "getJSONArray", "getJSONObject", "length",  # org.json
+    "runSignature",  # org.tensorflow.lite.Interpreter
+    "create", "createInputBuffers", "createOutputBuffers", "run",  # CompiledModel
+    "writeFloat", "readFloat",  # com.google.ai.edge.litert.TensorBuffer
+}  # fmt: skip
+KOTLIN_IMPORTS = ("android.", "java.", "org.json.", "org.tensorflow.lite.", "com.google.ai.edge.")
+
+
+def test_export_readme_kotlin_snippets_are_complete_and_read_real_fields(trained_run):
+    run_dir, _ = trained_run
+    code = "\n".join(_readme_blocks("kotlin"))
+    code = re.sub(r"//[^\n]*", "", code)  # comments
+    defined = set(re.findall(r"\bfun\s+(\w+)", code)) | set(re.findall(r"\bclass\s+(\w+)", code))
+    calls = re.findall(r"(\.?)\b([A-Za-z_]\w*)\s*[({]", code)
+    keywords = {"if", "while", "for", "fun", "val", "var", "return", "class", "object"}
+    for dot, name in calls:
+        if name in keywords or name in defined:
+            continue
+        allowed = KOTLIN_MEMBER_CALLS | KOTLIN_FREE_CALLS if dot else KOTLIN_FREE_CALLS
+        assert name in allowed, f"{dot}{name}(...) is neither defined in the snippets nor an API"
+    for imported in re.findall(r"^import\s+([\w.]+)", code, re.M):
+        assert imported.startswith(KOTLIN_IMPORTS), imported
+    assert {"loadModelFile", "loadMetadata", "samplePrior"} <= defined
+    # Every generator.json field the snippets read is in a real export, where they read it.
+    metadata = json.loads((run_dir / "export" / "generator.json").read_text())
+    reads = re.findall(r'\.get(?:Int|Double|String|JSONArray|JSONObject)\("(\w+)"\)', code)
+    assert {"latent_dim", "image_shape", "latent_prior", "weights", "means", "cholesky"} <= set(
+        reads
+    )
+    prior = metadata["latent_prior"]
+    facts = metadata["artifacts"]["float16_b16"]
+    for field in reads:
+        assert (
+            field in metadata or field in prior or field in facts or field in metadata["artifacts"]
+        ), field
+    assert facts["path"] == "generator_float16_b16.tflite" and facts["batch"] == 16

@@ -119,7 +119,7 @@ class Explorer {
 
   // Runs UI updates one after the other, so a slow decode never draws over a newer one.
   schedule(task) {
-    this.queue = (this.queue || Promise.resolve()).then(task).catch(showError);
+    this.queue = (this.queue || Promise.resolve()).then(task).catch((error) => showError(error, false));
     return this.queue;
   }
 
@@ -195,8 +195,25 @@ class Explorer {
     await this.showPicks();
   }
 
+  // Frames the picked tiles on the grid; positions in % of the grid's box (1 px border).
+  markPicks() {
+    this.picked.forEach((index, k) => {
+      const mark = $(k === 0 ? 'mark-a' : 'mark-b');
+      const size = 'calc((100% - 2px) / 4)';
+      Object.assign(mark.style, {
+        left: `calc(1px + ${index % 4} * ${size})`,
+        top: `calc(1px + ${Math.floor(index / 4)} * ${size})`,
+        width: size,
+        height: size,
+      });
+      mark.dataset.tile = index;
+      mark.hidden = false;
+    });
+  }
+
   async showPicks() {
     const [a, b] = this.picked;
+    this.markPicks();
     draw($('pick-a'), this.lastGrid.pixels[a], this.shape);
     draw($('pick-b'), this.lastGrid.pixels[b], this.shape);
     const steps = Array.from({length: STRIP}, (_, i) => i / (STRIP - 1));
@@ -237,21 +254,21 @@ function describe(metadata, variant, generator) {
   // What LiteRT.js compiled for, which may be WASM after asking for WebGPU.
   const accelerator = generator.models[0].model.options.accelerator;
   const prior = metadata.latent_prior;
-  const config = metadata.training_config || {};
   const priorText =
     prior.kind === 'standard' ? 'N(0, I)' : `fitted ${prior.kind}, ${prior.components} component(s)`;
   return (
-    `${metadata.dataset || 'unknown dataset'}, preset ${config.preset || '?'}, ` +
+    `${metadata.dataset || 'unknown dataset'}, preset ${metadata.preset || '?'}, ` +
     `${metadata.latent_dim}-D codes, prior: ${priorText}; ` +
     `generator_${variant}_b* on LiteRT.js (${accelerator})`
   );
 }
 
-function showError(error) {
+// A load error replaces the page (state "error"); a later one is shown above it.
+function showError(error, starting = true) {
   const message = error && error.message ? error.message : String(error);
-  $('error').textContent = `The explorer could not start: ${message}`;
+  $('error').textContent = `${starting ? 'The explorer could not start' : 'The explorer failed'}: ${message}`;
   $('error').hidden = false;
-  document.body.dataset.state = 'error';
+  if (starting) document.body.dataset.state = 'error';
 }
 
 async function main() {
