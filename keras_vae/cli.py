@@ -215,7 +215,9 @@ def build_parser():
     web.add_argument("--host", default="127.0.0.1", help="Address to serve on.")
     web.add_argument("--port", type=int, default=8000, help="Port (0: any free one).")
     web.add_argument(
-        "--node-modules", help="node_modules holding @litertjs/core (default: ./node_modules)."
+        "--node-modules",
+        help="node_modules holding @litertjs/core (default: ./node_modules, the checkout's, "
+        "then the user cache's).",
     )
     web.add_argument("--no-serve", action="store_true", help="Only write the page.")
     return parser
@@ -231,10 +233,17 @@ def _web(args):
         run = args.run_dir or explorer.latest_run()
         export_dir = os.path.join(run, "export")
         out = args.out or os.path.join(run, "web")
-    site = explorer.build_site(export_dir, out, node_modules=args.node_modules)
-    print(f"Latent explorer page: {site}", flush=True)
-    if not args.no_serve:
-        explorer.serve(site, host=args.host, port=args.port)
+    # Bind first: a port in use fails before the page (maybe being served) is rebuilt.
+    server = None if args.no_serve else explorer.make_server(host=args.host, port=args.port)
+    try:
+        site = explorer.build_site(export_dir, out, node_modules=args.node_modules)
+        print(f"Latent explorer page: {site}", flush=True)
+        if server is not None:
+            server.publish(site)
+            explorer.serve(server)
+    finally:
+        if server is not None:
+            server.server_close()
     return site
 
 
