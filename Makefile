@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN_DIR ?= runs/fashion_mnist-default
 TRAIN_ARGS ?=
 
-.PHONY: install data train test lint format clean bench bench-quick bench-precision bench-evenness torch-venv bench-export bench-latent bench-latent-sweep bench-prior docs-mnist web web-deps bench-web bench-runtimes
+.PHONY: install data browser train test lint format clean bench bench-quick bench-precision bench-evenness torch-venv bench-export bench-latent bench-latent-sweep bench-prior docs-mnist web web-deps bench-web bench-runtimes
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,9 +58,24 @@ data:
 train: install data
 	$(PY) train.py --run-dir $(RUN_DIR) $(TRAIN_ARGS)
 
-# One test process per CPU core (pytest-xdist). The browser tests also need
-# Debian's chromium (.ci/run installs it); the PyTorch peer's tests, $(TORCH_VENV).
-test: install web-deps torch-venv
+# What the tests need from Debian, installed as root with apt-get when missing
+# (Fashion-MNIST comes from `make data`): chromium for the explorer page's
+# browser tests, Node.js and npm for LiteRT.js.
+browser:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+		echo "make browser: missing$$missing; install them (Debian: sudo apt-get install$$missing)" >&2; \
+		exit 1; \
+	fi
+
+# One test process per CPU core (pytest-xdist), with everything the tests
+# need: Fashion-MNIST, chromium, LiteRT.js and the PyTorch peer's $(TORCH_VENV).
+test: install data browser web-deps torch-venv
 	$(PY) -m pytest -n auto tests
 
 lint: install
