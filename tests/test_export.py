@@ -472,7 +472,7 @@ def test_static_files_of_an_rgb_model_at_other_batch_sizes(tmp_path):
     np.testing.assert_allclose(images.reshape(3, 8, 8, 3), expected, atol=1e-5)
     with pytest.raises(ValueError, match="latent_directions must be >= 1"):
         export.export_generator(model, tmp_path / "other", latent_directions=0)
-    with pytest.raises(ValueError, match="Static batch sizes must be >= 1"):
+    with pytest.raises(ValueError, match="Static batch sizes must be between 1 and 1024"):
         export.export_generator(model, tmp_path / "other", static_batch_sizes=(0,))
     assert not (tmp_path / "other").exists()
 
@@ -807,3 +807,15 @@ def test_a_corrupt_config_json_is_named_and_generate_still_works(tmp_path):
     code, _, err = call_main(cli.main, ["generate", "--model", run, "--out", tmp_path / "g.png"])
     assert code == 0, err[-2000:]
     assert (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_an_out_under_a_file_is_one_line_naming_it(tmp_path):
+    model = saved_vae(tmp_path / "vae")
+    (tmp_path / "file").write_text("mine")
+    code, _, err = call_main(
+        export_cli.main, ["--model", model, "--out", tmp_path / "file" / "gen"]
+    )
+    assert code == 2 and err.strip() == (
+        f"keras-vae export: error: [Errno 17] File exists: '{tmp_path / 'file'}'"
+    )
+    assert (tmp_path / "file").read_text() == "mine"
