@@ -642,8 +642,10 @@ def test_a_folder_made_during_an_export_is_never_removed(tmp_path, small_vae, ov
 def test_an_export_into_an_out_another_export_is_writing_is_refused(tmp_path, small_vae):
     model = saved_vae(tmp_path / "vae")
     out = tmp_path / "gen"
+    # Many static files: the first export runs long enough for two attempts beside it.
+    sizes = ["--static-batch-sizes", "1", "2", "4", "8", "16", "32"]
     first = subprocess.Popen(
-        [sys.executable, "-m", "keras_vae", "export", "--model", model, "--out", out],
+        [sys.executable, "-m", "keras_vae", "export", "--model", model, "--out", out, *sizes],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
