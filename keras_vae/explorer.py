@@ -103,15 +103,13 @@ def find_node_modules(node_modules=None):
     Looked for in ./node_modules, the checkout's node_modules (`npm ci`) and
     the user's cache (`install_command`), or only in `node_modules` if given.
     """
-    candidates = (
-        [node_modules]
-        if node_modules
-        else [
-            os.path.join(os.getcwd(), "node_modules"),
-            os.path.join(REPO_ROOT, "node_modules"),
-            os.path.join(litert_cache_dir(), "node_modules"),
-        ]
-    )
+    if node_modules:
+        candidates = [node_modules]
+    else:
+        candidates = [os.path.join(os.getcwd(), "node_modules")]
+        if os.path.isfile(os.path.join(REPO_ROOT, "package.json")):  # a checkout (`npm ci`)
+            candidates.append(os.path.join(REPO_ROOT, "node_modules"))
+        candidates.append(os.path.join(litert_cache_dir(), "node_modules"))
     others = []
     for candidate in dict.fromkeys(candidates):
         try:
