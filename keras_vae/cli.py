@@ -254,7 +254,10 @@ class _Session:
         from keras_vae import latent, run_dir
 
         self.args = args
-        self.model, self.config = run_dir.load_model(args.model)
+        # generate reads no dataset: a damaged config.json does not stop it.
+        self.model, self.config = run_dir.load_model(
+            args.model, config=args.command != "generate"
+        )
         self.codec = latent.Codec(self.model)
         config = self.config or {}
         self.dataset = getattr(args, "dataset", None) or config.get("dataset", "fashion_mnist")
