@@ -102,7 +102,7 @@ def test_static_files_match_keras_decoder_on_both_litert_apis(generator_outputs,
 
 # What export/README.md and BENCHMARKS.md say of the dynamic files on the
 # CompiledModel API: after a resize its output buffers keep the declared
-# [1, H, W, C]; the run writes past them and the process aborts, or it fails
+# [1, H, W, C]; the run writes past them and the process crashes, or it fails
 # to invoke. If a LiteRT release fixes it, this fails: update the guide then.
 COMPILED_MODEL_ON_DYNAMIC_FILE = """
 import sys, numpy as np
