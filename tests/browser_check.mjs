@@ -134,6 +134,17 @@ try {
       });
       if (second && process.argv[5]) await page.screenshot({path: `${process.argv[5]}-${width}.png`, fullPage: true});
     }
+    // A real click on the middle of grid tile 7 picks it as A (its frame moves there).
+    const center = await page.evaluate(() => {
+      const r = document.getElementById('grid').getBoundingClientRect();
+      return {x: r.left + 1 + (3.5 * (r.width - 2)) / 4, y: r.top + 1 + (1.5 * (r.height - 2)) / 4};
+    });
+    await page.mouse.click(center.x, center.y);
+    result.clicked = await page.evaluate(async () => {
+      const explorer = await window.explorer;
+      await explorer.queue;
+      return {picked: explorer.picked, mark_a: Number(document.getElementById('mark-a').dataset.tile)};
+    });
   } else if (result.state === 'ready' && second === '--bench') {
     result.bench = await page.evaluate(async () => {
       const explorer = await window.explorer;

@@ -568,6 +568,7 @@ def test_page_marks_the_picks_and_keeps_its_sections_apart(served_page, tmp_path
             box = layout["marks"][mark]["box"]
             assert all(abs(box[side] - tile[side]) <= 1 for side in tile), (width, box, tile)
     assert (tmp_path / "page-1280.png").stat().st_size > 0
+    assert seen["clicked"] == {"picked": [7, 10], "mark_a": 7}
 
 
 def _readme_blocks(language, section=None):
