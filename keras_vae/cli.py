@@ -51,6 +51,17 @@ def _add_prior(parser):
     )
 
 
+def _positive_int(text):
+    """argparse type of a count: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
+    return value
+
+
 def _add_dataset(parser, split="test"):
     group = parser.add_argument_group("dataset (default: the run dir's config.json)")
     group.add_argument("--dataset", help=f"One of: {', '.join(names.ATTRIBUTE_DATASETS)}.")
@@ -60,7 +71,9 @@ def _add_dataset(parser, split="test"):
     group.add_argument(
         "--split", default=split, help="train or test (CelebA: train, validation, test, all)."
     )
-    group.add_argument("--limit", type=int, help="Use only the first N images of the split.")
+    group.add_argument(
+        "--limit", type=_positive_int, help="Use only the first N images of the split."
+    )
 
 
 def _add_inputs(parser, what):
@@ -96,9 +109,9 @@ def build_parser():
         "generate", help="Decode z drawn from a prior into a grid.", formatter_class=formatter
     )
     _add_model(generate, "generated.png")
-    generate.add_argument("--n", type=int, default=64, help="Number of images.")
+    generate.add_argument("--n", type=_positive_int, default=64, help="Number of images.")
     generate.add_argument("--seed", type=int, default=0, help="Seed of the z draws.")
-    generate.add_argument("--cols", type=int, default=8, help="Images per grid row.")
+    generate.add_argument("--cols", type=_positive_int, default=8, help="Images per grid row.")
     _add_prior(generate)
 
     fit_prior = commands.add_parser(
@@ -260,7 +273,8 @@ class _Session:
         )
         self.codec = latent.Codec(self.model)
         config = self.config or {}
-        self.dataset = getattr(args, "dataset", None) or config.get("dataset", "fashion_mnist")
+        # A bare .keras file does not say what it was trained on: --dataset must.
+        self.dataset = getattr(args, "dataset", None) or config.get("dataset")
         self.data_dir = getattr(args, "data_dir", None) or (
             config.get("data_dir") if self.dataset == config.get("dataset") else None
         )
@@ -269,6 +283,12 @@ class _Session:
     def data(self):
         """`(images, attributes, attribute_names)` of the chosen dataset split, loaded once."""
         if self._data is None:
+            if self.dataset is None:
+                raise ValueError(
+                    f"{self.args.model} is a .keras file without a run dir's config.json, so "
+                    f"the dataset it was trained on is unknown: pass --dataset "
+                    f"({', '.join(names.ATTRIBUTE_DATASETS)})."
+                )
             self._data = datasets.load_attributes(
                 self.dataset, self.args.split, self.data_dir, self.args.limit
             )
@@ -321,33 +341,81 @@ def _describe(attributes, attribute_names, index):
 
 
 def _save_grid(path, images, rows, cols, **labels):
-    scale = max(1, 64 // images.shape[1])
+    """A grid of `images`, small ones upscaled (image_io.tile_scale), with optional labels."""
+    scale = image_io.tile_scale(images.shape[1:])
     image_io.save_png(
         path, image_io.labelled_grid(images, rows, cols, scale=scale, padding=1, **labels)
     )
     return path
 
 
+def _check_grid(session, rows, cols, what):
+    """Refuses a grid over image_io.MAX_GRID_PIXELS before any code is drawn or decoded."""
+    shape = session.model.image_shape
+    try:
+        image_io.grid_size(rows, cols, shape, image_io.tile_scale(shape))
+    except ValueError as error:
+        raise ValueError(f"{error}: pass {what}.") from None
+
+
+def _read_vector(path, latent_dim):
+    """The attribute vector saved in the .npy file `path`: float32 `[latent_dim]`, finite.
+
+    The header is read first: a file that is not a .npy array, holds another
+    shape or a non-numeric dtype is refused before its data is read.
+    """
+    what = f"--vector {path}"
+    header_readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version not in header_readers:
+                raise ValueError(f"unsupported .npy format version {version}")
+            shape, _, dtype = header_readers[version](f)
+        except ValueError as error:
+            raise ValueError(
+                f"{what} is not a .npy file written by `keras-vae attribute` ({error})."
+            ) from None
+        if shape != (latent_dim,) or dtype.kind not in "fiu":
+            raise ValueError(
+                f"{what} holds a {dtype} array of shape {shape}; this model needs {latent_dim} "
+                "numbers: write the vector with `keras-vae attribute` of this model."
+            )
+        f.seek(0)
+        try:
+            vector = np.load(f, allow_pickle=False)
+        except ValueError as error:
+            raise ValueError(f"{what} is truncated or corrupted ({error}).") from None
+    if not np.all(np.isfinite(vector)):
+        raise ValueError(
+            f"{what} holds NaN or infinite values: write it again with `keras-vae attribute`."
+        )
+    return vector.astype(np.float32)
+
+
 def _generate(session):
     args = session.args
-    if args.n < 1 or args.cols < 1:
-        raise ValueError(f"--n and --cols must be >= 1; got {args.n} and {args.cols}.")
+    rows = -(-args.n // args.cols)
+    _check_grid(session, rows, args.cols, "a smaller --n or --cols")
     z = session.model.get_prior(args.prior).sample(args.n, seed=args.seed)
     images = session.codec.decode(z)
-    rows = -(-args.n // args.cols)
-    image_io.save_png(
-        args.out, image_io.grid(image_io.padded(images, rows * args.cols), rows, args.cols)
-    )
-    return args.out
+    return _save_grid(args.out, image_io.padded(images, rows * args.cols), rows, args.cols)
 
 
 def _interpolate(session):
     from keras_vae import latent
 
     args = session.args
+    count = len(args.indices or args.images)
+    if count % 2:
+        raise ValueError(f"Give pairs of endpoints: got {count} images or indices.")
+    if args.steps < 2:
+        raise ValueError(f"--steps must be >= 2 (both endpoints count); got {args.steps}.")
+    _check_grid(session, count // 2, args.steps + 2, "a smaller --steps or fewer pairs")
     images, labels = session.inputs()
-    if len(images) % 2:
-        raise ValueError(f"Give pairs of endpoints: got {len(images)} images or indices.")
     codes = session.codec.encode(images)
     path_codes = latent.interpolate(codes[0::2], codes[1::2], args.steps, args.method)
     paths = session.codec.decode(path_codes)
@@ -382,8 +450,10 @@ def _edit(session):
     from keras_vae import latent
 
     args = session.args
+    inputs = len(args.indices or args.images)
+    _check_grid(session, inputs, len(args.alphas) + 1, "fewer inputs or --alphas")
     if args.vector:
-        vector = np.load(args.vector)
+        vector = _read_vector(args.vector, session.model.latent_dim)
     else:
         vector = session.attribute_vector(args.attribute)[0]
     images, labels = session.inputs()
@@ -492,8 +562,15 @@ def _write_prior(args, is_run_dir):
         # The run's own training and validation split, as train.py made them.
         splits = training.load_splits(TrainingConfig.from_dict(config))
         train_images, validation_images = splits[:2]
+        held_out = 0 if validation_images is None else len(validation_images)
+        source = (
+            f"the run's own {session.dataset} training split: {len(train_images)} images "
+            f"({held_out} held out to choose the mixture)"
+        )
     else:
         train_images, validation_images = session.data()[0], None
+        source = f"{session.dataset} {args.split}: {len(train_images)} images"
+    print(f"fitting to the codes of {source}", file=sys.stderr)
     fitted = latent.fit_priors(
         model,
         train_images,
@@ -537,7 +614,12 @@ def default_export_dir(model_path):
 
 
 def _check_out(args):
-    """PNG commands write PNG: a --out with another extension is refused before any work."""
+    """PNG commands write PNG: a --out (or --preview) with another extension is refused first."""
+    if args.command == "export" and args.preview:
+        if not str(args.preview).lower().endswith(".png"):
+            raise ValueError(
+                f"--preview {args.preview}: the preview is a PNG image; name the file .png."
+            )
     if args.command in LATENT_COMMANDS and args.command != "attribute":
         if not str(args.out).lower().endswith(".png"):
             raise ValueError(

@@ -8,10 +8,42 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from keras_vae.files import atomic_write
 from keras_vae.names import check_choice
 
+# The largest grid written: 25 megapixels (75 MB of RGB), under Pillow's 89-megapixel
+# decompression-bomb warning, so every PNG written here opens in Pillow and browsers.
+MAX_GRID_PIXELS = 25_000_000
+# Tiles are upscaled (nearest neighbour) to about this height, so that 8x8 digits
+# and 28x28 images are not dwarfed by the labels or lost on a screen.
+TILE_HEIGHT = 64
+
 
 def to_uint8(images):
     """float images in [0, 1] -> uint8 in [0, 255] (rounded, clipped)."""
     return np.clip(np.rint(np.asarray(images, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def tile_scale(image_shape):
+    """The integer upscaling of tiles of `image_shape` `(H, W, C)` in a grid: TILE_HEIGHT // H."""
+    return max(1, TILE_HEIGHT // int(image_shape[0]))
+
+
+def grid_size(rows, cols, image_shape, scale=1, padding=1):
+    """`(height, width)` in pixels of a `rows` x `cols` grid of `image_shape` tiles.
+
+    Raises:
+        ValueError: it would hold more than MAX_GRID_PIXELS pixels; the message
+            names the size and the limit.
+    """
+    rows, cols, scale = int(rows), int(cols), int(scale)
+    height = (rows * (int(image_shape[0]) + padding) + padding) * scale
+    width = (cols * (int(image_shape[1]) + padding) + padding) * scale
+    if height * width > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"A grid of {rows} rows x {cols} columns of {int(image_shape[1])}x"
+            f"{int(image_shape[0])} images would be {width} x {height} pixels "
+            f"({height * width / 1e6:,.0f} megapixels); the limit is "
+            f"{MAX_GRID_PIXELS / 1e6:g} megapixels"
+        )
+    return height, width
 
 
 def grid(images, rows, cols, padding=1):
@@ -27,6 +59,7 @@ def grid(images, rows, cols, padding=1):
     if len(images) != rows * cols:
         raise ValueError(f"A {rows}x{cols} grid needs {rows * cols} images; got {len(images)}.")
     _, height, width, channels = images.shape
+    grid_size(rows, cols, images.shape[1:], padding=padding)
     out = np.full(
         (rows * (height + padding) + padding, cols * (width + padding) + padding, channels),
         255,
@@ -91,6 +124,7 @@ def labelled_grid(images, rows, cols, row_labels=None, col_labels=None, scale=1,
     for name, labels, count in (("row_labels", row_labels, rows), ("col_labels", col_labels, cols)):
         if labels is not None and len(labels) != count:
             raise ValueError(f"{name} needs {count} labels; got {len(labels)}.")
+    grid_size(rows, cols, np.shape(images)[1:], scale, padding)
     tiles = grid(images, rows, cols, padding)
     tiles = tiles.repeat(int(scale), axis=0).repeat(int(scale), axis=1)
     font = ImageFont.load_default()

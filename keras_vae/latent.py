@@ -30,8 +30,11 @@ def _as_array(name, values, ndims):
     if array.ndim not in ndims:
         expected = " or ".join(f"{n}-D" for n in ndims)
         raise ValueError(f"{name} must be {expected}; got shape {array.shape}.")
-    if np.isnan(array).any():
-        raise ValueError(f"{name} contains NaN; encode finite images (a diverged model gives NaN).")
+    if not np.isfinite(array).all():
+        raise ValueError(
+            f"{name} contains NaN or infinite values; use finite codes (a diverged model "
+            "gives NaN)."
+        )
     return array
 
 

@@ -9,6 +9,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+import tracemalloc
 
 import keras
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 from PIL import Image
 
 from keras_vae import VAE, cli, datasets, latent
-from tests.testing import REPO_ROOT, TINY, call_main
+from tests.testing import REPO_ROOT, TINY, call_main, train_in_process
 
 COMMANDS = ("generate", "interpolate", "attribute", "edit", "average", "export")
 TILE = 28 * 2 + 2  # 28x28 images are drawn at scale 2 with 1 pixel padding
@@ -58,9 +59,9 @@ def test_generate_writes_a_seeded_grid(trained_run, tmp_path, capsys):
     assert code == 0, stderr
     assert stdout.strip() == str(out)
     grid = png(out)
-    assert grid.shape == (2 * 29 + 1, 8 * 29 + 1)
-    assert grid[1:29, 1:29].std() > 5  # a generated image, not a blank
-    assert (grid[30:59, 4 * 29 + 1 :] == 255).all()  # 12 images: the last 4 cells are blank
+    assert grid.shape == (2 * (2 * 29 + 1), 2 * (8 * 29 + 1))  # 28x28 tiles at scale 2
+    assert grid[2:58, 2:58].std() > 5  # a generated image, not a blank
+    assert (grid[60:118, 2 * (4 * 29 + 1) :] == 255).all()  # 12 images: the last 4 are blank
     again = tmp_path / "again.png"
     assert (
         cli.main(
@@ -95,6 +96,7 @@ def test_fit_prior_refits_a_run_dir_and_the_export_follows(trained_run, tmp_path
     )
     assert code == 0, stderr
     assert stdout.strip() == str(run_dir / "model.keras")
+    assert "the run's own fashion_mnist training split: 768 images (256 held out" in stderr
     assert "gmm: 2 components" in stderr and "keras-vae export" in stderr
     model = keras.models.load_model(run_dir / "model.keras")
     assert model.prior.kind == "gmm" and model.prior.components == 2
@@ -278,3 +280,126 @@ def test_unusable_paths_are_one_line_errors_naming_them(trained_run, tmp_path):
     code, _, err = call_main(cli.main, ["generate", "--model", truncated])
     assert code == 2 and "is not a .keras file (not a zip archive)" in err
     assert "File not found" not in err
+
+
+def small_vae_file(tmp_path, image_shape=(28, 28, 1)):
+    """A bare .keras file of an untrained tiny VAE: no run dir, no config.json."""
+    path = tmp_path / f"vae_{image_shape[0]}.keras"
+    VAE(image_shape=image_shape, seed=0, **TINY).save(path)
+    return path
+
+
+def test_generate_upscales_small_tiles_like_the_labelled_grids(tmp_path):
+    model = small_vae_file(tmp_path, (8, 8, 1))
+    out = tmp_path / "generated.png"
+    code, _, err = call_main(
+        cli.main, ["generate", "--model", model, "--n", 4, "--cols", 2, "--out", out]
+    )
+    assert code == 0, err
+    grid = png(out)
+    assert grid.shape == (8 * (2 * 9 + 1), 8 * (2 * 9 + 1))  # 8x8 tiles and padding at scale 8
+    tile = grid[8:72, 8:72]
+    np.testing.assert_array_equal(tile, np.repeat(np.repeat(tile[::8, ::8], 8, 0), 8, 1))
+    assert tile.std() > 0
+
+
+@pytest.mark.parametrize(
+    "argv, hint",
+    [
+        (["generate", "--n", 1_000_000_000], "pass a smaller --n or --cols"),
+        (["generate", "--cols", 100_000_000], "pass a smaller --n or --cols"),
+        (
+            ["interpolate", "--indices", 0, 1, "--steps", 100_000_000],
+            "pass a smaller --steps or fewer pairs",
+        ),
+        (
+            ["edit", "--indices", 0, "--vector", "unread.npy", "--alphas", *[1] * 30_000],
+            "pass fewer inputs or --alphas",
+        ),
+    ],
+)
+def test_grids_over_the_size_limit_are_refused_before_any_work(trained_run, tmp_path, argv, hint):
+    run_dir, _ = trained_run
+    out = tmp_path / "grid.png"
+    tracemalloc.start()
+    try:
+        code, _, err = call_main(cli.main, [argv[0], "--model", run_dir, *argv[1:], "--out", out])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "megapixels); the limit is 25 megapixels: " + hint in err
+    assert peak < 2**27  # nothing of the grid's size was allocated
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("limit", ["-5", "0"])
+def test_a_limit_below_one_is_refused_by_the_parser(trained_run, limit):
+    run_dir, _ = trained_run
+    argv = ["attribute", "--model", run_dir, "--attribute", "Bag", "--limit", limit]
+    code, _, err = call_main(cli.main, argv)
+    assert code == 2 and f"argument --limit: must be >= 1; got {limit}" in err
+
+
+def test_a_preview_not_named_png_is_refused_before_exporting(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    argv = ["export", "--model", run_dir, "--out", tmp_path / "gen", "--variants", "float32"]
+    code, _, err = call_main(cli.main, [*argv, "--preview", tmp_path / "prev.jpg"])
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--preview" in err and "name the file .png" in err
+    assert not (tmp_path / "gen").exists() and not (tmp_path / "prev.jpg").exists()
+
+
+def test_edit_takes_only_finite_npy_vectors_of_the_model(trained_run, tmp_path):
+    run_dir, _ = trained_run  # a 2-D latent space
+    files = {
+        "infinite.npy": "holds NaN or infinite values",
+        "wide.npy": "holds a float32 array of shape (3,); this model needs 2 numbers",
+        "objects.npy": "holds a object array of shape (2,)",
+        "text.npy": "is not a .npy file written by `keras-vae attribute`",
+        "pair.npz": "is not a .npy file written by `keras-vae attribute`",
+    }
+    np.save(tmp_path / "infinite.npy", np.full(2, np.inf, np.float32))
+    np.save(tmp_path / "wide.npy", np.zeros(3, np.float32))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    (tmp_path / "text.npy").write_text("0.5 0.5\n")
+    np.savez(tmp_path / "pair.npz", vector=np.zeros(2, np.float32))
+    out = tmp_path / "edit.png"
+    for name, message in files.items():
+        argv = ["edit", "--model", run_dir, "--indices", 0, "--vector", tmp_path / name]
+        code, _, err = call_main(cli.main, [*argv, "--out", out])
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"--vector {tmp_path / name} " in err and message in err, err
+    assert not out.exists()
+
+
+def test_a_bare_keras_file_needs_dataset_and_fit_prior_says_which_data(tmp_path):
+    model = small_vae_file(tmp_path)
+    for argv in (["fit-prior"], ["interpolate", "--indices", 0, 1, "--out", tmp_path / "i.png"]):
+        code, _, err = call_main(cli.main, [argv[0], "--model", model, *argv[1:]])
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "without a run dir's config.json" in err and "pass --dataset" in err
+    argv = ["fit-prior", "--model", model, "--dataset", "fashion_mnist", "--limit", 300]
+    code, _, err = call_main(cli.main, [*argv, "--components", 2])
+    assert code == 0, err
+    assert "fitting to the codes of fashion_mnist train: 300 images" in err
+    assert keras.models.load_model(model).priors["gaussian"].info["codes"] == 300
+
+
+def test_a_one_dimensional_latent_space_trains_fits_its_priors_and_generates(tmp_path):
+    run_dir = tmp_path / "run"
+    tiny = ["--epochs", 1, "--train-subset", 256, "--validation-size", 64, "--test-subset", 64]
+    result = train_in_process(run_dir, "--latent-dim", 1, *map(str, tiny))
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = keras.models.load_model(run_dir / "model.keras")
+    assert model.latent_dim == 1 and model.prior.kind == "gmm"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["prior"]["default"] == "gmm" and metrics["prior"]["fits"]["gmm"]["codes"] == 192
+    generator = json.loads((run_dir / "export" / "generator.json").read_text())
+    assert generator["latent_prior"]["latent_dim"] == 1
+    code, _, err = call_main(cli.main, ["fit-prior", "--model", run_dir, "--components", 3])
+    assert code == 0 and "gmm: 3 components" in err, err
+    code, _, err = call_main(
+        cli.main, ["generate", "--model", run_dir, "--n", 4, "--out", tmp_path / "g.png"]
+    )
+    assert code == 0, err
