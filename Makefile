@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN_DIR ?= runs/fashion_mnist-default
 TRAIN_ARGS ?=
 
-.PHONY: install data browser train test lint format clean bench bench-quick bench-precision bench-evenness torch-venv bench-export bench-latent bench-latent-sweep bench-prior docs-mnist web web-deps bench-web bench-runtimes
+.PHONY: install data browser train test lint format clean bench torch-venv web web-deps
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -89,69 +89,32 @@ format: install
 clean:
 	rm -rf $(VENV) $(TORCH_VENV) runs .pytest_cache node_modules
 
-# Latency and size of the exported generator of $(RUN_DIR) (run `make train` first).
-bench-export: install
-	$(PY) -m benchmarks.export_latency --run-dir $(RUN_DIR)
-
-# Every exported .tflite (dynamic and static, float32 / float16 / int8) on the
-# LiteRT Interpreter and CompiledModel APIs, for the presets mlp, default, conv
-# and keras_example (short runs trained into runs/bench-runtimes/ when
-# missing), with a layer-by-layer profile of the int8 files of the conv
-# presets; writes benchmarks/results/runtime_latency.json.
-bench-runtimes: install data
-	$(PY) -m benchmarks.runtime_latency
-
-# Latent space quality, VAE vs deterministic autoencoder, on Fashion-MNIST:
-# trains a classifier, a VAE and an Autoencoder (about 2 minutes on 2 CPU
-# cores); writes benchmarks/results/latent_quality.json and docs/latent_*.png.
-bench-latent: install data
-	$(PY) -m benchmarks.latent_quality
-
-# The same (a) and (b) over latent sizes, KL weights and likelihoods (about
-# 10 minutes); writes benchmarks/results/latent_sweep.json.
-bench-latent-sweep: install data
-	$(PY) -m benchmarks.latent_sweep
-
-# Quality per second of wall clock on Fashion-MNIST, one model after another
-# in the same run: the presets mlp, keras_example and default and the PyTorch
-# peer (pytorch/examples' VAE, in $(TORCH_VENV)), 900 s of training each, and
-# the official Keras example's training written from scratch, 300 s (about 75
-# minutes on 2 CPU cores); writes benchmarks/results/quality_per_second_full.json
-# and docs/learning_curves_full.png.
-bench: install data torch-venv
-	$(PY) -m benchmarks.quality_per_second --torch-python $(TORCH_VENV)/bin/python
-
-# float32 against mixed bfloat16 (train.py --mixed-precision) for mlp, default
-# and conv, 5 epochs each (about 10 minutes); writes benchmarks/results/precision.json.
-bench-precision: install data
-	$(PY) -m benchmarks.precision
-
-# Epoch wall times of train.py against a bare fit of the same model and data,
-# and of README's two Python paths, 8 epochs of `default` each (about 6
-# minutes); writes benchmarks/results/epoch_evenness.json.
-bench-evenness: install data
-	$(PY) -m benchmarks.epoch_evenness
-
-# The same code on 5, 10 and 20 s budgets (about 5 minutes); writes runs/bench-quick/
-bench-quick: install data torch-venv
-	$(PY) -m benchmarks.quality_per_second --quick --torch-python $(TORCH_VENV)/bin/python
-
-# Sample quality of the fitted latent priors on Fashion-MNIST (make train's
-# run, trained first if missing) and on the real digits of $(MNIST_DIR): VAE,
-# VAE with beta 0.2 and Autoencoder x standard / Gaussian / mixture priors
-# (about 15 minutes on 2 CPU cores); writes benchmarks/results/prior_quality.json
-# and docs/prior_samples_*.png.
+# The benchmarks, one runner: `make bench NAME=... [BENCH_ARGS=...]` runs
+# `python -m benchmarks NAME`, with what that benchmark needs installed first
+# and the options below (benchmarks/README.md lists the names, what each
+# measures, how long it runs and what it writes). Without NAME: `quality`,
+# quality per second beside the PyTorch peer (about 70 minutes on 2 CPU
+# cores). `make bench NAME=report` regenerates BENCHMARKS.md's tables from
+# benchmarks/results/. Only a NAME given on the command line counts.
+NAME := $(if $(filter command line,$(origin NAME)),$(NAME),quality)
+BENCH_ARGS ?=
 MNIST_DIR ?= ../shared/data/mnist10k
-bench-prior: install data
-	$(PY) -m benchmarks.prior_quality --run-dir $(RUN_DIR) --mnist-dir $(MNIST_DIR)
+BENCH_NEEDS_quality := data torch-venv
+BENCH_NEEDS_quick := data torch-venv
+BENCH_NEEDS_step-profile := data
+BENCH_NEEDS_precision := data
+BENCH_NEEDS_evenness := data
+BENCH_NEEDS_runtimes := data
+BENCH_NEEDS_web := web-deps
+BENCH_NEEDS_latent := data
+BENCH_NEEDS_latent-sweep := data
+BENCH_NEEDS_prior := data
+BENCH_OPTIONS_quality := --torch-python $(TORCH_VENV)/bin/python
+BENCH_OPTIONS_quick := --torch-python $(TORCH_VENV)/bin/python
+BENCH_OPTIONS_export := --run-dir $(RUN_DIR)
+BENCH_OPTIONS_web := --run-dir $(RUN_DIR)
+BENCH_OPTIONS_prior := --run-dir $(RUN_DIR) --mnist-dir $(MNIST_DIR)
+BENCH_OPTIONS_mnist-pictures := --mnist-dir $(MNIST_DIR)
 
-# README's MNIST pictures (1 -> 7 morphs, the "7" vector, average digits, the
-# 2-D latent map) from the real digits of $(MNIST_DIR), with train.py and keras-vae.
-docs-mnist: install
-	$(PY) -m benchmarks.mnist_pictures --mnist-dir $(MNIST_DIR)
-
-# The explorer's latency in headless Chromium (LiteRT.js WASM) for each static
-# .tflite of $(RUN_DIR)'s export (run `make train` first); writes
-# benchmarks/results/web_latency.json.
-bench-web: install web-deps
-	$(PY) -m benchmarks.web_latency --run-dir $(RUN_DIR)
+bench: install $(BENCH_NEEDS_$(NAME))
+	$(PY) -m benchmarks $(NAME) $(BENCH_OPTIONS_$(NAME)) $(BENCH_ARGS)

@@ -1,13 +1,29 @@
-"""What every benchmark records next to its figures: the machine and the command."""
+"""What every benchmark shares: its parser, its record of machine and command, timing.
 
+Imports neither TensorFlow nor Keras at module level, so the PyTorch peer
+(`benchmarks.pytorch_reference`, run in a virtualenv without them) uses
+`median_ms` from here too.
+"""
+
+import argparse
+import json
 import os
 import platform
 import shlex
 import statistics
+import subprocess
+import sys
 import time
 
-import keras
-import tensorflow as tf
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join("benchmarks", "results")
+
+
+def argument_parser(prog, doc):
+    """The parser of `python -m benchmarks PROG`, described by `doc`'s first paragraph."""
+    return argparse.ArgumentParser(
+        prog=f"python -m benchmarks {prog}", description=doc.split("\n\n")[0]
+    )
 
 
 def cpu_model():
@@ -45,6 +61,9 @@ def cpu_identity():
 
 
 def machine_facts():
+    import keras
+    import tensorflow as tf
+
     family, flags = cpu_identity()
     return {
         "cpu": cpu_model(),
@@ -57,24 +76,24 @@ def machine_facts():
     }
 
 
-def run_facts(module, args):
+def run_facts(name, args):
     """`command`, `machine` and `settings` entries for a benchmark's result JSON."""
     return {
-        "command": command_line(module, args),
+        "command": command_line(name, args),
         "machine": machine_facts(),
         "settings": vars(args),
     }
 
 
-def command_line(module, args):
-    """`python -m module --flag value ...` with every parsed argument spelled out.
+def command_line(name, args):
+    """`python -m benchmarks NAME --flag value ...` with every parsed argument spelled out.
 
     Values are shell-quoted (an empty string is `''`), a list's items one by
     one (`nargs="+"`); a flag whose value is
     True is written alone and one whose value is False or None is left out,
     as `store_true` flags are typed.
     """
-    words = ["python", "-m", module]
+    words = ["python", "-m", "benchmarks", name]
     for key, value in vars(args).items():
         flag = "--" + key.replace("_", "-")
         if value is True:
@@ -96,3 +115,16 @@ def median_ms(call, calls, warmup=10):
         call()
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
+
+
+def run_child(name, argv, out):
+    """Runs `python -m benchmarks NAME *argv --out OUT` in a fresh process; returns OUT's JSON.
+
+    The benchmarks that compare models train each in its own process, so
+    that one model's teardown (a `fit`'s iterator, a mixed-precision policy)
+    never lands on the next one's clock.
+    """
+    command = [sys.executable, "-m", "benchmarks", name, *map(str, argv), "--out", out]
+    subprocess.run(command, check=True, cwd=ROOT)
+    with open(out) as f:
+        return json.load(f)

@@ -1,6 +1,6 @@
 """Epoch wall times of train.py against a bare `fit`, and of README's two Python paths.
 
-    python -m benchmarks.epoch_evenness [--epochs 8] [--preset default]
+    python -m benchmarks evenness [--epochs 8] [--preset default]
 
 One after another, each in a fresh Python process, on `train.py`'s data
 (Fashion-MNIST, its seeded 55,000 / 5,000 training / validation split),
@@ -13,10 +13,10 @@ batch 128, Adam 1e-3:
   bare_fit     the same compiled model (`training.build_model`: FusedAdam,
                steps_per_execution) and the same pipelines
                (`pipeline.fit_arguments`), `fit` with no callback but a timer;
-  readme_numpy README's former path, `vae.fit(x_train, epochs=N, batch_size=128,
+  readme_numpy `vae.fit(x_train, epochs=N, batch_size=128,
                validation_data=(x_val,))` on numpy arrays with
                `compile(optimizer="adam")`;
-  readme_fit_arguments  README's path now, `vae.fit(epochs=N,
+  readme_fit_arguments  README's path, `vae.fit(epochs=N,
                **pipeline.fit_arguments(x_train, x_val))` with FusedAdam and
                `steps_per_execution`.
 
@@ -39,19 +39,25 @@ import sys
 import tempfile
 import time
 
-from benchmarks.common import command_line, machine_facts
+from benchmarks.common import ROOT, argument_parser, run_child, run_facts
 from keras_vae.files import atomic_write_json
 
 PATHS = ("train.py", "bare_fit", "readme_numpy", "readme_fit_arguments")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# How the table names each path.
+PATH_NAMES = {
+    "train.py": "`python train.py --epochs {epochs}`",
+    "bare_fit": "bare `fit`: same model, same pipelines, no callback",
+    "readme_numpy": "`vae.fit(x_train, batch_size=128, validation_data=(x_val,))` on numpy, "
+    '`compile(optimizer="adam")`',
+    "readme_fit_arguments": "`vae.fit(epochs={epochs}, **pipeline.fit_arguments(x_train, x_val))`"
+    ", FusedAdam, `steps_per_execution`",
+}
 
 
 def _timed_fit(model, epochs, **arguments):
-    from keras_vae.callbacks import EpochTimer
+    from benchmarks.trainers import timed_fit
 
-    timer = EpochTimer()
-    model.fit(epochs=epochs, callbacks=[timer], verbose=0, **arguments)
-    return timer.wall_seconds
+    return timed_fit(model, epochs, **arguments).wall_seconds
 
 
 def run_in_process(path, args):
@@ -108,8 +114,8 @@ def figures(repeats):
     }
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, prog="evenness"):
+    parser = argument_parser(prog, __doc__)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--preset", default="default")
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated, in order")
@@ -139,12 +145,9 @@ def main(argv=None):
                     whole.append(command_seconds)
                     continue
                 out = os.path.join(scratch, f"{path}.json")
-                command = [sys.executable, "-m", "benchmarks.epoch_evenness", "--run-one", path]
-                command += ["--epochs", str(args.epochs), "--preset", args.preset, "--out", out]
-                command += ["--data-dir", args.data_dir] if args.data_dir else []
-                subprocess.run(command, check=True, cwd=ROOT)
-                with open(out) as f:
-                    runs[path].append(json.load(f))
+                argv = ["--run-one", path, "--epochs", args.epochs, "--preset", args.preset]
+                argv += ["--data-dir", args.data_dir] if args.data_dir else []
+                runs[path].append(run_child(prog, argv, out))
     rows = {path: figures(repeats) for path, repeats in runs.items()}
     if whole:
         rows["train.py"]["whole_command_seconds"] = whole
@@ -152,25 +155,30 @@ def main(argv=None):
     for row in rows.values():
         if bare:
             row["median_over_bare_fit"] = row["median_seconds"] / bare["median_seconds"]
-    report = {
-        "command": command_line("benchmarks.epoch_evenness", args),
-        "machine": machine_facts(),
-        "rows": rows,
-    }
+    report = {**run_facts(prog, args), "rows": rows}
     atomic_write_json(args.out, report)
-    print("| path | epoch wall seconds | median (2..N) | slowest / median | median / bare fit |")
-    print("|---|---|---|---|---|")
-    for path, row in rows.items():
-        epochs = " / ".join(
-            ", ".join(f"{s:.2f}" for s in seconds) for seconds in row["epoch_wall_seconds"]
-        )
-        ratio = f"{row['median_over_bare_fit']:.3f}" if bare else ""
-        print(
-            f"| `{path}` | {epochs} | {row['median_seconds']:.2f} "
-            f"| {row['slowest_over_median']:.2f} | {ratio} |"
-        )
+    print(table(report))
     print(f"wrote {args.out}")
 
 
-if __name__ == "__main__":
-    main()
+def table(result):
+    """The Markdown table of a result: every epoch's wall seconds and the medians, per path."""
+    epochs = len(next(iter(result["rows"].values()))["epoch_wall_seconds"][0])
+    lines = [
+        "| path | epoch wall seconds (run 1 / run 2 ...) | median (2..N) | slowest / median "
+        "| median / bare fit |",
+        "|---|---|---|---|---|",
+    ]
+    rows = result["rows"]
+    for path in sorted(rows, key=lambda p: PATHS.index(p) if p in PATHS else len(PATHS)):
+        row = rows[path]
+        seconds = " / ".join(
+            ", ".join(f"{s:.2f}" for s in run) for run in row["epoch_wall_seconds"]
+        )
+        ratio = row.get("median_over_bare_fit")
+        lines.append(
+            f"| {PATH_NAMES.get(path, path).format(epochs=epochs)} | {seconds} "
+            f"| {row['median_seconds']:.2f} | {row['slowest_over_median']:.2f} "
+            f"| {'' if ratio is None else f'{ratio:.3f}'} |"
+        )
+    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Generation latency and size of the exported generator, per artifact.
 
-    python -m benchmarks.export_latency --run-dir runs/fashion_mnist-default
+    python -m benchmarks export --run-dir runs/fashion_mnist-default
 
 For batch 1 and 64: the median wall time of one call (after warm-up) of the
 Keras decoder (eager, `model.predict`, and a `tf.function`), the SavedModel's
@@ -9,7 +9,6 @@ sizes and max abs error against the Keras decoder. Prints a Markdown table
 and writes it with machine facts to --out (JSON).
 """
 
-import argparse
 import json
 import os
 
@@ -18,17 +17,17 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from benchmarks.common import machine_facts, median_ms
+from benchmarks.common import argument_parser, median_ms, run_facts
 from keras_vae import export, latent, names, run_dir
 from keras_vae.files import atomic_write_json
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None, prog="export"):
+    parser = argument_parser(prog, __doc__)
     parser.add_argument("--run-dir", default="runs/fashion_mnist-default")
     parser.add_argument("--calls", type=int, default=200, help="Timed calls per measurement.")
     parser.add_argument("--out", default="benchmarks/results/export_latency.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     export_dir = os.path.join(args.run_dir, "export")
     model = keras.models.load_model(os.path.join(args.run_dir, run_dir.MODEL_FILE))
@@ -77,7 +76,7 @@ def main():
     sizes = {name: facts["size_bytes"] for name, facts in metadata["artifacts"].items()}
     errors = {name: facts["max_abs_error"] for name, facts in metadata["artifacts"].items()}
     result = {
-        "machine": machine_facts(),
+        **run_facts(prog, args),
         "run_dir": args.run_dir,
         "latent_dim": model.latent_dim,
         "preset": model.preset,
@@ -88,17 +87,26 @@ def main():
     atomic_write_json(args.out, result)
 
     print(f"{result['machine']}; preset {model.preset}, latent_dim {model.latent_dim}")
-    print("| artifact | batch 1 (ms) | batch 64 (ms) |")
-    print("|---|---|---|")
+    print(latency_table(result))
+    print()
+    print(size_table(result))
+
+
+def latency_table(result):
+    """Median ms per call of each artifact at batch 1 and 64."""
+    rows = result["latency"]
+    lines = ["| artifact | batch 1 (ms) | batch 64 (ms) |", "|---|---|---|"]
     for name in dict.fromkeys(row["artifact"] for row in rows):
         ms = {row["batch"]: row["median_ms"] for row in rows if row["artifact"] == name}
-        print(f"| {name} | {ms[1]:.3f} | {ms[64]:.3f} |")
-    print()
-    print("| artifact | size (bytes) | max abs error vs Keras |")
-    print("|---|---|---|")
-    for name, size in sizes.items():
-        print(f"| {name} | {size:,} | {errors[name]:.2e} |")
+        lines.append(f"| {name} | {ms[1]:.3f} | {ms[64]:.3f} |")
+    return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    main()
+def size_table(result):
+    """Each artifact's size and max abs error against the Keras decoder."""
+    lines = ["| artifact | size (bytes) | max abs error vs Keras |", "|---|---|---|"]
+    for name, size in result["size_bytes"].items():
+        shown = "SavedModel (`saved_model/`)" if name == "saved_model" else f"`{name}`"
+        error = result["max_abs_error"][name]
+        lines.append(f"| {shown} | {size:,} | {error:.2e} |")
+    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Latent space quality, VAE vs deterministic autoencoder, on Fashion-MNIST.
 
-    python -m benchmarks.latent_quality          (make bench-latent)
+    python -m benchmarks latent          (make bench NAME=latent)
 
 Trains a small classifier on the training labels, then a VAE and an
 Autoencoder with the same networks (preset, epochs, batch, seed), and scores
@@ -18,7 +18,6 @@ both with the classifier:
 Prints Markdown tables, writes JSON to --out and example grids to --docs.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -26,8 +25,9 @@ import time
 import keras
 import numpy as np
 
-from benchmarks.common import run_facts
-from keras_vae import VAE, Autoencoder, datasets, latent, metrics, names, pipeline
+from benchmarks import scores, trainers
+from benchmarks.common import argument_parser, run_facts
+from keras_vae import VAE, Autoencoder, datasets, latent, names
 from keras_vae import images as image_io
 from keras_vae.files import atomic_write_json
 from keras_vae.names import LIKELIHOODS
@@ -35,62 +35,6 @@ from keras_vae.names import LIKELIHOODS
 # (from class, to class) of Fashion-MNIST for the class-vector edits.
 EDITS = (("Pullover", "Coat"), ("Shirt", "T-shirt/top"), ("Sneaker", "Ankle boot"))
 ALPHAS = (0.5, 1.0, 1.5, 2.0)
-CONFIDENCE = 0.9
-
-
-def build_classifier(image_shape, num_classes):
-    """A small CNN; its 128-unit `features` layer feeds the Frechet distance."""
-    images = keras.Input(shape=image_shape)
-    x = keras.layers.Conv2D(32, 3, activation="relu", padding="same")(images)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Conv2D(64, 3, activation="relu", padding="same")(x)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dropout(0.3)(x)
-    features = keras.layers.Dense(128, activation="relu", name="features")(x)
-    probabilities = keras.layers.Dense(num_classes, activation="softmax")(features)
-    return keras.Model(images, [probabilities, features], name="classifier")
-
-
-def make_judge(classifier, batch_size=500):
-    """The trained classifier, compiled and batched: images -> (probabilities, features)."""
-    return latent.BatchedFunction(
-        lambda x: tuple(classifier(x, training=False)), classifier.input_shape[1:], batch_size
-    )
-
-
-def train_classifier(train, test, epochs, seed):
-    (x_train, y_train), (x_test, y_test) = train, test
-    classifier = build_classifier(x_train.shape[1:], int(y_train.max()) + 1)
-    probabilities = keras.Model(classifier.input, classifier.outputs[0])
-    probabilities.compile(
-        optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
-    dataset = pipeline.make_dataset(x_train, y_train, batch_size=128, shuffle=True, seed=seed)
-    probabilities.fit(dataset, epochs=epochs, verbose=0, shuffle=False)
-    judge = make_judge(classifier)
-    accuracy = float(np.mean(judge(x_test)[0].argmax(axis=1) == y_test))
-    return judge, accuracy
-
-
-def train_model(model, images, epochs, batch_size, seed):
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    dataset = pipeline.make_dataset(
-        images, batch_size=batch_size, shuffle=True, seed=seed, repeat=True, drop_remainder=True
-    )
-    start = time.perf_counter()
-    model.fit(
-        dataset, epochs=epochs, steps_per_epoch=len(images) // batch_size, verbose=0, shuffle=False
-    )
-    return time.perf_counter() - start
-
-
-def prior_quality(codec, judge, prior_codes, test_features):
-    probabilities, features = judge(codec.decode(prior_codes))
-    return {
-        "confident_share": metrics.confident_share(probabilities, CONFIDENCE),
-        "frechet_distance": metrics.frechet_distance(features, test_features),
-    }
 
 
 def interpolation_paths(codec, start_codes, end_codes, steps, method):
@@ -109,20 +53,20 @@ def interpolation_scores(codec, judge, test_codes, pairs, steps):
     cross-fade of two garments changes the pixels evenly but is neither.
     """
     starts, ends = test_codes[pairs[0]], test_codes[pairs[1]]
-    scores = {}
+    by_method = {}
     for method in names.INTERPOLATIONS:
         paths = interpolation_paths(codec, starts, ends, steps, method)
-        unevenness = metrics.step_unevenness(paths)
-        over_ends = metrics.step_unevenness(paths, over="ends")
+        unevenness = scores.step_unevenness(paths)
+        over_ends = scores.step_unevenness(paths, over="ends")
         interior = paths[:, 1:-1].reshape(-1, *paths.shape[2:])
-        scores[method] = {
+        by_method[method] = {
             "max_step_over_path": float(np.nanmean(unevenness)),
             "median_max_step_over_path": float(np.nanmedian(unevenness)),
             "max_step_over_ends": float(np.nanmean(over_ends)),
             "median_max_step_over_ends": float(np.nanmedian(over_ends)),
-            "interior_confident_share": metrics.confident_share(judge(interior)[0], CONFIDENCE),
+            "interior_confident_share": scores.confident_share(judge(interior)[0]),
         }
-    return scores
+    return by_method
 
 
 def class_edits(codec, judge, train, test, alpha):
@@ -144,9 +88,9 @@ def class_edits(codec, judge, train, test, alpha):
         chosen = edited[:, ALPHAS.index(alpha)]
         results[f"{source_name} -> {target_name}"] = {
             "success_share": dict(zip(map(str, ALPHAS), success.tolist(), strict=True)),
-            "edit_pixel_l2": float(metrics.pixel_distance(chosen, reconstructions).mean()),
+            "edit_pixel_l2": float(scores.pixel_distance(chosen, reconstructions).mean()),
             "average_code_pixel_l2": float(
-                metrics.pixel_distance(
+                scores.pixel_distance(
                     np.repeat(target_image, len(codes), axis=0), reconstructions
                 ).mean()
             ),
@@ -233,7 +177,7 @@ class Draws:
 
 def score_model(name, model, train, test, judge, test_features, draws, args, edits=True):
     """Trains `model` and scores (a), (b) and, with `edits`, (c); returns (scores, codec)."""
-    seconds = train_model(model, train[0], args.epochs, args.batch_size, args.seed)
+    seconds = trainers.train_model(model, train[0], args.epochs, args.batch_size, args.seed)
     print(f"{name}: trained in {seconds:.0f} s", file=sys.stderr, flush=True)
     codec = latent.Codec(model)
     test_codes = codec.encode(test[0])
@@ -243,7 +187,7 @@ def score_model(name, model, train, test, judge, test_features, draws, args, edi
         "test_reconstruction_nats": float(
             loss["reconstruction_loss" if isinstance(model, VAE) else "loss"]
         ),
-        "prior": prior_quality(codec, judge, draws.prior_codes, test_features),
+        "prior": scores.sample_scores(judge, codec.decode(draws.prior_codes), test_features),
         "interpolation": interpolation_scores(codec, judge, test_codes, draws.pairs, args.steps),
     }
     if isinstance(model, VAE):
@@ -255,8 +199,8 @@ def score_model(name, model, train, test, judge, test_features, draws, args, edi
         fitted = draws.rng.multivariate_normal(
             codes.mean(0), np.cov(codes, rowvar=False), len(draws.prior_codes)
         )
-        result["prior_fitted_gaussian"] = prior_quality(
-            codec, judge, fitted.astype(np.float32), test_features
+        result["prior_fitted_gaussian"] = scores.sample_scores(
+            judge, codec.decode(fitted.astype(np.float32)), test_features
         )
     if edits:
         result["edits"] = class_edits(codec, judge, train, test, args.alpha)
@@ -273,8 +217,8 @@ def active_dims(posterior_means, threshold=0.01):
     return int((np.var(posterior_means, axis=0) > threshold).sum())
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None, prog="latent"):
+    parser = argument_parser(prog, __doc__)
     parser.add_argument("--preset", default="default", help="Architecture of both models.")
     parser.add_argument(
         "--latent-dim", type=int, default=0, help="Latent size of both models (0: the preset's)."
@@ -296,12 +240,12 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/latent_quality.json")
     parser.add_argument("--docs", default="docs", help="Where the example PNGs go ('' skips).")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
     train, test = load_data(args.train_subset)
-    judge, accuracy = train_classifier(train, test, args.classifier_epochs, args.seed)
+    judge, accuracy = scores.train_classifier(train, test, args.classifier_epochs, args.seed)
     print(f"classifier: test accuracy {accuracy:.3f}", file=sys.stderr, flush=True)
     test_probabilities, test_features = judge(test[0])
     rng = np.random.default_rng(args.seed)
@@ -321,8 +265,8 @@ def main():
         )
     reference = {
         "classifier_test_accuracy": accuracy,
-        "test_images_confident_share": metrics.confident_share(test_probabilities, CONFIDENCE),
-        "frechet_distance_test_subset": metrics.frechet_distance(
+        "test_images_confident_share": scores.confident_share(test_probabilities),
+        "frechet_distance_test_subset": scores.frechet_distance(
             test_features[rng.choice(len(test_features), args.samples, replace=False)],
             test_features,
         ),
@@ -331,63 +275,83 @@ def main():
         os.makedirs(args.docs, exist_ok=True)
         save_examples(codecs, test, train, args.docs, args.seed)
     result = {
-        **run_facts("benchmarks.latent_quality", args),
+        **run_facts(prog, args),
         "reference": reference,
         "models": results,
         "total_seconds": time.perf_counter() - start,
     }
     atomic_write_json(args.out, result)
-    print_tables(result)
-
-
-def print_tables(result):
-    models, reference, settings = result["models"], result["reference"], result["settings"]
+    reference = result["reference"]
     print(f"{result['machine']}; total {result['total_seconds']:.0f} s")
     print(
         f"classifier test accuracy {reference['classifier_test_accuracy']:.3f}; test images "
         f"confident share {reference['test_images_confident_share']:.3f}; Frechet distance of "
-        f"{settings['samples']} test images to all {reference['frechet_distance_test_subset']:.2f}"
+        f"{args.samples} test images to all {reference['frechet_distance_test_subset']:.2f}"
     )
-    print()
-    print(
-        "| model | train s | test recon. nats | (a) confident share | (a) Frechet distance "
-        "| (b) max step / path, slerp (median) | (b) lerp (median) "
-        "| inside of paths confident share, slerp / lerp | max step / ends, slerp / lerp |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, r in models.items():
+    print(f"\n{scores_table(result)}\n\n{edits_table(result)}")
+
+
+MODEL_NAMES = {"VAE": "VAE", "AE": "Autoencoder"}
+
+
+def ordered(models):
+    """The model names of a result, the VAE first (a result's JSON keeps them sorted)."""
+    return sorted(models, key=lambda name: list(MODEL_NAMES).index(name))
+
+
+def scores_table(result):
+    """(a) and (b) per model, and (a) of a Gaussian fitted to the autoencoder's codes."""
+    models = result["models"]
+    ends = "max_step_over_ends" in models["VAE"]["interpolation"]["slerp"]
+    header = [
+        "model",
+        "test reconstruction (nats)",
+        "(a) confident share",
+        "(a) Frechet distance",
+        "(b) max step / path, slerp (median)",
+        "(b) lerp (median)",
+        "(b) inside of paths confident, slerp / lerp",
+    ] + (["max step / ends, slerp / lerp"] if ends else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in ordered(models):
+        r = models[name]
         slerp, lerp = r["interpolation"]["slerp"], r["interpolation"]["lerp"]
-        print(
-            f"| {name} | {r['train_seconds']:.0f} | {r['test_reconstruction_nats']:.1f} "
-            f"| {r['prior']['confident_share']:.3f} | {r['prior']['frechet_distance']:.2f} "
-            f"| {slerp['max_step_over_path']:.4f} ({slerp['median_max_step_over_path']:.4f}) "
-            f"| {lerp['max_step_over_path']:.4f} ({lerp['median_max_step_over_path']:.4f}) "
-            f"| {slerp['interior_confident_share']:.3f} / {lerp['interior_confident_share']:.3f} "
-            f"| {slerp['max_step_over_ends']:.4f} / {lerp['max_step_over_ends']:.4f} |"
-        )
-    if "prior_fitted_gaussian" in models.get("AE", {}):
-        fitted = models["AE"]["prior_fitted_gaussian"]
-        print(
-            f"| AE, z ~ Gaussian fitted to its codes | | | {fitted['confident_share']:.3f} "
-            f"| {fitted['frechet_distance']:.2f} | | | | |"
-        )
-    print()
-    alpha = str(settings["alpha"])
-    print(
-        f"| edit | model | success at alpha={alpha} "
-        f"| success by alpha {', '.join(map(str, ALPHAS))} "
-        "| edit pixel L2 | target average pixel L2 |"
-    )
-    print("|---|---|---|---|---|---|")
-    for edit_name in next(iter(models.values()))["edits"]:
-        for name, r in models.items():
-            e = r["edits"][edit_name]
+        row = [
+            MODEL_NAMES.get(name, name),
+            f"{r['test_reconstruction_nats']:.1f}",
+            f"{r['prior']['confident_share']:.3f}",
+            f"{r['prior']['frechet_distance']:.2f}",
+            f"{slerp['max_step_over_path']:.4f} ({slerp['median_max_step_over_path']:.4f})",
+            f"{lerp['max_step_over_path']:.4f} ({lerp['median_max_step_over_path']:.4f})",
+            f"{slerp['interior_confident_share']:.3f} / {lerp['interior_confident_share']:.3f}",
+        ]
+        if ends:
+            row.append(f"{slerp['max_step_over_ends']:.4f} / {lerp['max_step_over_ends']:.4f}")
+        lines.append("| " + " | ".join(row) + " |")
+    fitted = models.get("AE", {}).get("prior_fitted_gaussian")
+    if fitted:
+        row = ["Autoencoder, z ~ Gaussian fitted to its training codes", ""]
+        row += [f"{fitted['confident_share']:.3f}", f"{fitted['frechet_distance']:.2f}"]
+        lines.append("| " + " | ".join(row + [""] * (len(header) - len(row))) + " |")
+    return "\n".join(lines)
+
+
+def edits_table(result):
+    """(c) per edit and model: success by alpha, and how far the edit moves the image."""
+    models, alpha = result["models"], str(result["settings"]["alpha"])
+    shown = alpha.removesuffix(".0")
+    lines = [
+        f"| edit (alpha = {shown}) | model | success "
+        f"| success at alpha {', '.join(f'{a:g}' for a in ALPHAS)} "
+        "| edit pixel L2 | target average pixel L2 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for edit_name in models["VAE"]["edits"]:
+        for name in ordered(models):
+            e = models[name]["edits"][edit_name]
             by_alpha = ", ".join(f"{v:.2f}" for v in e["success_share"].values())
-            print(
+            lines.append(
                 f"| {edit_name} | {name} | {e['success_share'][alpha]:.3f} | {by_alpha} "
                 f"| {e['edit_pixel_l2']:.2f} | {e['average_code_pixel_l2']:.2f} |"
             )
-
-
-if __name__ == "__main__":
-    main()
+    return "\n".join(lines)

@@ -1,15 +1,14 @@
 """Where is the VAE ahead of the autoencoder? (a) and (b) over latent size, KL weight, likelihood.
 
-    python -m benchmarks.latent_sweep          (make bench-latent-sweep)
+    python -m benchmarks latent-sweep          (make bench NAME=latent-sweep)
 
-`benchmarks.latent_quality` scores one setting; this runs its (a) prior
+`python -m benchmarks latent` scores one setting; this runs its (a) prior
 sample and (b) interpolation measures over several, with one classifier
 trained once. Each setting trains a VAE; the autoencoder depends only on the
 latent size, so one is trained per size and compared with every VAE of that
 size. Prints a Markdown table and writes JSON to --out.
 """
 
-import argparse
 import sys
 import time
 
@@ -17,10 +16,11 @@ import keras
 import numpy as np
 
 from benchmarks import latent_quality as lq
-from benchmarks.common import run_facts
+from benchmarks import scores
+from benchmarks.common import argument_parser, run_facts
 from keras_vae.files import atomic_write_json
 
-# VAE settings on the `default` networks; the first is `make bench-latent`'s.
+# VAE settings on the `default` networks; the first is the `latent` benchmark's.
 SETTINGS = (
     {"latent_dim": 32},
     {"latent_dim": 32, "beta": 0.25},
@@ -130,8 +130,8 @@ def sweep(settings, preset, train, test, judge, test_features, args):
     return rows
 
 
-def markdown_table(rows):
-    """The sweep as one Markdown table, VAE / AE in each cell."""
+def markdown_table(rows, prefix=""):
+    """The sweep as one Markdown table, VAE / AE in each cell; `prefix` starts each label."""
 
     def pair(row, get, digits):
         return f"{get(row['VAE']):.{digits}f} / {get(row['AE']):.{digits}f}"
@@ -148,7 +148,7 @@ def markdown_table(rows):
             f"(b) {method}" for method in METHODS if ahead["b"][method]
         ]
         lines.append(
-            f"| {row['label']} | {row['VAE']['active_dims']} | {row['VAE']['kl_nats']:.1f} "
+            f"| {prefix}{row['label']} | {row['VAE']['active_dims']} | {row['VAE']['kl_nats']:.1f} "
             f"| {pair(row, lambda r: r['prior']['confident_share'], 3)} "
             f"| {pair(row, lambda r: r['prior']['frechet_distance'], 1)} "
             f"| {pair(row, lambda r: r['interpolation']['slerp']['max_step_over_path'], 4)} "
@@ -160,8 +160,8 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None, prog="latent-sweep"):
+    parser = argument_parser(prog, __doc__)
     parser.add_argument("--preset", default="default", help="Networks of every model.")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--classifier-epochs", type=int, default=3)
@@ -177,19 +177,19 @@ def main():
         help="Comma-separated latent sizes: only the beta 1, Bernoulli settings of these.",
     )
     parser.add_argument("--out", default="benchmarks/results/latent_sweep.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
     train, test = lq.load_data(args.train_subset)
-    judge, accuracy = lq.train_classifier(train, test, args.classifier_epochs, args.seed)
+    judge, accuracy = scores.train_classifier(train, test, args.classifier_epochs, args.seed)
     print(f"classifier: test accuracy {accuracy:.3f}", file=sys.stderr, flush=True)
     _, test_features = judge(test[0])
     rows = sweep(
         select(SETTINGS, args.latent_dims), args.preset, train, test, judge, test_features, args
     )
     result = {
-        **run_facts("benchmarks.latent_sweep", args),
+        **run_facts(prog, args),
         "classifier_test_accuracy": accuracy,
         "rows": rows,
         "total_seconds": time.perf_counter() - start,
@@ -197,7 +197,3 @@ def main():
     atomic_write_json(args.out, result)
     print(f"{result['machine']}; total {result['total_seconds']:.0f} s")
     print(markdown_table(rows))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """The pictures of a VAE tutorial, on real MNIST digits, made with train.py and keras-vae.
 
-    python -m benchmarks.mnist_pictures       (make docs-mnist; about 3 minutes)
+    python -m benchmarks mnist-pictures       (make bench NAME=mnist-pictures; about 3 minutes)
 
 Reads the 10,000 real digits of `--mnist-dir` (IDX files, as
 `train.py --dataset mnist --data-dir` does), trains `make train`'s default
@@ -10,16 +10,16 @@ VAE on them (`--run-dir`, reused when done) and a 2-D one, and writes into
   mnist_seven_vector.png   the "7" attribute vector added to 1s (`attribute`, `edit`)
   mnist_average.png        the average digit of each class, and of the rest (`average`)
   mnist_latent_map.png     a latent_dim=2 VAE decoding a 20 x 20 grid of z in [-2, 2]^2
-(the standard vs fitted prior grids are `make bench-prior`'s prior_samples_mnist.png).
+(the standard vs fitted prior grids are the `prior` benchmark's prior_samples_mnist.png).
 Prints each command it runs.
 """
 
-import argparse
 import os
 import sys
 
 import numpy as np
 
+from benchmarks.common import argument_parser
 from keras_vae import cli, datasets, latent, run_dir, training
 from keras_vae import images as image_io
 from keras_vae.config import TrainingConfig
@@ -45,8 +45,8 @@ def latent_map(directory, path, points=20, limit=2.0):
     image_io.save_png(path, image_io.grid(images, points, points))
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, prog="mnist-pictures"):
+    parser = argument_parser(prog, __doc__)
     parser.add_argument("--mnist-dir", default="../shared/data/mnist10k")
     parser.add_argument("--run-dir", default="runs/mnist-default")
     parser.add_argument("--map-run-dir", default="runs/mnist-latent2")
@@ -85,7 +85,3 @@ def main(argv=None):
     train(two_d, args.map_run_dir)
     latent_map(args.map_run_dir, f"{docs}/mnist_latent_map.png")
     print(f"wrote {docs}/mnist_*.png", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()

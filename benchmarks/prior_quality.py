@@ -1,6 +1,6 @@
 """Sample quality of fitted latent priors on Fashion-MNIST and MNIST.
 
-    python -m benchmarks.prior_quality          (make bench-prior; after make train)
+    python -m benchmarks prior          (make bench NAME=prior; after make train)
 
 For each dataset, within `make train`'s budget (the `default` preset, 30
 epochs of batch 128):
@@ -22,7 +22,6 @@ the prior (nats per image). Writes --out (JSON) and side-by-side grids of the
 standard and the fitted prior (same seed) into --docs.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -30,27 +29,21 @@ import time
 import keras
 import numpy as np
 
-from benchmarks.common import run_facts
-from benchmarks.latent_quality import CONFIDENCE, train_classifier, train_model
-from keras_vae import VAE, Autoencoder, datasets, export, latent, metrics, priors, run_dir, training
+from benchmarks import scores
+from benchmarks.common import argument_parser, run_facts
+from benchmarks.trainers import train_model
+from keras_vae import VAE, Autoencoder, datasets, export, latent, priors, run_dir, training
 from keras_vae import images as image_io
 from keras_vae.config import TrainingConfig
 from keras_vae.files import atomic_write_json
 
 
-def class_entropy(probabilities):
-    """Entropy (nats) of the histogram of predicted classes."""
-    counts = np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1])
-    shares = counts[counts > 0] / counts.sum()
-    return float(-(shares * np.log(shares)).sum())
-
-
 def score_images(judge, images, test_features):
     probabilities, features = judge(images)
     return {
-        "confident_share": metrics.confident_share(probabilities, CONFIDENCE),
-        "class_entropy": class_entropy(probabilities),
-        "frechet_distance": metrics.frechet_distance(features, test_features),
+        "confident_share": scores.confident_share(probabilities),
+        "class_entropy": scores.class_entropy(probabilities),
+        "frechet_distance": scores.frechet_distance(features, test_features),
     }
 
 
@@ -117,7 +110,7 @@ def benchmark_dataset(dataset, data_dir, directory, args):
     # Seeded here, so the classifier and the models below do not depend on
     # whether train.py's run was trained in this process or found done.
     keras.utils.set_random_seed(args.seed)
-    judge, accuracy = train_classifier(
+    judge, accuracy = scores.train_classifier(
         (all_train_images, train_labels),
         (test_images, test_labels),
         args.classifier_epochs,
@@ -194,22 +187,28 @@ def format_row(row):
     )
 
 
+def table(result):
+    """One dataset's rows (`results["datasets"][name]`) as a Markdown table."""
+    return "\n".join(
+        [
+            "| model | prior | k | confident (>= 0.9) | class entropy | Frechet "
+            "| test log-lik of codes |",
+            "|---|---|---|---|---|---|---|",
+            *(format_row(row) for row in result["rows"]),
+        ]
+    )
+
+
 def markdown(results):
     lines = []
     for dataset, result in results["datasets"].items():
-        lines += [
-            f"### {dataset} (classifier test accuracy {result['classifier_test_accuracy']:.3f})",
-            "",
-            "| model | prior | k | confident | class entropy | Frechet | test log-lik |",
-            "|---|---|---|---|---|---|---|",
-            *(format_row(row) for row in result["rows"]),
-            "",
-        ]
+        accuracy = result["classifier_test_accuracy"]
+        lines += [f"### {dataset} (classifier test accuracy {accuracy:.3f})", "", table(result), ""]
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, prog="prior"):
+    parser = argument_parser(prog, __doc__)
     parser.add_argument("--run-dir", default="runs/fashion_mnist-default", help="make train's")
     parser.add_argument("--mnist-dir", default="../shared/data/mnist10k")
     parser.add_argument("--mnist-run-dir", default="runs/mnist-default")
@@ -223,7 +222,7 @@ def main(argv=None):
     parser.add_argument("--docs", default="docs")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    results = {**run_facts("benchmarks.prior_quality", args), "datasets": {}}
+    results = {**run_facts(prog, args), "datasets": {}}
     for dataset in args.datasets:
         if dataset == "mnist" and not os.path.isdir(args.mnist_dir):
             raise SystemExit(f"--mnist-dir {args.mnist_dir} is missing (the mnist10k IDX files).")
@@ -234,7 +233,3 @@ def main(argv=None):
     atomic_write_json(args.out, results)
     print(markdown(results))
     print(f"{results['seconds']:.0f} s; wrote {args.out}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()

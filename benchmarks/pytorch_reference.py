@@ -1,6 +1,6 @@
 """The pytorch/examples VAE, written from its published code, as a peer in `make bench`.
 
-    .venv-torch/bin/python benchmarks/pytorch_reference.py --data DIR --out RESULT.json \
+    .venv-torch/bin/python -m benchmarks.pytorch_reference --data DIR --out RESULT.json \
         --checkpoints 10 30 60 --epoch-checkpoints 5
 
 pytorch/examples vae/main.py, rebuilt from its architecture and defaults: a
@@ -12,15 +12,16 @@ epoch, the last partial batch kept. One change, in PyTorch's favour: the
 batches are cut from one in-memory tensor with `torch.randperm` instead of a
 `DataLoader` over a torchvision dataset, so no per-image Python work is timed.
 
-This file imports only torch and numpy: `make bench` runs it in its own
-virtualenv (`.venv-torch`, a CPU build of torch), so keras_vae never depends
-on torch. The data come from the calling benchmark as `train.npy` and
-`test.npy` (float32 `[N, 28, 28, 1]` in [0, 1]) under `--data`, and the
-protocol is `benchmarks.quality_per_second`'s: training time runs from the
-first step, evaluations pause it, and at each checkpoint of training seconds
-(and after each of `--epoch-checkpoints` complete epochs) the test negative
-ELBO is measured with one z per image and the analytic KL. At the last
-checkpoint also the importance-weighted NLL. Writes one JSON result.
+This file imports only torch, numpy and `benchmarks.common` (which loads no
+TensorFlow): `make bench` runs it in its own virtualenv (`.venv-torch`, a
+CPU build of torch), so keras_vae never depends on torch. The data come from
+the calling benchmark as `train.npy` and `test.npy` (float32 `[N, 28, 28,
+1]` in [0, 1]) under `--data`, and the protocol is
+`benchmarks.quality_per_second`'s: training time runs from the first step,
+evaluations pause it, and at each checkpoint of training seconds (and after
+each of `--epoch-checkpoints` complete epochs) the test negative ELBO is
+measured with one z per image and the analytic KL. At the last checkpoint
+also the importance-weighted NLL. Writes one JSON result.
 """
 
 import argparse
@@ -28,13 +29,14 @@ import json
 import math
 import os
 import platform
-import statistics
 import time
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from benchmarks.common import median_ms
 
 BATCH_SIZE = 128
 LEARNING_RATE = 1e-3
@@ -132,25 +134,12 @@ def importance_weighted_nll(model, images, k, seed, samples_per_pass=100):
     return float(torch.cat(totals).mean())
 
 
-def median_ms(call, calls=100, warmup=10):
-    """`benchmarks.common.median_ms`, repeated: that module imports TensorFlow, and
-    this file runs in a virtualenv without it."""
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
 def decode_latency(model):
     figures = {}
     with torch.no_grad():
         for batch in (1, 64):
             z = torch.randn(batch, LATENT_DIM)
-            figures[f"decode_ms_batch_{batch}"] = median_ms(lambda z=z: model.decode(z))
+            figures[f"decode_ms_batch_{batch}"] = median_ms(lambda z=z: model.decode(z), 100)
     return figures
 
 

@@ -1,7 +1,7 @@
 """Quality per second of wall clock: keras_vae's presets against a reference.
 
-    python -m benchmarks.quality_per_second            (make bench, about 75 min)
-    python -m benchmarks.quality_per_second --quick    (make bench-quick, about 3 min)
+    python -m benchmarks quality    (make bench, about 70 min)
+    python -m benchmarks quick      (make bench NAME=quick: quality --quick, about 3 min)
 
 On Fashion-MNIST (all 60,000 training images, the 10,000 test images),
 one after another on the same machine: each of the presets `mlp`,
@@ -35,7 +35,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,9 +45,22 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import keras_io_reference
-from benchmarks.common import machine_facts, median_ms
-from keras_vae import datasets, latent, metrics, pipeline, training
-from keras_vae.config import TrainingConfig
+from benchmarks.common import (
+    ROOT,
+    argument_parser,
+    command_line,
+    machine_facts,
+    median_ms,
+    run_child,
+)
+from benchmarks.trainers import (
+    BATCH_SIZE,
+    elbo_evaluator,
+    epoch_figures,
+    fashion_mnist,
+    preset_model,
+)
+from keras_vae import latent, metrics
 from keras_vae.files import atomic_write_json
 
 PRESET_RUNS = ("mlp", "keras_example", "default")
@@ -61,9 +73,7 @@ TORCH_PYTHON = os.path.join(".venv-torch", "bin", "python")
 # After this many complete epochs every model is also evaluated (the mlp target
 # compares -ELBO with the PyTorch peer after the same number of epochs).
 EPOCH_CHECKPOINTS = (5,)
-BATCH_SIZE = 128
-LEARNING_RATE = 1e-3
-# Where the issue's figures are read: the checkpoints reported in the table.
+# The checkpoints the table and the comparisons report.
 REPORTED = (60, 300, 900)
 SETTINGS = {
     "full": {
@@ -178,36 +188,6 @@ class Budget(keras.callbacks.Callback):
             self._paused += time.perf_counter() - pause
 
 
-def elbo_evaluator(loss_terms, images, batch_size=1000, seed=0):
-    """`() -> {"neg_elbo", "reconstruction", "kl"}` means over `images`, compiled."""
-    compiled = tf.function(loss_terms)
-    batches = [tf.constant(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-
-    def evaluate():
-        tf.random.set_seed(seed)
-        terms = [compiled(batch) for batch in batches]
-        reconstruction = float(np.mean(np.concatenate([t[0].numpy() for t in terms])))
-        kl = float(np.mean(np.concatenate([t[1].numpy() for t in terms])))
-        return {"neg_elbo": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
-
-    return evaluate
-
-
-def epoch_figures(epoch_seconds, images_per_epoch):
-    """images/s (median over epochs 2..N) and the slowest of those epochs over their median."""
-    later = epoch_seconds[1:] or epoch_seconds
-    if not later:
-        return {"epochs": 0}
-    median = statistics.median(later)
-    return {
-        "epochs": len(epoch_seconds),
-        "first_epoch_seconds": epoch_seconds[0],
-        "median_epoch_seconds": median,
-        "images_per_second": images_per_epoch / median,
-        "slowest_over_median": max(later) / median,
-    }
-
-
 def decode_latency(decoder, latent_dim):
     """Median ms of a `tf.function` decode at batch 1 and 64."""
     compiled = latent.BatchedFunction(lambda z: decoder(z, training=False), (latent_dim,)).function
@@ -220,12 +200,7 @@ def decode_latency(decoder, latent_dim):
 
 def run_preset(preset, train, test, settings, seed, verbose):
     keras.utils.set_random_seed(seed)
-    # train.py's model, optimizer and steps per execution (batch 128, Adam 1e-3).
-    config = TrainingConfig(
-        preset=preset, seed=seed, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE
-    )
-    model = training.build_model(config, tf.distribute.get_strategy(), train.shape[1:], len(train))
-    dataset, steps = pipeline.training_dataset(train, BATCH_SIZE, seed=seed)
+    model, dataset, steps = preset_model(preset, train, seed)
     budget = Budget(
         settings["checkpoints"],
         elbo_evaluator(lambda x: model.loss_terms(x), test, seed=seed),
@@ -302,12 +277,12 @@ def run_torch_reference(train, test, settings, seed, torch_python, scratch):
     np.save(os.path.join(data, "train.npy"), train)
     np.save(os.path.join(data, "test.npy"), test)
     out = os.path.join(scratch, f"{TORCH_REFERENCE}.json")
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pytorch_reference.py")
-    command = [torch_python, script, "--data", data, "--out", out, "--seed", str(seed)]
+    command = [torch_python, "-m", "benchmarks.pytorch_reference"]
+    command += ["--data", data, "--out", out, "--seed", str(seed)]
     command += ["--checkpoints", *map(str, settings["checkpoints"])]
     command += ["--epoch-checkpoints", *map(str, EPOCH_CHECKPOINTS)]
     command += ["--iw-k", str(settings["iw_k"]), "--iw-images", str(settings["iw_images"])]
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, cwd=ROOT)
     with open(out) as f:
         result = json.load(f)
     return {**result, **epoch_figures(result["epoch_seconds"], result["images_per_epoch"])}
@@ -366,7 +341,7 @@ def markdown(results, checkpoints, floor):
 
 
 def comparisons(results, checkpoints):
-    """The issue's same-run comparisons: speed ratios and -ELBO differences (nats).
+    """Same-run comparisons: speed ratios and -ELBO differences (nats).
 
     `speed` entries are ours / peer training images per second; `neg_elbo`
     entries are ours - peer (negative: ours is lower, i.e. better); the
@@ -439,9 +414,9 @@ def plot_curves(results, path, floor=None):
     os.replace(tmp, path)
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small budgets (make bench-quick)")
+def parse_args(argv, prog="quality"):
+    parser = argument_parser(prog, __doc__)
+    parser.add_argument("--quick", action="store_true", help="5, 10 and 20 s budgets")
     parser.add_argument(
         "--models",
         default=",".join(DEFAULT_ORDER),
@@ -471,29 +446,14 @@ def parse_args(argv):
 
 def run_one(name, args, settings):
     """Trains and measures one model in this process; returns its result dict."""
-    train, _ = datasets.load("fashion_mnist", "train", args.data_dir)
-    test, _ = datasets.load("fashion_mnist", "test", args.data_dir)
+    train, test = fashion_mnist(args.data_dir)
     if name == REFERENCE:
         return run_reference(train, test, settings, args.seed, args.verbose)
     return run_preset(name, train, test, settings, args.seed, args.verbose)
 
 
-def run_isolated(name, argv, result_path):
-    """Runs `run_one` in a fresh Python process (the PyTorch peer runs in its own venv).
-
-    One process per model: in a shared process the previous `fit`'s
-    iterator teardown stalled the next model's first steps for tens of
-    seconds with the CPU idle, and that stall landed on the next model's clock.
-    """
-    command = [sys.executable, "-m", "benchmarks.quality_per_second", *argv]
-    command += ["--run-one", name, "--out", result_path]
-    subprocess.run(command, check=True)
-    with open(result_path) as f:
-        return json.load(f)
-
-
-def main(argv=None):
-    args = parse_args(argv)
+def main(argv=None, prog="quality"):
+    args = parse_args(argv, prog)
     settings = SETTINGS["quick" if args.quick else "full"]
     if args.run_one:
         atomic_write_json(args.out, run_one(args.run_one, args, settings))
@@ -505,8 +465,7 @@ def main(argv=None):
     if TORCH_REFERENCE in models:
         check_torch_python(args.torch_python)
     started = time.perf_counter()
-    train, _ = datasets.load("fashion_mnist", "train", args.data_dir)
-    test, _ = datasets.load("fashion_mnist", "test", args.data_dir)
+    train, test = fashion_mnist(args.data_dir)
     floor = pixel_entropy_floor(test)
     child_argv = ["--seed", str(args.seed), "--verbose", str(args.verbose)]
     child_argv += ["--quick"] if args.quick else []
@@ -520,13 +479,17 @@ def main(argv=None):
                     train, test, settings, args.seed, args.torch_python, scratch
                 )
             else:
-                result = run_isolated(name, child_argv, os.path.join(scratch, f"{name}.json"))
+                # One process per model: in a shared process the previous `fit`'s
+                # iterator teardown stalled the next model's first steps for tens of
+                # seconds with the CPU idle, and that stall landed on its clock.
+                argv = [*child_argv, "--run-one", name]
+                result = run_child("quality", argv, os.path.join(scratch, f"{name}.json"))
             results.append(result)
             print(json.dumps(result["curve"][-1]), flush=True)
     table = markdown(results, settings["checkpoints"], floor)
     compared = comparisons(results, settings["checkpoints"])
     report = {
-        "command": "python -m benchmarks.quality_per_second" + (" --quick" if args.quick else ""),
+        "command": command_line(prog, args),
         "machine": machine_facts(),
         "settings": settings,
         "batch_size": BATCH_SIZE,
@@ -544,7 +507,3 @@ def main(argv=None):
     for name, value in compared.items():
         print(f"{name}: {json.dumps(value)}")
     print(f"Total {report['total_seconds']:.0f} s; wrote {args.out} and {args.plot}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,10 +1,10 @@
 """Every exported .tflite on the LiteRT Interpreter and CompiledModel APIs, for each preset.
 
-    python -m benchmarks.runtime_latency            # make bench-runtimes
+    python -m benchmarks runtimes            # make bench NAME=runtimes
 
 For each preset (mlp, default, conv, keras_example), a short train.py run
 (1 epoch on 6,000 images: latency does not depend on training, and parity
-is measured on the weights it gives), exported again by today's code.
+is measured on the weights it gives), exported by the code of the checkout.
 Measures the median wall time of one call (after warm-up) of every file at
 batch 1 and 16 (the dynamic files at both, a static file at its own batch),
 through the Interpreter (1 thread, XNNPack) and the CompiledModel API (CPU,
@@ -15,7 +15,6 @@ before it, for the dynamic-shape dynamic-range file, the static-shape
 full-integer one and float32. Writes --out (JSON) and prints Markdown tables.
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -26,7 +25,7 @@ import numpy as np
 from ai_edge_litert.compiled_model import CompiledModel
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from benchmarks.common import median_ms, run_facts
+from benchmarks.common import argument_parser, median_ms, run_facts
 from keras_vae import export, names, run_dir
 from keras_vae.files import atomic_write_json
 
@@ -35,7 +34,7 @@ WARMUP = 5  # untimed calls before each measurement
 
 
 def ensure_run(preset, directory):
-    """A short train.py run of `preset` (trained when missing), exported by today's code."""
+    """A short train.py run of `preset` (trained when missing), exported again."""
     if not os.path.isfile(os.path.join(directory, run_dir.MODEL_FILE)):
         command = [sys.executable, "train.py", "--preset", preset, "--run-dir", directory]
         command += ["--epochs", "1", "--train-subset", "6000", "--test-subset", "1000"]
@@ -101,15 +100,15 @@ def layer_profile(model, calls, work_dir):
     return totals
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None, prog="runtimes"):
+    parser = argument_parser(prog, __doc__)
     parser.add_argument("--presets", nargs="+", default=list(names.PRESETS))
     parser.add_argument("--runs-dir", default="runs/bench-runtimes")
     parser.add_argument("--calls", type=int, default=50, help="Timed calls per measurement.")
     parser.add_argument("--out", default="benchmarks/results/runtime_latency.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    result = {**run_facts("benchmarks.runtime_latency", args), "presets": {}}
+    result = {**run_facts(prog, args), "presets": {}}
     for preset in args.presets:
         directory = os.path.join(args.runs_dir, preset)
         ensure_run(preset, directory)
@@ -178,7 +177,3 @@ def print_preset(preset, entry):
     for kind, layers in entry.get("layer_profile_batch16", {}).items():
         costs = ", ".join(f"{cost['layer']} {cost['ms']:.2f} ms" for cost in layers)
         print(f"\n{kind}: {costs}")
-
-
-if __name__ == "__main__":
-    main()

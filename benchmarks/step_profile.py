@@ -1,6 +1,6 @@
 """Where a training step's time goes: presets against the keras.io reference.
 
-    python -m benchmarks.step_profile --models mlp,default,keras_example,keras_io_reference
+    python -m benchmarks step-profile --models mlp,default,keras_example,keras_io_reference
 
 For each model, at batch 128 on real Fashion-MNIST batches, the median
 milliseconds per step of:
@@ -8,7 +8,7 @@ milliseconds per step of:
                 FusedAdam, steps_per_execution up to 16); the reference: `fit`
                 on a numpy array, as published; measured per epoch / steps;
   fit_plain     keras_vae's pipeline with Keras's own Adam and one step per
-                execution (what train.py did before FusedAdam and
+                execution (train.py without FusedAdam and
                 steps_per_execution; presets only);
   train_step    the model's compiled `train_step` on a batch in memory (no
                 input pipeline, no Keras loop), FusedAdam;
@@ -25,7 +25,6 @@ the optimizer and metrics (train_step - gradients), the backward pass
 Prints a Markdown table; writes JSON to --out.
 """
 
-import argparse
 import math
 import statistics
 
@@ -33,10 +32,10 @@ import keras
 import tensorflow as tf
 
 from benchmarks import keras_io_reference
-from benchmarks.common import machine_facts, median_ms
-from benchmarks.quality_per_second import BATCH_SIZE, REFERENCE
+from benchmarks.common import argument_parser, command_line, machine_facts, median_ms
+from benchmarks.quality_per_second import REFERENCE
+from benchmarks.trainers import BATCH_SIZE, timed_fit
 from keras_vae import VAE, datasets, pipeline
-from keras_vae.callbacks import EpochTimer
 from keras_vae.config import TrainingConfig
 from keras_vae.files import atomic_write_json
 from keras_vae.optimizers import FusedAdam
@@ -51,6 +50,16 @@ COLUMNS = (
     "adam",
     "fused_adam",
 )
+COLUMN_NAMES = {
+    "fit": "fit (train.py's)",
+    "fit_plain": "fit, Keras Adam, 1 step/execution",
+    "train_step": "train_step",
+    "gradients": "forward + backward",
+    "forward": "forward",
+    "matmuls": "the step's matmuls alone",
+    "adam": "Keras Adam update",
+    "fused_adam": "FusedAdam update",
+}
 
 
 def _preset(name, optimizer, execution=1):
@@ -61,9 +70,8 @@ def _preset(name, optimizer, execution=1):
 
 
 def _fit_ms(model, train, epochs):
-    timer = EpochTimer()
     dataset, steps = pipeline.training_dataset(train, BATCH_SIZE, seed=0)
-    model.fit(dataset, epochs=epochs, steps_per_epoch=steps, callbacks=[timer], verbose=0)
+    timer = timed_fit(model, epochs, x=dataset, steps_per_epoch=steps)
     return 1000 * statistics.median(timer.seconds[1:]) / steps
 
 
@@ -100,8 +108,7 @@ def profile(name, train, epochs):
     if name == REFERENCE:
         keras.utils.set_random_seed(0)
         model = keras_io_reference.build()
-        timer = EpochTimer()
-        model.fit(train, epochs=epochs, batch_size=BATCH_SIZE, callbacks=[timer], verbose=0)
+        timer = timed_fit(model, epochs, x=train, batch_size=BATCH_SIZE)
         row["fit"] = (
             1000 * statistics.median(timer.seconds[1:]) / math.ceil(len(train) / BATCH_SIZE)
         )
@@ -135,8 +142,8 @@ def profile(name, train, epochs):
     return row
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, prog="step-profile"):
+    parser = argument_parser(prog, __doc__)
     parser.add_argument("--models", default=f"mlp,default,keras_example,{REFERENCE}")
     parser.add_argument("--epochs", type=int, default=4, help="fit epochs; the first is dropped")
     parser.add_argument("--data-dir", default=None)
@@ -144,23 +151,24 @@ def main(argv=None):
     args = parser.parse_args(argv)
     train, _ = datasets.load("fashion_mnist", "train", args.data_dir)
     rows = [profile(name.strip(), train, args.epochs) for name in args.models.split(",")]
-    atomic_write_json(
-        args.out,
-        {
-            "command": f"python -m benchmarks.step_profile --models {args.models} "
-            f"--epochs {args.epochs}",
-            "machine": machine_facts(),
-            "batch_size": BATCH_SIZE,
-            "rows": rows,
-        },
-    )
-    print("| model | " + " | ".join(f"{c} (ms)" for c in COLUMNS) + " |")
-    print("|---|" + "---|" * len(COLUMNS))
-    for row in rows:
-        cells = [f"{row[c]:.2f}" if row.get(c) is not None else "" for c in COLUMNS]
-        print(f"| `{row['model']}` | " + " | ".join(cells) + " |")
+    result = {
+        "command": command_line(prog, args),
+        "machine": machine_facts(),
+        "batch_size": BATCH_SIZE,
+        "rows": rows,
+    }
+    atomic_write_json(args.out, result)
+    print(table(result))
     print(f"wrote {args.out}")
 
 
-if __name__ == "__main__":
-    main()
+def table(result):
+    """The Markdown table of a result: median ms per step of each part, per model."""
+    lines = [
+        "| model | " + " | ".join(COLUMN_NAMES[c] for c in COLUMNS) + " |",
+        "|---|" + "---|" * len(COLUMNS),
+    ]
+    for row in result["rows"]:
+        cells = [f"{row[c]:.2f}" if row.get(c) is not None else "" for c in COLUMNS]
+        lines.append(f"| `{row['model']}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

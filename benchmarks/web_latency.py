@@ -1,6 +1,6 @@
 """The latent explorer's generator latency in headless Chromium (LiteRT.js), per static file.
 
-    python -m benchmarks.web_latency --run-dir runs/fashion_mnist-default   # make bench-web
+    python -m benchmarks web --run-dir runs/fashion_mnist-default   # make bench NAME=web
 
 Builds the run's explorer page, serves it on 127.0.0.1 and, for each variant
 (float32, float16, int8), times the page's own `generator.decode` (input
@@ -10,25 +10,24 @@ browser's clock ticks in 0.1 ms), with LiteRT.js's WASM runtime
 (tests/browser_check.mjs --bench). Writes --out (JSON) and prints a table.
 """
 
-import argparse
 import json
 import os
 import subprocess
 import threading
 
-from benchmarks.common import run_facts
+from benchmarks.common import argument_parser, run_facts
 from keras_vae import explorer
 from keras_vae.files import atomic_write_json
 
 DRIVER = os.path.join(explorer.REPO_ROOT, "tests", "browser_check.mjs")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None, prog="web"):
+    parser = argument_parser(prog, __doc__)
     parser.add_argument("--run-dir", default="runs/fashion_mnist-default")
     parser.add_argument("--chromium", default=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
     parser.add_argument("--out", default="benchmarks/results/web_latency.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     site = explorer.build_site(
         os.path.join(args.run_dir, "export"), os.path.join(args.run_dir, "web")
@@ -38,7 +37,7 @@ def main():
     address = f"http://127.0.0.1:{server.server_address[1]}/"
     version = subprocess.run([args.chromium, "--version"], capture_output=True, text=True)
     result = {
-        **run_facts("benchmarks.web_latency", args),
+        **run_facts(prog, args),
         "browser": version.stdout.strip(),
         "accelerator": "wasm",
         "variants": {},
@@ -70,7 +69,3 @@ def main():
                 f"| generator_{variant}_b{batch}.tflite | {batch} | {timing['median_ms']:.3f} | "
                 f"{timing['median_ms'] / int(batch):.3f} |"
             )
-
-
-if __name__ == "__main__":
-    main()

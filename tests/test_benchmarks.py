@@ -1,4 +1,4 @@
-"""The quality-per-second benchmark's measuring parts: FLOPs, budgets, floor, plot."""
+"""The benchmarks' runner and shared parts; the quality-per-second benchmark's measuring parts."""
 
 import argparse
 import math
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import common, keras_io_reference
+from benchmarks import common, keras_io_reference, trainers
 from benchmarks import quality_per_second as bench
 from keras_vae import VAE
 
@@ -96,7 +96,7 @@ def test_budget_evaluates_after_the_epoch_checkpoints():
 
 
 def test_epoch_figures_use_epochs_two_onwards():
-    figures = bench.epoch_figures([10.0, 2.0, 2.0, 3.0], images_per_epoch=100)
+    figures = trainers.epoch_figures([10.0, 2.0, 2.0, 3.0], images_per_epoch=100)
     assert figures["epochs"] == 4
     assert figures["images_per_second"] == pytest.approx(50.0)
     assert figures["slowest_over_median"] == pytest.approx(1.5)
@@ -173,21 +173,11 @@ def test_command_line_spells_out_every_argument_and_machine_facts_name_the_versi
     args = argparse.Namespace(
         latent_dim=8, out="a b.json", docs="", quick=True, gpu=False, ks=[5, 20], names=["a b"]
     )
-    assert common.command_line("benchmarks.x", args) == (
-        "python -m benchmarks.x --latent-dim 8 --out 'a b.json' --docs '' --quick --ks 5 20 "
+    assert common.command_line("x", args) == (
+        "python -m benchmarks x --latent-dim 8 --out 'a b.json' --docs '' --quick --ks 5 20 "
         "--names 'a b'"
     )
     facts = common.machine_facts()
     expected = {"cpu", "cpu_family", "cpu_flags", "cores", "python", "tensorflow", "keras"}
     assert set(facts) == expected and set(facts["cpu_flags"]) <= set(common.SPEED_FLAGS)
     assert facts["keras"] == keras.__version__ and facts["cores"] >= 1
-
-
-def test_class_entropy_is_that_of_the_predicted_class_histogram():
-    from benchmarks import prior_quality
-
-    uniform = np.eye(10)[np.arange(100) % 10]
-    assert prior_quality.class_entropy(uniform) == pytest.approx(np.log(10))
-    assert prior_quality.class_entropy(np.eye(10)[np.zeros(50, int)]) == 0.0
-    halves = np.eye(4)[np.arange(10) % 2]
-    assert prior_quality.class_entropy(halves) == pytest.approx(np.log(2))

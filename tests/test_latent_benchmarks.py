@@ -1,4 +1,4 @@
-"""The latent-quality benchmark and its sweep, end to end on a tiny synthetic set."""
+"""The classifier scores, and the latent-quality benchmark and its sweep on a tiny synthetic set."""
 
 import argparse
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from benchmarks import latent_quality as lq
-from benchmarks import latent_sweep
+from benchmarks import latent_sweep, scores, trainers
 
 
-def scores(confident, frechet, slerp, lerp):
+def score_dicts(confident, frechet, slerp, lerp):
     return {
         "prior": {"confident_share": confident, "frechet_distance": frechet},
         "interpolation": {
@@ -20,14 +20,14 @@ def scores(confident, frechet, slerp, lerp):
 
 
 def test_verdict_needs_both_prior_measures_and_reports_b_per_method():
-    ae = scores(0.1, 50.0, 0.09, 0.09)
-    assert latent_sweep.verdict(scores(0.2, 40.0, 0.08, 0.08), ae) == {
+    ae = score_dicts(0.1, 50.0, 0.09, 0.09)
+    assert latent_sweep.verdict(score_dicts(0.2, 40.0, 0.08, 0.08), ae) == {
         "a": True,
         "b": {"slerp": True, "lerp": True},
         "a_and_b": True,
     }
     # A higher confident share alone is not (a); winning one method is not all of (b).
-    mixed = latent_sweep.verdict(scores(0.2, 60.0, 0.10, 0.08), ae)
+    mixed = latent_sweep.verdict(score_dicts(0.2, 60.0, 0.10, 0.08), ae)
     assert mixed == {"a": False, "b": {"slerp": False, "lerp": True}, "a_and_b": False}
 
 
@@ -78,17 +78,17 @@ def test_sweep_scores_every_setting_and_trains_one_autoencoder_per_latent_size(
 ):
     train, test = tiny_fashion
     trained = []
-    real_train_model = lq.train_model
+    real_train_model = trainers.train_model
 
     def counting_train_model(model, *args, **kwargs):
         trained.append((type(model).__name__, model.latent_dim))
         return real_train_model(model, *args, **kwargs)
 
-    monkeypatch.setattr(lq, "train_model", counting_train_model)
+    monkeypatch.setattr(trainers, "train_model", counting_train_model)
     args = argparse.Namespace(
         epochs=1, batch_size=32, samples=16, pairs=5, steps=4, seed=0, alpha=1.0
     )
-    judge, accuracy = lq.train_classifier(train, test, epochs=1, seed=0)
+    judge, accuracy = scores.train_classifier(train, test, epochs=1, seed=0)
     assert 0.0 <= accuracy <= 1.0
     _, test_features = judge(test[0])
     settings = ({"latent_dim": 2}, {"latent_dim": 2, "beta": 0.5}, {"latent_dim": 3})
@@ -112,3 +112,69 @@ def test_sweep_scores_every_setting_and_trains_one_autoencoder_per_latent_size(
     table = latent_sweep.markdown_table(rows).splitlines()
     assert len(table) == 2 + len(settings)
     assert table[2].startswith(f"| latent 2 | {rows[0]['VAE']['active_dims']} |")
+
+
+def test_confident_share_counts_rows_at_or_above_the_threshold():
+    probabilities = np.array([[0.95, 0.05], [0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    assert scores.confident_share(probabilities, 0.9) == 0.5
+    with pytest.raises(ValueError, match=r"\[N, classes\]"):
+        scores.confident_share(np.zeros((0, 3)))
+
+
+def test_frechet_distance_of_known_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((20000, 4))
+    assert scores.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    # Shifted mean: |d|^2. Doubled std: tr(I + 4I - 2 * 2I) = 4 * 1.
+    assert scores.frechet_distance(a, a + [1.0, 2.0, 0.0, 0.0]) == pytest.approx(5.0, abs=1e-6)
+    b = 2.0 * rng.standard_normal((20000, 4))
+    assert scores.frechet_distance(a, b) == pytest.approx(4.0, rel=0.05)
+    with pytest.raises(ValueError, match="same F"):
+        scores.frechet_distance(a, b[:, :3])
+
+
+def test_step_unevenness_is_one_over_steps_for_even_paths_and_one_for_a_jump():
+    t = np.linspace(0, 1, 17)[:, None, None, None]
+    even = t * np.ones((1, 4, 4, 1))
+    jump = np.where(t > 0.5, 1.0, 0.0) * np.ones((1, 4, 4, 1))
+    still = np.zeros((17, 4, 4, 1))
+    result = scores.step_unevenness(np.stack([even, jump, still]))
+    np.testing.assert_allclose(result[:2], [1 / 16, 1.0])
+    assert np.isnan(result[2])
+    with pytest.raises(ValueError, match="points >= 2"):
+        scores.step_unevenness(np.zeros((2, 1, 4, 4, 1)))
+
+
+def test_step_unevenness_over_the_ends_counts_detours():
+    t = np.linspace(0, 1, 17)[:, None, None, None]
+    even = t * np.ones((1, 4, 4, 1))
+    # Out along one pixel and back, while another pixel moves evenly 0 -> 1:
+    # the path is longer than its ends' distance.
+    detour = np.zeros((17, 2, 1, 1))
+    detour[:, 0, 0, 0] = np.linspace(0, 1, 17)
+    detour[:, 1, 0, 0] = np.concatenate([np.linspace(0, 1, 9), np.linspace(1, 0, 9)[1:]])
+    np.testing.assert_allclose(scores.step_unevenness(even[None], over="ends"), [1 / 16])
+    step = np.hypot(1 / 16, 1 / 8)
+    np.testing.assert_allclose(scores.step_unevenness(detour[None], over="ends"), [step])
+    np.testing.assert_allclose(scores.step_unevenness(detour[None]), [1 / 16])
+    # A closed loop has no change between its ends: NaN, not infinity.
+    loop = np.concatenate([even, even[::-1]])
+    assert np.isnan(scores.step_unevenness(loop[None], over="ends")[0])
+    with pytest.raises(ValueError, match="'path' or 'ends'"):
+        scores.step_unevenness(even[None], over="chord")
+
+
+def test_pixel_distance_is_the_l2_norm_per_pair():
+    a = np.zeros((2, 2, 2, 1))
+    b = np.ones((2, 2, 2, 1))
+    np.testing.assert_allclose(scores.pixel_distance(a, b), [2.0, 2.0])
+    with pytest.raises(ValueError, match="same shape"):
+        scores.pixel_distance(a, b[:1])
+
+
+def test_class_entropy_is_that_of_the_predicted_class_histogram():
+    uniform = np.eye(10)[np.arange(100) % 10]
+    assert scores.class_entropy(uniform) == pytest.approx(np.log(10))
+    assert scores.class_entropy(np.eye(10)[np.zeros(50, int)]) == 0.0
+    halves = np.eye(4)[np.arange(10) % 2]
+    assert scores.class_entropy(halves) == pytest.approx(np.log(2))

@@ -17,7 +17,6 @@ import pytest
 from keras_vae import VAE
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "pytorch_reference.py"
 TORCH_PYTHON = os.environ.get(
     "KERAS_VAE_TORCH_PYTHON", str(ROOT / ".venv-torch" / "bin" / "python")
 )
@@ -41,10 +40,11 @@ def test_the_reference_trains_against_its_budget_and_reports_like_the_benchmark(
     np.save(tmp_path / "train.npy", _images(1024, seed=0))
     np.save(tmp_path / "test.npy", _images(200, seed=1))
     out = tmp_path / "result.json"
-    command = [TORCH_PYTHON, str(SCRIPT), "--data", str(tmp_path), "--out", str(out)]
+    command = [TORCH_PYTHON, "-m", "benchmarks.pytorch_reference"]
+    command += ["--data", str(tmp_path), "--out", str(out)]
     command += ["--checkpoints", "1.5", "0.5", "--epoch-checkpoints", "1", "2"]
     command += ["--iw-k", "20", "--iw-images", "50"]
-    subprocess.run(command, check=True, timeout=300)
+    subprocess.run(command, check=True, timeout=300, cwd=ROOT)
     result = json.loads(out.read_text())
 
     assert [p["checkpoint"] for p in result["curve"]] == [0.5, 1.5]
@@ -83,8 +83,8 @@ def test_the_reference_scores_the_same_network_as_keras_vae_does(tmp_path):
 
     snippet = (
         "import json, sys, numpy as np, torch\n"
-        f"sys.path.insert(0, {str(SCRIPT.parent)!r})\n"
-        "import pytorch_reference as ref\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from benchmarks import pytorch_reference as ref\n"
         "model = ref.VAE()\n"
         "state = {k: torch.from_numpy(v) for k, v in np.load(sys.argv[1]).items()}\n"
         "model.load_state_dict(state)\n"
