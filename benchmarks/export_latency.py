@@ -105,8 +105,12 @@ def latency_table(result):
 def size_table(result):
     """Each artifact's size and max abs error against the Keras decoder."""
     lines = ["| artifact | size (bytes) | max abs error vs Keras |", "|---|---|---|"]
-    for name, size in result["size_bytes"].items():
-        shown = "SavedModel (`saved_model/`)" if name == "saved_model" else f"`{name}`"
-        error = result["max_abs_error"][name]
+    order = ["saved_model", *names.TFLITE_VARIANTS]
+    for name in sorted(result["size_bytes"], key=lambda n: order.index(n) if n in order else 99):
+        if name == "saved_model":
+            shown = "SavedModel (`saved_model/`)"
+        else:
+            shown = f"`{export.tflite_filename(name)}`"
+        size, error = result["size_bytes"][name], result["max_abs_error"][name]
         lines.append(f"| {shown} | {size:,} | {error:.2e} |")
     return "\n".join(lines)

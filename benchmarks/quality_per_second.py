@@ -387,6 +387,52 @@ def comparisons(results, checkpoints):
     return figures
 
 
+def _comparison_order(item):
+    """Speed ratios, then the -ELBO after epochs, then `default` by checkpoint."""
+    key = item[0]
+    if key.endswith("_images_per_second"):
+        return (0, 0, key)
+    if "_neg_elbo_after_" in key:
+        return (1, 0, key)
+    return (2, int("".join(c for c in key if c.isdigit())), key)
+
+
+def comparisons_table(report):
+    """The `comparisons` of a report as a table, each with the figures it is made of."""
+    by_name = {r["model"]: r for r in report["results"]}
+    lines = ["| comparison | measured |", "|---|---|"]
+    for key, value in sorted(report["comparisons"].items(), key=_comparison_order):
+        if key.endswith("_images_per_second"):
+            ours, peer = key.removesuffix("_images_per_second").split("_over_")
+            a, b = by_name[ours]["images_per_second"], by_name[peer]["images_per_second"]
+            lines.append(
+                f"| `{ours}` / `{peer}`, training images/s | {a:,.0f} / {b:,.0f} = {value:.2f}x |"
+            )
+        elif "_neg_elbo_after_" in key:
+            pair, epochs = key.removesuffix("_epochs").split("_neg_elbo_after_")
+            ours, peer = pair.split("_minus_")
+            a = after_epochs(by_name[ours], int(epochs))["neg_elbo"]
+            b = after_epochs(by_name[peer], int(epochs))["neg_elbo"]
+            lines.append(
+                f"| `{ours}` - `{peer}`, test -ELBO after {epochs} epochs "
+                f"| {a:.2f} - {b:.2f} = {value:+.2f} nats |"
+            )
+        else:
+            checkpoint = int(key.removeprefix("default_minus_best_peer_neg_elbo_at_")[:-2])
+            a = at_checkpoint(by_name["default"], checkpoint)["neg_elbo"]
+            b = at_checkpoint(by_name[value["peer"]], checkpoint)["neg_elbo"]
+            lines.append(
+                f"| `default` - best peer at {checkpoint} s "
+                f"| {a:.2f} - {b:.2f} (`{value['peer']}`) = {value['nats']:+.2f} nats |"
+            )
+    return "\n".join(lines)
+
+
+def table(report):
+    """The report's results table, at its own checkpoints and floor."""
+    return markdown(report["results"], report["settings"]["checkpoints"], report["floor_nats"])
+
+
 def plot_curves(results, path, floor=None):
     """Writes a PNG: test -ELBO against training seconds (log scale), one line per model."""
     import matplotlib
@@ -486,7 +532,6 @@ def main(argv=None, prog="quality"):
                 result = run_child("quality", argv, os.path.join(scratch, f"{name}.json"))
             results.append(result)
             print(json.dumps(result["curve"][-1]), flush=True)
-    table = markdown(results, settings["checkpoints"], floor)
     compared = comparisons(results, settings["checkpoints"])
     report = {
         "command": command_line(prog, args),
@@ -502,7 +547,7 @@ def main(argv=None, prog="quality"):
     atomic_write_json(args.out, report)
     os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
     plot_curves(results, args.plot, floor)
-    print(table)
+    print(f"{table(report)}\n\n{comparisons_table(report)}")
     print(f"\nFloor ({FLOOR_NOTE}): {floor:.2f} nats")
     for name, value in compared.items():
         print(f"{name}: {json.dumps(value)}")

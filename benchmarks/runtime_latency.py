@@ -157,23 +157,88 @@ def main(argv=None, prog="runtimes"):
         result["presets"][preset] = entry
         atomic_write_json(args.out, result)  # what is measured so far survives a crash
         print_preset(preset, entry)
+    print(xnnpack_table(result))
     print(result["machine"])
 
 
 def print_preset(preset, entry):
-    print(f"\n### {preset} (latent_dim {entry['latent_dim']})\n")
-    print("| file | batch | Interpreter ms | CompiledModel ms | max abs error |")
-    print("|---|---|---|---|---|")
-    for row in entry["files"]:
-        compiled = row.get("compiled_model_ms")
-        print(
-            f"| {row['file']} | {row['batch']} | {row['interpreter_ms']:.3f} | "
-            f"{'-' if compiled is None else f'{compiled:.3f}'} | {row['max_abs_error']:.2e} |"
-        )
-    print(
-        "\ndynamic int8 at batch 16 without XNNPack: "
-        f"{entry['dynamic_int8_without_xnnpack_ms_batch16']:.2f} ms"
-    )
-    for kind, layers in entry.get("layer_profile_batch16", {}).items():
-        costs = ", ".join(f"{cost['layer']} {cost['ms']:.2f} ms" for cost in layers)
-        print(f"\n{kind}: {costs}")
+    result = {"presets": {preset: entry}}
+    print(f"\n{table(result)}\n")
+    if "layer_profile_batch16" in entry:
+        print(f"{layer_table(result)}\n")
+
+
+# The kinds of file, in the table's order: (variant, layout, label).
+KINDS = (
+    ("float32", "dynamic", ""),
+    ("float32", "static", ""),
+    ("float16", "dynamic", ""),
+    ("float16", "static", ""),
+    ("int8", "dynamic", " (dynamic-range)"),
+    ("int8", "static", " (full-integer)"),
+)
+
+
+def _kind(file):
+    """`(variant, layout)` of a file name such as generator_int8_b16.tflite."""
+    parts = file.removesuffix(".tflite").split("_")
+    return parts[1], "static" if len(parts) > 2 else "dynamic"
+
+
+def table(result):
+    """ms per call at batch 1 / 16 of every file, per preset: one row per variant and layout.
+
+    A dynamic file's row holds its two batches; a static one's, its `_b1` and
+    `_b16` files. "refused": the CompiledModel API runs only the static files.
+    """
+    lines = [
+        "| preset | file | batch | Interpreter ms | CompiledModel ms | max abs error vs Keras |",
+        "|---|---|---|---|---|---|",
+    ]
+    for preset, entry in result["presets"].items():
+        for variant, layout, label in KINDS:
+            rows = sorted(
+                (row for row in entry["files"] if _kind(row["file"]) == (variant, layout)),
+                key=lambda row: row["batch"],
+            )
+            if not rows:
+                continue
+            if layout == "dynamic":
+                name = f"`generator_{variant}.tflite`"
+            else:
+                name = " / ".join(
+                    f"`generator_{variant}_b{row['batch']}`" if i == 0 else f"`_b{row['batch']}`"
+                    for i, row in enumerate(rows)
+                )
+            batches = " / ".join(str(row["batch"]) for row in rows)
+            interpreter = " / ".join(f"{row['interpreter_ms']:.3f}" for row in rows)
+            compiled = [row.get("compiled_model_ms") for row in rows]
+            compiled = "refused" if None in compiled else " / ".join(f"{c:.3f}" for c in compiled)
+            error = max(row["max_abs_error"] for row in rows)
+            lines.append(
+                f"| {preset} | {name}{label} | {batches} | {interpreter} | {compiled} "
+                f"| {error:.1e} |"
+            )
+    return "\n".join(lines)
+
+
+def layer_table(result):
+    """ms per decoder layer at batch 16 (the cut after it less the cut before), per kind."""
+    kinds = ("float32 (dynamic)", "int8 dynamic-range (dynamic)", "int8 full-integer (static)")
+    lines = ["| preset | decoder layer | " + " | ".join(kinds) + " |", "|---|---|---|---|---|"]
+    for preset, entry in result["presets"].items():
+        profile = entry.get("layer_profile_batch16")
+        if not profile:
+            continue
+        for index, layer in enumerate(profile[kinds[0]]):
+            costs = " | ".join(f"{profile[kind][index]['ms']:.2f}" for kind in kinds)
+            lines.append(f"| {preset} | {layer['layer']} | {costs} |")
+    return "\n".join(lines)
+
+
+def xnnpack_table(result):
+    """The dynamic int8 file at batch 16 without XNNPack, per preset."""
+    lines = ["| preset | dynamic int8 at batch 16 without XNNPack (ms) |", "|---|---|"]
+    for preset, entry in result["presets"].items():
+        lines.append(f"| {preset} | {entry['dynamic_int8_without_xnnpack_ms_batch16']:.2f} |")
+    return "\n".join(lines)

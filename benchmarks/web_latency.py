@@ -61,11 +61,16 @@ def main(argv=None, prog="web"):
         server.server_close()
     atomic_write_json(args.out, result)
     print(f"{result['machine']}; {result['browser']}")
-    print("| file | batch | median ms per call | ms per image |")
-    print("|---|---|---|---|")
-    for variant, batches in result["variants"].items():
-        for batch, timing in sorted(batches.items(), key=lambda item: int(item[0])):
-            print(
-                f"| generator_{variant}_b{batch}.tflite | {batch} | {timing['median_ms']:.3f} | "
-                f"{timing['median_ms'] / int(batch):.3f} |"
-            )
+    print(table({args.run_dir: result}))
+
+
+def table(results):
+    """ms per call of each static file, one column per result (`{column name: result}`)."""
+    names = list(results)
+    lines = ["| file | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    first = results[names[0]]["variants"]
+    for variant, batches in first.items():
+        for batch in sorted(batches, key=int):
+            cells = [f"{r['variants'][variant][batch]['median_ms']:.3f}" for r in results.values()]
+            lines.append(f"| `generator_{variant}_b{batch}.tflite` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,7 +1,11 @@
 """The benchmarks' runner and shared parts; the quality-per-second benchmark's measuring parts."""
 
 import argparse
+import importlib
+import inspect
 import math
+import os
+import re
 import time
 
 import keras
@@ -9,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import common, keras_io_reference, trainers
+import benchmarks
+from benchmarks import common, keras_io_reference, report, trainers
 from benchmarks import quality_per_second as bench
 from keras_vae import VAE
 
@@ -181,3 +186,80 @@ def test_command_line_spells_out_every_argument_and_machine_facts_name_the_versi
     expected = {"cpu", "cpu_family", "cpu_flags", "cores", "python", "tensorflow", "keras"}
     assert set(facts) == expected and set(facts["cpu_flags"]) <= set(common.SPEED_FLAGS)
     assert facts["keras"] == keras.__version__ and facts["cores"] >= 1
+
+
+def test_the_runner_lists_every_benchmark_and_refuses_an_unknown_name(capsys):
+    from benchmarks.__main__ import main
+
+    assert main([]) == 0
+    listed = capsys.readouterr().out
+    for benchmark in benchmarks.BENCHMARKS:
+        assert f"  {benchmark.name} " in listed
+    assert main(["no-such-benchmark"]) == 2
+    assert "no benchmark 'no-such-benchmark'" in capsys.readouterr().err
+
+
+def test_the_runner_calls_the_module_with_its_fixed_options_and_its_name(monkeypatch):
+    from benchmarks.__main__ import main
+
+    calls = []
+    monkeypatch.setattr(bench, "main", lambda argv, prog: calls.append((argv, prog)))
+    main(["quick", "--seed", "3"])
+    main(["quality"])
+    assert calls == [(["--quick", "--seed", "3"], "quick"), ([], "quality")]
+
+
+def test_every_benchmark_module_takes_argv_and_its_runner_name():
+    for benchmark in benchmarks.BENCHMARKS:
+        module = importlib.import_module(f"benchmarks.{benchmark.module}")
+        parameters = inspect.signature(module.main).parameters
+        assert list(parameters)[:2] == ["argv", "prog"], benchmark.module
+
+
+def test_the_makefile_names_only_benchmarks_the_runner_knows():
+    with open(os.path.join(common.ROOT, "Makefile")) as f:
+        makefile = f.read()
+    named = set(re.findall(r"^BENCH_(?:NEEDS|OPTIONS)_([\w-]+) :=", makefile, re.MULTILINE))
+    assert named and named <= set(benchmarks.BY_NAME)
+    assert "$(PY) -m benchmarks $(NAME)" in makefile
+
+
+@pytest.mark.parametrize("document", report.DOCUMENTS)
+def test_the_committed_document_is_what_report_generates_from_the_committed_results(document):
+    with open(os.path.join(common.ROOT, document)) as f:
+        text = f.read()
+    assert report.table_ids(text), f"{document} has no generated table"
+    assert report.render(text) == text, f"run `python -m benchmarks report` ({document})"
+
+
+def test_report_puts_back_a_figure_edited_by_hand_and_refuses_an_unknown_table():
+    with open(os.path.join(common.ROOT, "BENCHMARKS.md")) as f:
+        text = f.read()
+    edited = text.replace("| `mlp` | float32 | 26,044 |", "| `mlp` | float32 | 30,000 |")
+    assert edited != text
+    assert report.render(edited) == text
+    unknown = "<!-- table nothing: x -->\n| a |\n<!-- end table nothing -->\n"
+    with pytest.raises(KeyError, match="no generated table 'nothing'"):
+        report.render(unknown)
+
+
+def test_every_result_file_and_every_table_is_shown_once(monkeypatch):
+    loaded = set()
+    real_load = report.load
+
+    def recording_load(name):
+        loaded.add(name)
+        return real_load(name)
+
+    monkeypatch.setattr(report, "load", recording_load)
+    ids = []
+    for document in report.DOCUMENTS:
+        with open(os.path.join(common.ROOT, document)) as f:
+            text = f.read()
+        ids += report.table_ids(text)
+        report.render(text)
+    assert sorted(ids) == sorted(report.TABLES)
+    results = os.path.join(common.ROOT, common.RESULTS)
+    assert loaded == {name for name in os.listdir(results) if name.endswith(".json")}
+    listed = {path for b in benchmarks.BENCHMARKS for path in b.writes if path.endswith(".json")}
+    assert listed == loaded
