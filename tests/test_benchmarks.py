@@ -3,9 +3,11 @@
 import argparse
 import importlib
 import inspect
+import json
 import math
 import os
 import re
+import sys
 import time
 
 import keras
@@ -131,20 +133,23 @@ def test_plot_curves_writes_a_png(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
 
 
-def test_markdown_table_and_same_run_comparisons():
-    def result(name, speed, at_60, after_5=None):
-        return {
-            "model": name,
-            "curve": [{"checkpoint": 60, "seconds": 60.0, "neg_elbo": at_60, "iw_nll": 245.0}],
-            "after_epochs": [{"epochs": 5, "neg_elbo": after_5}] if after_5 else [],
-            "epochs": 3,
-            "images_per_second": speed,
-            "slowest_over_median": 1.05,
-            "flops_per_image": 2e6,
-            "decode_ms_batch_1": 0.5,
-            "decode_ms_batch_64": 4.0,
-        }
+def quality_result(name, speed, at_60, after_5=None):
+    """A model's result as `quality` records it, at one 60 s checkpoint."""
+    return {
+        "model": name,
+        "curve": [{"checkpoint": 60, "seconds": 60.0, "neg_elbo": at_60, "iw_nll": 245.0}],
+        "after_epochs": [{"epochs": 5, "neg_elbo": after_5}] if after_5 else [],
+        "epochs": 3,
+        "images_per_second": speed,
+        "slowest_over_median": 1.05,
+        "flops_per_image": 2e6,
+        "decode_ms_batch_1": 0.5,
+        "decode_ms_batch_64": 4.0,
+    }
 
+
+def test_markdown_table_and_same_run_comparisons():
+    result = quality_result
     results = [
         result("mlp", 3000.0, 251.0, after_5=260.5),
         result(bench.TORCH_REFERENCE, 2000.0, 252.0, after_5=260.0),
@@ -263,3 +268,51 @@ def test_every_result_file_and_every_table_is_shown_once(monkeypatch):
     assert loaded == {name for name in os.listdir(results) if name.endswith(".json")}
     listed = {path for b in benchmarks.BENCHMARKS for path in b.writes if path.endswith(".json")}
     assert listed == loaded
+
+
+def test_quality_runs_each_model_in_a_child_and_reports_the_same_run_comparisons(
+    tmp_path, monkeypatch
+):
+    """`python -m benchmarks quick`, every model's training replaced by a recorded result."""
+    from benchmarks.__main__ import main
+
+    images = np.zeros((4, 28, 28, 1), np.float32)
+    fakes = {
+        "mlp": quality_result("mlp", 3000.0, 251.0, after_5=260.5),
+        bench.TORCH_REFERENCE: quality_result(bench.TORCH_REFERENCE, 2000.0, 252.0, 260.0),
+        "default": quality_result("default", 1500.0, 250.0),
+    }
+    children = []
+
+    def child(name, argv, out):
+        children.append((name, argv))
+        return fakes[argv[argv.index("--run-one") + 1]]
+
+    monkeypatch.setattr(bench, "fashion_mnist", lambda data_dir: (images, images))
+    monkeypatch.setattr(bench, "run_child", child)
+    monkeypatch.setattr(bench, "run_torch_reference", lambda *args: fakes[bench.TORCH_REFERENCE])
+    monkeypatch.setattr(
+        bench,
+        "SETTINGS",
+        {**bench.SETTINGS, "quick": {**bench.SETTINGS["quick"], "checkpoints": (60,)}},
+    )
+    out, plot = tmp_path / "quick.json", tmp_path / "curves.png"
+    argv = ["quick", "--models", "mlp,pytorch_reference,default", "--seed", "3"]
+    main([*argv, "--torch-python", sys.executable, "--out", str(out), "--plot", str(plot)])
+
+    # Each keras_vae model in a child `python -m benchmarks quality --quick`, the peer apart.
+    assert [(name, a[a.index("--run-one") + 1]) for name, a in children] == [
+        ("quality", "mlp"),
+        ("quality", "default"),
+    ]
+    assert all("--quick" in a and a[a.index("--seed") + 1] == "3" for _, a in children)
+    report = json.loads(out.read_text())
+    assert report["command"].startswith("python -m benchmarks quick --quick --models mlp,")
+    assert [r["model"] for r in report["results"]] == ["mlp", "pytorch_reference", "default"]
+    assert report["comparisons"]["mlp_over_pytorch_reference_images_per_second"] == 1.5
+    table = bench.comparisons_table(report)
+    assert "| `mlp` / `pytorch_reference`, training images/s | 3,000 / 2,000 = 1.50x |" in table
+    # The peers are the PyTorch and the keras.io references, never another preset.
+    assert "| `default` - best peer at 60 s | 250.00 - 252.00 (`pytorch_reference`)" in table
+    assert bench.table(report).count("\n") == 2 + 3 - 1
+    assert plot.exists()
