@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from keras_vae import datasets, names, native_logs
+from keras_vae import datasets, interrupts, names, native_logs
 from keras_vae import images as image_io
 from keras_vae.files import atomic_write, atomic_write_json
 
@@ -268,9 +268,7 @@ class _Session:
 
         self.args = args
         # generate reads no dataset: a damaged config.json does not stop it.
-        self.model, self.config = run_dir.load_model(
-            args.model, config=args.command != "generate"
-        )
+        self.model, self.config = run_dir.load_model(args.model, config=args.command != "generate")
         self.codec = latent.Codec(self.model)
         config = self.config or {}
         # A bare .keras file does not say what it was trained on: --dataset must.
@@ -638,15 +636,35 @@ LATENT_COMMANDS = {
 
 
 def main(argv=None):
+    """keras-vae's command line; `argv` None means the process's own arguments."""
     args = build_parser().parse_args(argv)  # --help and bad flags exit here
+    try:
+        error, path = _run(args)
+    except KeyboardInterrupt:
+        print(
+            f"keras-vae {args.command}: interrupted; nothing was lost: run the same command again.",
+            file=sys.stderr,
+        )
+        return interrupts.INTERRUPTED_STATUS
+    if argv is None:
+        interrupts.shield()
+    if error is not None:
+        print(f"keras-vae {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    if path is not None:
+        print(path)
+    return 0
+
+
+def _run(args):
+    """`(error, path)`: the path the command wrote (None for web), or the error to print."""
     if args.command == "web":  # no TensorFlow: the page is built from the export's files
         try:
             _web(args)
         except (ValueError, OSError) as error:
-            print(f"keras-vae web: error: {error}", file=sys.stderr)
-            return 2
-        return 0
-    error = None
+            return error, None
+        return None, None
+    error = path = None
     with native_logs.filtered_stderr():
         from keras_vae.export import ExportError
 
@@ -661,8 +679,4 @@ def main(argv=None):
         # DataError and ModelFileError are ValueErrors.
         except (ValueError, OSError, ExportError) as caught:
             error = caught
-    if error is not None:
-        print(f"keras-vae {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    return error, path
