@@ -36,19 +36,11 @@ def parse_args(argv):
 def main(argv=None):
     """train.py's command line; `argv` None means the process's own arguments."""
     args = parse_args(argv)  # --help and bad flags exit here, before TensorFlow loads
-    try:
-        error, metrics = _train(args)
-    except KeyboardInterrupt:
-        print(
-            "train.py: interrupted; nothing was lost: run the same command to resume.",
-            file=sys.stderr,
-        )
-        return interrupts.INTERRUPTED_STATUS
-    if argv is None:
-        interrupts.shield()
-    if error is not None:
-        print(f"train.py: error: {error}", file=sys.stderr)
-        return 2
+    status, metrics = interrupts.finish(
+        lambda: _train(args), "train.py", "run the same command to resume", argv is None
+    )
+    if status:
+        return status
     if not metrics:
         print("worker done (only the chief evaluates and writes the run dir)")
         return 0

@@ -638,22 +638,15 @@ LATENT_COMMANDS = {
 def main(argv=None):
     """keras-vae's command line; `argv` None means the process's own arguments."""
     args = build_parser().parse_args(argv)  # --help and bad flags exit here
-    try:
-        error, path = _run(args)
-    except KeyboardInterrupt:
-        print(
-            f"keras-vae {args.command}: interrupted; nothing was lost: run the same command again.",
-            file=sys.stderr,
-        )
-        return interrupts.INTERRUPTED_STATUS
-    if argv is None:
-        interrupts.shield()
-    if error is not None:
-        print(f"keras-vae {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    if path is not None:
+    status, path = interrupts.finish(
+        lambda: _run(args),
+        f"keras-vae {args.command}",
+        "run the same command again",
+        argv is None,
+    )
+    if status == 0 and path is not None:
         print(path)
-    return 0
+    return status
 
 
 def _run(args):

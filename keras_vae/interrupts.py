@@ -6,6 +6,7 @@ interrupted command has lost nothing and can be run again.
 """
 
 import signal
+import sys
 import threading
 
 # The exit status a shell gives a program that SIGINT ended.
@@ -21,3 +22,33 @@ def shield():
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def finish(work, prog, again, own_process):
+    """Runs a command's `work()`, which returns `(error, result)`, and reports its end.
+
+    Ctrl-C prints `PROG: interrupted; nothing was lost: AGAIN.`, an error
+    `PROG: error: ERROR`, each one line on stderr.
+
+    Args:
+        work: the command; returns the error to report (or None) and its result.
+        prog: the program's name in the messages.
+        again: what to do after an interrupt, e.g. "run the same command again".
+        own_process: True when the command is the process (`main(argv=None)`):
+            once the work is done Ctrl-C is ignored (`shield`).
+
+    Returns:
+        `(status, result)`: exit status 0 with the result, 2 after an error,
+        `INTERRUPTED_STATUS` after Ctrl-C (result None for both).
+    """
+    try:
+        error, result = work()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing was lost: {again}.", file=sys.stderr)
+        return INTERRUPTED_STATUS, None
+    if own_process:
+        shield()
+    if error is not None:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2, None
+    return 0, result

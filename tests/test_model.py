@@ -252,7 +252,7 @@ def test_validation_loss_uses_full_beta_during_warmup():
         ({"latent_dim": 0}, "must be positive"),
         ({"beta": -1.0}, "beta must be >= 0"),
         ({"preset": "conv", "image_shape": (30, 30, 1)}, "divisible by 4"),
-        ({"likelihood": "gaussian", "gaussian_scale": -0.1}, "positive float"),
+        ({"likelihood": "gaussian", "gaussian_scale": -0.1}, "positive finite float"),
     ],
 )
 def test_bad_constructor_arguments_raise_clear_errors(kwargs, message):

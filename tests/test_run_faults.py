@@ -16,25 +16,15 @@ import tensorflow_datasets as tfds
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from keras_vae import VAE, training
-from keras_vae.config import TrainingConfig
+from tests import testing
 from tests.testing import REPO_ROOT, call_main
 
 MOCK_EXAMPLES = 64  # tfds.testing.mock_data images per split
 
 
 def tiny_config(**changes):
-    values = {
-        "dataset": "mnist",
-        "preset": "mlp",
-        "latent_dim": 2,
-        "epochs": 2,
-        "batch_size": 16,
-        "validation_size": 16,
-        "test_subset": 32,
-        "prior": "gaussian",
-        **changes,
-    }
-    return TrainingConfig(**values)
+    """testing.tiny_config for two epochs, with a prior that fits in a blink."""
+    return testing.tiny_config(**{"epochs": 2, "prior": "gaussian", **changes})
 
 
 def train(config, run_dir):

@@ -18,7 +18,7 @@ from PIL import Image
 
 from keras_vae import VAE, datasets, training
 from keras_vae.config import TrainingConfig
-from tests.testing import call_main, logged_images, scalar_steps
+from tests.testing import call_main, logged_images, scalar_steps, tiny_config
 
 TINY_CONFIG = {"preset": "mlp", "train_subset": 300, "validation_size": 100, "test_subset": 50}
 
@@ -224,20 +224,6 @@ def test_tensorboard_server_serves_scalars_images_and_projector(trained_run):
 
 
 TINY_ARGS = ["--dataset", "mnist", "--preset", "mlp", "--latent-dim", "2", "--epochs", "1"]
-
-
-def tiny_config(**changes):
-    values = {
-        "dataset": "mnist",
-        "preset": "mlp",
-        "latent_dim": 2,
-        "epochs": 1,
-        "batch_size": 16,
-        "validation_size": 16,
-        "test_subset": 32,
-        **changes,
-    }
-    return TrainingConfig(**values)
 
 
 def test_a_crash_after_fit_is_resumed_without_training_again(tmp_path, monkeypatch):

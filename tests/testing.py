@@ -40,6 +40,23 @@ TINY_TRAIN_ARGS = [
 ]
 
 
+def tiny_config(**changes):
+    """A TrainingConfig of a tiny run on MNIST (under tfds.testing.mock_data: 3 steps an epoch)."""
+    from keras_vae.config import TrainingConfig
+
+    values = {
+        "dataset": "mnist",
+        "preset": "mlp",
+        "latent_dim": 2,
+        "epochs": 1,
+        "batch_size": 16,
+        "validation_size": 16,
+        "test_subset": 32,
+        **changes,
+    }
+    return TrainingConfig(**values)
+
+
 def random_images(n=32, shape=(28, 28, 1), seed=0):
     return np.random.default_rng(seed).uniform(size=(n,) + shape).astype("float32")
 
