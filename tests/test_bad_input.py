@@ -196,7 +196,7 @@ def test_mixed_precision_keeps_losses_in_float32():
     ],
 )
 def test_fit_and_evaluate_check_array_pixels(fill, message):
-    # #14 item 10: the ValueError README promises, before any step.
+    # The ValueError README promises, before any step.
     images = random_images(8)
     images[0, 0, 0, 0] = fill
     model = VAE(seed=0, **TINY)

@@ -232,7 +232,7 @@ def test_truncated_or_corrupted_png_is_a_one_line_error(trained_run, tmp_path):
 
 
 def test_export_is_a_keras_vae_command_and_the_base_install_can_run_it(trained_run, tmp_path):
-    # #14 item 7: `keras-vae export` for installed users; LiteRT in install_requires.
+    # `keras-vae export` for installed users; LiteRT in install_requires.
     run_dir, _ = trained_run
     out = tmp_path / "gen"
     code, stdout, err = call_main(
@@ -247,7 +247,7 @@ def test_export_is_a_keras_vae_command_and_the_base_install_can_run_it(trained_r
 
 
 def test_output_names_are_what_gets_written(trained_run, tmp_path):
-    # #14 item 13: the printed path is the file, PNG commands write .png, parents are made.
+    # The printed path is the file, PNG commands write .png, parents are made.
     run_dir, _ = trained_run
     argv = ["attribute", "--model", run_dir, "--attribute", "Bag", "--limit", "200"]
     code, stdout, err = call_main(cli.main, argv + ["--out", tmp_path / "new" / "bag"])
@@ -262,7 +262,7 @@ def test_output_names_are_what_gets_written(trained_run, tmp_path):
 
 
 def test_unusable_paths_are_one_line_errors_naming_them(trained_run, tmp_path):
-    # #14 item 12: no tracebacks, and never a temporary file's name.
+    # No tracebacks, and never a temporary file's name.
     run_dir, _ = trained_run
     folder = tmp_path / "existdir.png"
     folder.mkdir()

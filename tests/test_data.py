@@ -144,7 +144,7 @@ def test_make_dataset_rejects_empty_input_and_bad_batch_size():
 
 
 def test_labels_out_of_range_fail_at_load_with_the_file(idx_dir):
-    # #14 item 8: before training, not in the projector writer afterwards.
+    # Checked before training, not in the projector writer afterwards.
     labels = np.arange(10, dtype=np.uint8)
     labels[3] = 200
     write_idx(idx_dir / "t10k-labels-idx1-ubyte.gz", labels)
@@ -155,7 +155,7 @@ def test_labels_out_of_range_fail_at_load_with_the_file(idx_dir):
 
 
 def test_float_idx_files_are_not_divided_by_255(tmp_path):
-    # #14 item 9: IDX type 0x0D holds intensities already.
+    # IDX type 0x0D holds intensities already.
     for split, count in (("train", 4), ("test", 2)):
         pixels = np.linspace(0, 1, count * 64, dtype=np.float32).reshape(count, 8, 8)
         write_idx(tmp_path / f"{datasets.IDX_FILES[split][0]}.gz", pixels, type_code=0x0D)

@@ -24,7 +24,7 @@ def mode(path):
 
 
 def test_written_files_and_exports_get_the_umask_modes(tmp_path, umask_022):
-    # #14 item 6: not the private 0600 / 0700 of tempfile.
+    # Not the private 0600 / 0700 of tempfile.
     files.atomic_write_json(tmp_path / "metrics.json", {"loss": 1.0})
     files.atomic_write_text(tmp_path / "notes.txt", "hello")
     assert mode(tmp_path / "metrics.json") == 0o644 and mode(tmp_path / "notes.txt") == 0o644
@@ -46,7 +46,7 @@ def dead_pid():
 
 
 def test_temporaries_of_killed_processes_are_removed_by_the_next_write(tmp_path):
-    # #14 item 3: a SIGKILL during an export or a save leaves a temporary behind.
+    # A SIGKILL during an export or a save leaves a temporary behind.
     stale_dir = tmp_path / f".export.tmp-{dead_pid()}-abc"
     stale_dir.mkdir()
     (stale_dir / "generator_float32.tflite").write_bytes(b"x" * 1000)
@@ -61,7 +61,7 @@ def test_temporaries_of_killed_processes_are_removed_by_the_next_write(tmp_path)
 
 
 def test_writing_onto_a_directory_names_it_not_a_temporary(tmp_path):
-    # #14 item 12: the message names the user's path.
+    # The message names the user's path.
     (tmp_path / "existdir").mkdir()
     with pytest.raises(IsADirectoryError, match="existdir is a directory") as error:
         files.atomic_write_text(tmp_path / "existdir", "x")

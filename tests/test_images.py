@@ -91,7 +91,7 @@ def test_load_images_errors_name_the_file(tmp_path):
 
 
 def test_sixteen_bit_exif_float_and_transparent_images(tmp_path):
-    # #14 item 11: each of these loaded wrong (white, rotated, mis-scaled) before.
+    # 16-bit, EXIF-rotated, float and transparent pictures each load as they look.
     ramp = np.tile(np.linspace(0, 1, 28, dtype=np.float64), (28, 1))  # dark left, light right
     Image.fromarray(np.rint(ramp * 65535).astype(np.uint16)).save(tmp_path / "deep.png")
     [deep] = images.load_images([tmp_path / "deep.png"], (28, 28, 1))
@@ -129,7 +129,7 @@ def test_sixteen_bit_exif_float_and_transparent_images(tmp_path):
 
 
 def test_a_decompression_bomb_is_a_clear_error(tmp_path, monkeypatch):
-    # #14 item 11: Pillow's limit, lowered here so the test image stays small.
+    # Pillow's limit, lowered here so the test image stays small.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     Image.fromarray(np.zeros((30, 30), np.uint8)).save(tmp_path / "huge.png")
     with pytest.raises(ValueError, match="huge.png: too many pixels to decode safely"):

@@ -143,7 +143,7 @@ def test_export_needs_no_training_machinery():
 
 
 def test_help_and_configuration_load_no_tensorflow_in_a_fresh_process():
-    # #14 item 15: `--help` answers at once, with no TensorFlow log lines.
+    # `--help` answers at once, with no TensorFlow log lines.
     code = (
         "import sys, keras_vae.cli, keras_vae.config, train; "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
