@@ -1,7 +1,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_vae import VAE, Autoencoder, KLWarmup, latent, pipeline, priors
 from tests.testing import TINY, random_images, run_serialization_test
@@ -279,21 +278,6 @@ def test_fit_lowers_test_negative_elbo_on_real_fashion_mnist(fashion_mnist):
     # A fresh model scores ~545 nats (uniform pixels); 300 steps reach ~280.
     assert before > 500
     assert after < 320, (before, after)
-
-
-def test_distribution_scaling_divides_loss_by_replicas():
-    # Under a one-device strategy the step must equal the plain step.
-    images = random_images(8)
-    plain = VAE(seed=0, **TINY)
-    plain.compile(optimizer=keras.optimizers.SGD(0.1))
-    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
-        scoped = VAE(seed=0, **TINY)
-        scoped.compile(optimizer=keras.optimizers.SGD(0.1))
-    scoped.set_weights(plain.get_weights())
-    plain.train_on_batch(images)
-    scoped.train_on_batch(images)
-    for a, b in zip(plain.get_weights(), scoped.get_weights(), strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_autoencoder_uses_the_vae_networks_without_sampling_or_kl():
