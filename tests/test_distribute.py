@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from keras_vae import distribute
-from tests.testing import REPO_ROOT, TINY_TRAIN_ARGS
+from tests.testing import REPO_ROOT, TINY_TRAIN_ARGS, free_ports
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "fused_adam"])
@@ -41,16 +40,6 @@ def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path, optim
     tolerance = 1e-5 if optimizer == "sgd" else 1e-3
     assert results["max_weight_diff"] <= tolerance, results
     assert results["replica_copies"] == 2 and results["max_replica_diff"] == 0.0
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def start_workers(run_dir, workers):

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import keras
 import numpy as np
@@ -16,7 +15,14 @@ from ai_edge_litert.interpreter import Interpreter
 from export import __main__ as export_cli
 from keras_vae import VAE, export, files, priors
 from tests import generator_check
-from tests.testing import REPO_ROOT, TINY, assert_draws_follow_prior, call_main, tree_digest
+from tests.testing import (
+    REPO_ROOT,
+    TINY,
+    assert_draws_follow_prior,
+    call_main,
+    tree_digest,
+    wait_for,
+)
 
 TOLERANCE = {"saved_model": 1e-5, "float32": 1e-5, "float16": 2e-2, "int8": 0.1}
 STATIC = [
@@ -608,13 +614,16 @@ def when_staging_appears(out, action):
     done = threading.Event()
 
     def watch():
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if any(name.startswith(f".{out.name}.tmp-") for name in os.listdir(out.parent)):
-                action()
-                break
-            time.sleep(0.005)
-        done.set()
+        try:
+            wait_for(
+                lambda: any(n.startswith(f".{out.name}.tmp-") for n in os.listdir(out.parent)),
+                120,
+                "the staging folder",
+                interval=0.005,
+            )
+            action()
+        finally:
+            done.set()
 
     threading.Thread(target=watch, daemon=True).start()
     return done
@@ -652,10 +661,15 @@ def test_an_export_into_an_out_another_export_is_writing_is_refused(tmp_path, sm
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not any(n.startswith(".gen.tmp-") for n in os.listdir(tmp_path)):
-            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
-            time.sleep(0.01)
+        wait_for(
+            lambda: (
+                any(n.startswith(".gen.tmp-") for n in os.listdir(tmp_path))
+                or first.poll() is not None
+            ),
+            120,
+            "the first export's staging folder",
+        )
+        assert first.poll() is None, first.stderr.read()
         with pytest.raises(files.DestinationInUse, match=rf"being written by process {first.pid}"):
             export.export_generator(small_vae, out, overwrite=True, variants=("float32",))
         code, _, err = call_main(export_cli.main, ["--model", model, "--out", out])

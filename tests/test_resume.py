@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from export import __main__ as export_cli
-from tests.testing import REPO_ROOT, call_main, tree_digest
+from tests.testing import REPO_ROOT, call_main, tree_digest, wait_for
 
 EPOCHS = 3
 RESUME_ARGS = [
@@ -41,14 +40,6 @@ def start_train(run_dir):
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def epoch_steps(log_dir, tag):

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -17,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from keras_vae import VAE, training
 from tests import testing
-from tests.testing import REPO_ROOT, call_main
+from tests.testing import REPO_ROOT, call_main, wait_for
 
 MOCK_EXAMPLES = 64  # tfds.testing.mock_data images per split
 
@@ -240,11 +239,8 @@ def interrupt_when(command, ready, timeout=240):
         command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            assert process.poll() is None, "the command ended before it could be interrupted"
-            assert time.monotonic() < deadline, "timed out waiting to interrupt"
-            time.sleep(0.02)
+        wait_for(lambda: ready() or process.poll() is not None, timeout, "the moment to interrupt")
+        assert process.poll() is None, "the command ended before it could be interrupted"
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=120)
     finally:

@@ -4,7 +4,6 @@ import dataclasses
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,14 @@ from PIL import Image
 
 from keras_vae import VAE, datasets, training
 from keras_vae.config import TrainingConfig
-from tests.testing import call_main, logged_images, scalar_steps, tiny_config
+from tests.testing import (
+    call_main,
+    free_ports,
+    logged_images,
+    scalar_steps,
+    tiny_config,
+    wait_for,
+)
 
 TINY_CONFIG = {"preset": "mlp", "train_subset": 300, "validation_size": 100, "test_subset": 50}
 
@@ -154,35 +160,26 @@ def test_train_logs_latent_grids_and_projector(trained_run):
     assert (projector / "sprite.png").exists() and (projector / "projector_config.pbtxt").exists()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get_json(url):
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
 
 
-def wait_for(fetch, ready, timeout=90):
-    """Polls `fetch()` until `ready(result)`; TensorBoard loads event files lazily."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = fetch()
-            if ready(result):
-                return result
-        except (OSError, ValueError):
-            result = None
-        if time.monotonic() > deadline:
-            raise AssertionError(f"TensorBoard did not serve the data in {timeout} s: {result}")
-        time.sleep(0.5)
+def served(url, ready):
+    """The JSON TensorBoard serves at `url` once `ready(it)`, else None (it loads lazily)."""
+    result = get_json(url)
+    return result if ready(result) else None
+
+
+def wait_until_served(url, ready):
+    return wait_for(
+        lambda: served(url, ready), 90, url, interval=0.5, tolerate=(OSError, ValueError)
+    )
 
 
 def test_tensorboard_server_serves_scalars_images_and_projector(trained_run):
     run_dir, _ = trained_run
-    port = free_port()
+    [port] = free_ports()
     tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
     server = subprocess.Popen(
         [tensorboard, "--logdir", str(run_dir / "logs"), "--host", "127.0.0.1"]
@@ -192,14 +189,11 @@ def test_tensorboard_server_serves_scalars_images_and_projector(trained_run):
     )
     base = f"http://127.0.0.1:{port}/data/plugin"
     try:
-        scalars = wait_for(
-            lambda: get_json(f"{base}/scalars/tags"),
-            lambda tags: "epoch_loss" in tags.get("train", {}),
+        scalars = wait_until_served(
+            f"{base}/scalars/tags", lambda tags: "epoch_loss" in tags.get("train", {})
         )
         assert "epoch_kl_loss" in scalars["validation"]
-        image_tags = wait_for(
-            lambda: get_json(f"{base}/images/tags"), lambda tags: "images" in tags
-        )
+        image_tags = wait_until_served(f"{base}/images/tags", lambda tags: "images" in tags)
         assert set(image_tags["images"]) == {"samples", "reconstructions", "interpolation"}
         entries = get_json(f"{base}/images/images?run=images&tag=samples")
         assert [entry["step"] for entry in entries] == [0, 1]
@@ -208,7 +202,7 @@ def test_tensorboard_server_serves_scalars_images_and_projector(trained_run):
         ) as response:
             picture = np.asarray(Image.open(io.BytesIO(response.read())))
         assert picture.shape == (8 * 29 + 1, 8 * 29 + 1) and picture.std() > 5
-        runs = wait_for(lambda: get_json(f"{base}/projector/runs"), lambda runs: runs)
+        runs = wait_until_served(f"{base}/projector/runs", lambda runs: runs)
         assert runs == ["projector"]
         info = get_json(f"{base}/projector/info?run=projector")
         [embedding] = info["embeddings"]
@@ -367,7 +361,6 @@ def test_training_counts_as_finished_only_with_a_checkpoint(tmp_path):
 
 
 def test_epoch_timer_wall_seconds_count_the_callbacks_between_epochs():
-    import time
 
     import keras
 

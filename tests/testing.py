@@ -6,7 +6,9 @@ import hashlib
 import io
 import json
 import os
+import socket
 import struct
+import time
 import types
 
 import keras
@@ -55,6 +57,39 @@ def tiny_config(**changes):
         **changes,
     }
     return TrainingConfig(**values)
+
+
+def wait_for(poll, timeout, what, interval=0.02, tolerate=()):
+    """Calls `poll()` until it returns something true, and returns that.
+
+    Exceptions of the classes in `tolerate` count as "not yet".
+
+    Raises:
+        AssertionError: `timeout` seconds went by; the message names `what`.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = poll()
+        except tolerate:
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_ports(count=1):
+    """`count` TCP ports of 127.0.0.1 that were free a moment ago."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def random_images(n=32, shape=(28, 28, 1), seed=0):
