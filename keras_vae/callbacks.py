@@ -229,8 +229,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras's BackupAndRestore whose files a kill or a full disk never leaves half-written.
 
     Every file is written to a temporary sibling and renamed into place: the
-    weights first, then the epoch metadata that points at them; the previous
-    epoch's pair is kept as `.bkp` copies, made the same way. At the start of
+    weights first, then the epoch metadata; the previous epoch's pair is kept
+    as `.bkp` copies, made the same way. Training resumes after the epoch
+    that the restored optimizer's step count says the weights finished, which
+    is the metadata's but for a kill between the two renames. At the start of
     training a backup that cannot be read (damaged on disk, or written by a
     process killed mid-write by another writer) is replaced by the previous
     one, or else discarded; a line on stderr says which, and training goes on
@@ -263,6 +265,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 outcome = "no readable backup is left: training starts again from epoch 1"
             print(f"{problem}: {outcome}.", file=sys.stderr, flush=True)
         super().on_train_begin(logs)
+        # A kill between the weights' rename and the epoch record's leaves weights one
+        # epoch ahead of the record: the restored optimizer's step count says where.
+        steps = self.params.get("steps")
+        iterations = int(self.model.optimizer.iterations.numpy())
+        if steps and iterations % steps == 0:
+            self.model._initial_epoch = iterations // steps
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)

@@ -282,10 +282,14 @@ class _Session:
         """`(images, attributes, attribute_names)` of the chosen dataset split, loaded once."""
         if self._data is None:
             if self.dataset is None:
+                where = (
+                    "a run dir without a config.json"
+                    if os.path.isdir(self.args.model)
+                    else "a .keras file without a run dir's config.json"
+                )
                 raise ValueError(
-                    f"{self.args.model} is a .keras file without a run dir's config.json, so "
-                    f"the dataset it was trained on is unknown: pass --dataset "
-                    f"({', '.join(names.ATTRIBUTE_DATASETS)})."
+                    f"{self.args.model} is {where}, so the dataset it was trained on is "
+                    f"unknown: pass --dataset ({', '.join(names.ATTRIBUTE_DATASETS)})."
                 )
             self._data = datasets.load_attributes(
                 self.dataset, self.args.split, self.data_dir, self.args.limit
@@ -501,7 +505,7 @@ def _export(args):
         raise ValueError("--preview is drawn by the float32 .tflite: add float32 to --variants.")
     export.check_static_batch_sizes(args.static_batch_sizes)  # before loading anything
     out = args.out or default_export_dir(args.model)
-    run = run_dir.of_model(args.model)  # also for --model RUN/model.keras
+    run = run_dir.of_model(args.model)  # a run dir, or the one a .keras file sits in
     inside_run_dir = run is not None and os.path.realpath(out).startswith(
         os.path.join(os.path.realpath(run), "")
     )
@@ -543,9 +547,8 @@ def _fit_prior(args):
     if args.components is not None and args.components < 1:
         raise ValueError(f"--components must be >= 1; got {args.components}.")
     is_run_dir = os.path.isfile(os.path.join(args.model, run_dir.MODEL_FILE))
-    run = run_dir.of_model(args.model)  # also for --model RUN/model.keras
     # A run dir: not while train.py, an export or another fit-prior is writing it.
-    with run_dir.lock(run, alternative=None) if run else contextlib.nullcontext():
+    with run_dir.lock(args.model, alternative=None) if is_run_dir else contextlib.nullcontext():
         return _write_prior(args, is_run_dir)
 
 
@@ -604,11 +607,20 @@ def default_export_dir(model_path):
     """RUN/export for a run dir or its RUN/model.keras, NAME_export beside another .keras file."""
     from keras_vae import run_dir
 
+    model_path = _as_run_dir(model_path)
     if os.path.isdir(model_path):
         return os.path.join(model_path, run_dir.EXPORT_DIR)
-    if os.path.basename(model_path) == run_dir.MODEL_FILE and run_dir.of_model(model_path):
-        return os.path.join(os.path.dirname(model_path), run_dir.EXPORT_DIR)
     return os.path.splitext(model_path)[0] + "_export"
+
+
+def _as_run_dir(model_path):
+    """RUN for --model RUN/model.keras: a run dir's model file is the run, config and lock too."""
+    from keras_vae import run_dir
+
+    directory = os.path.dirname(os.path.abspath(model_path))
+    if os.path.basename(model_path) == run_dir.MODEL_FILE and run_dir.of_model(directory):
+        return directory
+    return model_path
 
 
 def _check_out(args):
@@ -663,6 +675,8 @@ def _run(args):
 
         try:
             _check_out(args)
+            if getattr(args, "model", None):
+                args.model = _as_run_dir(args.model)
             if args.command == "export":
                 path = _export(args)
             elif args.command == "fit-prior":

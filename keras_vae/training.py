@@ -255,6 +255,7 @@ def fit_run_priors(model, config, splits, model_path):
     check_prior_settings(config, splits, model.latent_dim)
     train_images, validation_images, test_images, _ = splits
     codec = latent.Codec(model)
+    default = model.prior.kind
     fitted = latent.fit_priors(
         model,
         train_images,
@@ -265,7 +266,7 @@ def fit_run_priors(model, config, splits, model_path):
         seed=config.seed,
         codec=codec,
     )
-    if fitted:
+    if fitted or model.prior.kind != default:  # a rerun may make N(0, I) the default
         atomic_write(model_path, model.save, suffix=".keras")
     facts = prior_facts(model, codec.encode(test_images))
     facts["seconds"] = round(time.perf_counter() - start, 3)  # encoding, fits and the save

@@ -403,3 +403,24 @@ def test_a_one_dimensional_latent_space_trains_fits_its_priors_and_generates(tmp
         cli.main, ["generate", "--model", run_dir, "--n", 4, "--out", tmp_path / "g.png"]
     )
     assert code == 0, err
+
+
+def test_a_run_dirs_model_file_is_the_run_dir(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run[0], run, ignore=shutil.ignore_patterns("export", "logs"))
+    model = run / "model.keras"
+    # fit-prior refits the run's own splits and records the prior in metrics.json.
+    code, _, err = call_main(cli.main, ["fit-prior", "--model", model, "--prior", "gaussian"])
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["prior"]["default"] == "gaussian"
+    # export writes RUN/export with the run's config.
+    argv = ["export", "--model", model, "--variants", "float32", "--static-batch-sizes"]
+    code, _, err = call_main(cli.main, argv)
+    assert code == 0, err
+    metadata = json.loads((run / "export" / "generator.json").read_text())
+    assert metadata["dataset"] == "fashion_mnist"
+    # A run dir without its config.json is named as such.
+    (run / "config.json").unlink()
+    code, _, err = call_main(cli.main, ["attribute", "--model", run, "--attribute", "Trouser"])
+    assert code == 2
+    assert f"{run} is a run dir without a config.json, so the dataset it was trained on" in err

@@ -25,6 +25,11 @@ def test_uncompressed_idx_files_are_read_too(tmp_path):
     array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     write_idx(tmp_path / "plain-idx3-ubyte", array)
     np.testing.assert_array_equal(datasets.read_idx(tmp_path / "plain-idx3-ubyte"), array)
+    (tmp_path / "folder-idx3-ubyte").mkdir()
+    with pytest.raises(datasets.DataError) as raised:
+        datasets.read_idx(tmp_path / "folder-idx3-ubyte")
+    assert "folder-idx3-ubyte: cannot be read (" in str(raised.value)
+    assert "gzip" not in str(raised.value)
 
 
 def test_real_fashion_mnist(fashion_mnist):

@@ -32,7 +32,7 @@ def train(config, run_dir):
 
 
 def shown_epoch_steps(log_dir, tag="epoch_loss"):
-    """The steps of `tag` as TensorBoard shows them (restart markers applied)."""
+    """The steps of `tag` as TensorBoard's event reader shows them."""
     accumulator = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
     accumulator.Reload()
     return [event.step for event in accumulator.Tensors(tag)]
@@ -86,7 +86,30 @@ def test_a_damaged_backup_falls_back_to_the_previous_epochs(tmp_path, monkeypatc
     assert metrics["epochs"] == 3 and metrics["optimizer_iterations"] == 3 * 3
 
 
-def test_backups_are_written_atomically_and_restorable(tmp_path):
+def test_a_kill_between_the_weights_and_the_epoch_record_resumes_after_the_weights(
+    tmp_path, monkeypatch
+):
+    config = tiny_config(epochs=3)
+    save_weights, saves = VAE.save_weights, []
+
+    def killed_at_the_third_backup(self, *args, **kwargs):
+        saves.append(args)
+        if len(saves) == 3:
+            raise KeyboardInterrupt
+        return save_weights(self, *args, **kwargs)
+
+    monkeypatch.setattr(VAE, "save_weights", killed_at_the_third_backup)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path)
+    monkeypatch.setattr(VAE, "save_weights", save_weights)
+    # Epoch 2's weights are in place, its record is not: the record still says epoch 1.
+    record = tmp_path / "backup" / "training_metadata.json"
+    record.write_text(json.dumps({"epoch": 1, "batch": 0}))
+    metrics = train(config, tmp_path)
+    assert metrics["epochs"] == 3 and metrics["optimizer_iterations"] == 3 * 3
+
+
+def test_backups_leave_no_temporaries_keep_the_previous_epoch_and_restore(tmp_path):
     from keras_vae.callbacks import AtomicBackupAndRestore
 
     model = VAE(preset="mlp", latent_dim=2, encoder_units=(4,), decoder_units=(4,), seed=0)
@@ -190,7 +213,7 @@ def test_an_interruption_in_the_first_epoch_leaves_no_doubled_tensorboard_points
 def test_a_finished_run_without_training_json_is_not_trained_again(tmp_path, monkeypatch):
     config = tiny_config()
     train(config, tmp_path)
-    # The layout of run dirs written before training.json existed: metrics.json holds the facts.
+    # A finished run dir without a training.json: its metrics.json holds the facts.
     (tmp_path / "training.json").unlink()
     trained = weights_of(tmp_path)
     monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("trained again"))
@@ -230,6 +253,7 @@ def test_a_failed_prior_fit_is_redone_with_other_settings_without_training(tmp_p
     monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("trained again"))
     metrics = train(tiny_config(prior="standard"), tmp_path)
     assert metrics["prior"]["default"] == "standard"
+    assert keras.models.load_model(tmp_path / "model.keras").prior.kind == "standard"
     assert json.loads((tmp_path / "config.json").read_text())["prior"] == "standard"
 
 
@@ -248,7 +272,7 @@ def interrupt_when(command, ready, timeout=240):
     return process.returncode, stdout, stderr
 
 
-def test_ctrl_c_during_training_is_one_line_and_the_run_resumes(tmp_path):
+def test_ctrl_c_during_training_is_one_line_and_keeps_the_backup(tmp_path):
     run_dir = tmp_path / "run"
     command = [sys.executable, "train.py", "--run-dir", str(run_dir), "--dataset"]
     command += ["fashion_mnist", "--preset", "mlp", "--epochs", "30", "--verbose", "0"]
@@ -275,4 +299,4 @@ def test_ctrl_c_during_an_export_is_one_line_and_leaves_no_export(trained_run, t
     assert stderr.strip().splitlines() == [
         "keras-vae export: interrupted; nothing was lost: run the same command again."
     ]
-    assert not out.exists()
+    assert os.listdir(tmp_path) == []  # no export, staging folder or lock left

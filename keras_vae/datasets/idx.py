@@ -55,7 +55,9 @@ def read_idx(path):
     except FileNotFoundError as e:
         raise DataError(f"IDX file not found: {path}") from e
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: not a readable gzip file ({e}); download it again.") from e
+        if compressed:
+            raise DataError(f"{path}: not a readable gzip file ({e}); download it again.") from e
+        raise DataError(f"{path}: cannot be read ({e}).") from e
 
 
 def _read_idx_stream(stream, path, file_size, compressed):
