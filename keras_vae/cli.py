@@ -19,6 +19,7 @@ line on stderr and exit status 2. Decoding and encoding run as compiled
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from keras_vae import datasets, interrupts, names, native_logs
 from keras_vae import images as image_io
-from keras_vae.files import atomic_write, atomic_write_json
+from keras_vae.files import atomic_write
 
 # TensorFlow loads only when a command runs (`--help` answers without it): the
 # modules that need it (latent, export, run_dir) are imported inside the commands.
@@ -558,43 +559,50 @@ def _write_prior(args, is_run_dir):
 
     session = _Session(args)
     model, config = session.model, session.config
-    own_splits = is_run_dir and config and not (args.dataset or args.data_dir or args.limit)
-    if own_splits:
-        # The run's own training and validation split, as train.py made them.
-        splits = training.load_splits(TrainingConfig.from_dict(config))
-        train_images, validation_images = splits[:2]
-        held_out = 0 if validation_images is None else len(validation_images)
-        source = (
-            f"the run's own {session.dataset} training split: {len(train_images)} images "
-            f"({held_out} held out to choose the mixture)"
+    earlier = dict(model.priors)
+    if is_run_dir and config and not (args.dataset or args.data_dir or args.limit):
+        # The run's own splits, as train.py made them; metrics.json records the prior.
+        run_config = dataclasses.replace(
+            TrainingConfig.from_dict(config),
+            prior=args.prior,
+            prior_components=args.components,
+            prior_codes=args.codes,
         )
-    else:
-        train_images, validation_images = session.data()[0], None
-        source = f"{session.dataset} {args.split}: {len(train_images)} images"
-    print(f"fitting to the codes of {source}", file=sys.stderr)
-    fitted = latent.fit_priors(
-        model,
-        train_images,
-        validation_images,
-        kind=args.prior,
-        components=args.components,
-        codes=args.codes,
-        seed=args.seed,
-        codec=session.codec,
-    )
-    path = os.path.join(args.model, run_dir.MODEL_FILE) if is_run_dir else args.model
-    atomic_write(path, model.save, suffix=".keras")
-    metrics_path = os.path.join(args.model, run_dir.METRICS_FILE)
-    if own_splits and os.path.exists(metrics_path):
-        metrics = training.read_json(metrics_path)
-        metrics["prior"] = training.prior_facts(model, session.codec.encode(splits[2]))
-        atomic_write_json(metrics_path, metrics)
-    for kind, prior in fitted.items():
+        splits = training.load_splits(run_config)
+        held_out = 0 if splits[1] is None else len(splits[1])
         print(
-            f"{kind}: {prior.components} components, fitted to {prior.info['codes']} codes "
-            f"in {prior.info['seconds']:.1f} s",
+            f"fitting to the codes of the run's own {session.dataset} training split: "
+            f"{len(splits[0])} images ({held_out} held out to choose the mixture)",
             file=sys.stderr,
         )
+        training.fit_run_priors(
+            model, run_config, splits, args.model, seed=args.seed, codec=session.codec
+        )
+        path = os.path.join(args.model, run_dir.MODEL_FILE)
+    else:
+        images = session.data()[0]
+        print(
+            f"fitting to the codes of {session.dataset} {args.split}: {len(images)} images",
+            file=sys.stderr,
+        )
+        latent.fit_priors(
+            model,
+            images,
+            kind=args.prior,
+            components=args.components,
+            codes=args.codes,
+            seed=args.seed,
+            codec=session.codec,
+        )
+        path = os.path.join(args.model, run_dir.MODEL_FILE) if is_run_dir else args.model
+        atomic_write(path, model.save, suffix=".keras")
+    for kind, prior in model.priors.items():
+        if prior.info and prior is not earlier.get(kind):  # fitted by this command
+            print(
+                f"{kind}: {prior.components} components, fitted to {prior.info['codes']} "
+                f"codes in {prior.info['seconds']:.1f} s",
+                file=sys.stderr,
+            )
     print(
         f"default prior: {model.prior.kind}. Export again to ship it: keras-vae export "
         f"--model {args.model} --overwrite",

@@ -243,18 +243,25 @@ def write_samples(model, path, seed, prior=None, rows=8, cols=8):
     image_io.save_png(path, image_io.grid(samples, rows, cols))
 
 
-def fit_run_priors(model, config, splits, model_path):
-    """Fits the config's prior to the training codes and saves it in `model_path`.
+def fit_run_priors(model, config, splits, directory, seed=None, codec=None):
+    """Fits the config's prior to the training codes, saved in the run dir `directory`.
 
+    The prior goes into `directory`'s model.keras, and what it records goes
+    into its metrics.json (when there is one) as `"prior"`: this function is
+    the one writer of that entry (train.py and `keras-vae fit-prior` call it).
     The validation split's codes choose the mixture's size (without one, a
-    held-out tenth of the training codes does). Returns what metrics.json
-    records: the default prior, each prior's fit facts, and the mean
-    log-likelihood of the test images' codes under each prior (nats per image).
+    held-out tenth of the training codes does).
+
+    Args:
+        seed: of the code draws and the fits (default: the config's).
+
+    Returns:
+        The entry: the default prior, each prior's fit facts, and the mean
+        log-likelihood of the test images' codes under each prior (nats per image).
     """
     start = time.perf_counter()
-    check_prior_settings(config, splits, model.latent_dim)
     train_images, validation_images, test_images, _ = splits
-    codec = latent.Codec(model)
+    codec = codec or latent.Codec(model)
     default = model.prior.kind
     fitted = latent.fit_priors(
         model,
@@ -263,13 +270,16 @@ def fit_run_priors(model, config, splits, model_path):
         kind=config.prior,
         components=config.prior_components,
         codes=config.prior_codes,
-        seed=config.seed,
+        seed=config.seed if seed is None else seed,
         codec=codec,
     )
     if fitted or model.prior.kind != default:  # a rerun may make N(0, I) the default
-        atomic_write(model_path, model.save, suffix=".keras")
+        atomic_write(os.path.join(directory, run_dir.MODEL_FILE), model.save, suffix=".keras")
     facts = prior_facts(model, codec.encode(test_images))
     facts["seconds"] = round(time.perf_counter() - start, 3)  # encoding, fits and the save
+    metrics_path = os.path.join(directory, run_dir.METRICS_FILE)
+    if os.path.exists(metrics_path):
+        atomic_write_json(metrics_path, {**read_json(metrics_path), "prior": facts})
     return facts
 
 
@@ -414,8 +424,8 @@ def train_and_evaluate(config, directory, verbose="auto"):
         best, _ = run_dir.load_model(directory)
         test_images = splits[2]
         metrics = {**evaluate(best, test_images, config.batch_size), **facts}
-        model_path = os.path.join(directory, run_dir.MODEL_FILE)
-        metrics["prior"] = fit_run_priors(best, config, splits, model_path)
         atomic_write_json(os.path.join(directory, run_dir.METRICS_FILE), metrics)
+        check_prior_settings(config, splits, best.latent_dim)
+        metrics["prior"] = fit_run_priors(best, config, splits, directory)
         write_run_artifacts(best, directory, config, test_images)
     return metrics

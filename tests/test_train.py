@@ -81,13 +81,16 @@ def test_prior_standard_fits_nothing(tmp_path, fashion_mnist):
     splits = training.load_splits(config)
     model = VAE(**config.model_kwargs(splits[0].shape[1:]))
     path = tmp_path / "model.keras"
-    facts = training.fit_run_priors(model, config, splits, str(path))
+    facts = training.fit_run_priors(model, config, splits, str(tmp_path))
     assert facts["default"] == "standard" and facts["fits"] == {} and not path.exists()
+    (tmp_path / "metrics.json").write_text(json.dumps({"loss": 1.0}))
     facts = training.fit_run_priors(
-        model, TrainingConfig(prior_components=3, **TINY_CONFIG), splits, str(path)
+        model, TrainingConfig(prior_components=3, **TINY_CONFIG), splits, str(tmp_path)
     )
     assert facts["components"] == 3 and path.exists()
     assert keras.models.load_model(path).prior.components == 3
+    recorded = json.loads((tmp_path / "metrics.json").read_text())
+    assert recorded == {"loss": 1.0, "prior": json.loads(json.dumps(facts))}
 
 
 def test_evaluated_model_is_the_best_checkpoint(trained_run):
