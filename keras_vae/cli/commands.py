@@ -1,23 +1,9 @@
-"""`keras-vae` (also `python -m keras_vae`): the latent space toolkit on the command line.
+"""What each `keras-vae` command does; the parser is `keras_vae.cli.parser`.
 
-    keras-vae generate    --model RUN [--n 64 --seed 0] [--prior gmm] [--out generated.png]
-    keras-vae fit-prior   --model RUN [--prior gmm] [--components K] [--codes mean]
-    keras-vae interpolate --model RUN (--indices I J ... | --images A B ...) [--steps 10]
-    keras-vae attribute   --model RUN --attribute Smiling [--out smiling.npy]
-    keras-vae edit        --model RUN (--indices ... | --images ...) --vector V.npy [--alphas ...]
-    keras-vae average     --model RUN [--attribute A ...] [--out average.png]
-    keras-vae export      --model RUN [--out DIR] [--overwrite] [--variants ...] [--prior P]
-    keras-vae web         [--run-dir RUN | --export DIR] [--port 8000] [--no-serve]
-
-RUN is a run dir of train.py (its config.json names the dataset) or a .keras
-file. Each command writes one PNG (`attribute` a .npy, `export` a directory,
-`fit-prior` the model file),
-creating missing parent directories, and prints its path; errors are one
-line on stderr and exit status 2. Decoding and encoding run as compiled
-`tf.function`s (`keras_vae.latent.Codec`), not `Model.predict`.
+TensorFlow loads only when a command runs: the modules that need it (latent,
+export, run_dir, training) are imported inside the commands.
 """
 
-import argparse
 import contextlib
 import dataclasses
 import os
@@ -25,219 +11,12 @@ import sys
 
 import numpy as np
 
-from keras_vae import datasets, interrupts, names, native_logs
+from keras_vae import datasets, names
 from keras_vae import images as image_io
 from keras_vae.files import atomic_write
 
-# TensorFlow loads only when a command runs (`--help` answers without it): the
-# modules that need it (latent, export, run_dir) are imported inside the commands.
 
-
-def _add_model(parser, out_default):
-    _add_model_argument(parser)
-    parser.add_argument("--out", default=out_default, help="Output file.")
-
-
-def _add_model_argument(parser):
-    parser.add_argument(
-        "--model", required=True, help="A run dir (holding model.keras) or a .keras file."
-    )
-
-
-def _add_prior(parser):
-    parser.add_argument(
-        "--prior",
-        choices=names.PRIORS,
-        help="Prior of z: standard (N(0, I)) or a fitted one (default: the model's).",
-    )
-
-
-def _positive_int(text):
-    """argparse type of a count: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
-    return value
-
-
-def _add_dataset(parser, split="test"):
-    group = parser.add_argument_group("dataset (default: the run dir's config.json)")
-    group.add_argument("--dataset", help=f"One of: {', '.join(names.ATTRIBUTE_DATASETS)}.")
-    group.add_argument(
-        "--data-dir", help="IDX directory, or CelebA's original layout (default: tfds)."
-    )
-    group.add_argument(
-        "--split", default=split, help="train or test (CelebA: train, validation, test, all)."
-    )
-    group.add_argument(
-        "--limit", type=_positive_int, help="Use only the first N images of the split."
-    )
-
-
-def _add_inputs(parser, what):
-    inputs = parser.add_mutually_exclusive_group(required=True)
-    inputs.add_argument("--indices", type=int, nargs="+", help=f"{what}: dataset indices.")
-    inputs.add_argument(
-        "--images", nargs="+", help=f"{what}: image files, resized to the model's input."
-    )
-    parser.add_argument(
-        "--background",
-        default="white",
-        choices=image_io.BACKGROUNDS,
-        help="What transparent pixels of --images become. Models trained on MNIST or "
-        "Fashion-MNIST expect light objects on black.",
-    )
-    parser.add_argument(
-        "--invert",
-        action="store_true",
-        help="Invert --images (1 - pixel): for dark drawings or clothes on light paper.",
-    )
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="keras-vae",
-        description="Latent space toolkit of a trained keras_vae VAE: generate, interpolate, "
-        "attribute vectors, edits and average images.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    formatter = argparse.ArgumentDefaultsHelpFormatter
-
-    generate = commands.add_parser(
-        "generate", help="Decode z drawn from a prior into a grid.", formatter_class=formatter
-    )
-    _add_model(generate, "generated.png")
-    generate.add_argument("--n", type=_positive_int, default=64, help="Number of images.")
-    generate.add_argument("--seed", type=int, default=0, help="Seed of the z draws.")
-    generate.add_argument("--cols", type=_positive_int, default=8, help="Images per grid row.")
-    _add_prior(generate)
-
-    fit_prior = commands.add_parser(
-        "fit-prior",
-        help="Fit a latent prior to the training codes and save it in the model.",
-        formatter_class=formatter,
-    )
-    _add_model_argument(fit_prior)
-    fit_prior.add_argument(
-        "--prior",
-        default="gmm",
-        choices=names.PRIORS,
-        help="What to fit and make the default (gmm also fits the Gaussian; standard makes "
-        "N(0, I) the default).",
-    )
-    fit_prior.add_argument(
-        "--components",
-        type=int,
-        help="Mixture components (default: chosen by held-out log-likelihood).",
-    )
-    fit_prior.add_argument("--codes", default="mean", choices=names.PRIOR_CODES)
-    fit_prior.add_argument("--seed", type=int, default=0, help="Seed of the fit.")
-    _add_dataset(fit_prior, split="train")
-
-    interpolate = commands.add_parser(
-        "interpolate",
-        help="Morph one image into another through the latent space.",
-        formatter_class=formatter,
-    )
-    _add_model(interpolate, "interpolation.png")
-    _add_inputs(interpolate, "pairs of endpoints, one grid row per pair")
-    interpolate.add_argument("--steps", type=int, default=10, help="Codes per path (>= 2).")
-    interpolate.add_argument("--method", default="slerp", choices=names.INTERPOLATIONS)
-    _add_dataset(interpolate)
-
-    attribute = commands.add_parser(
-        "attribute",
-        help="Save mean(code | attribute) - mean(code | not) to a .npy file.",
-        formatter_class=formatter,
-    )
-    _add_model(attribute, None)
-    attribute.add_argument("--attribute", required=True, help="e.g. Smiling, Eyeglasses, 7.")
-    _add_dataset(attribute)
-
-    edit = commands.add_parser(
-        "edit", help="Add alpha * an attribute vector to images' codes.", formatter_class=formatter
-    )
-    _add_model(edit, "edit.png")
-    _add_inputs(edit, "images to edit, one grid row each")
-    vector = edit.add_mutually_exclusive_group(required=True)
-    vector.add_argument("--vector", help="A .npy file written by `keras-vae attribute`.")
-    vector.add_argument("--attribute", help="Compute the vector of this dataset attribute.")
-    edit.add_argument(
-        "--alphas", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5, 2.0], help="Edit strengths."
-    )
-    _add_dataset(edit)
-
-    average = commands.add_parser(
-        "average",
-        help="Decode the mean code of the images with and without attributes.",
-        formatter_class=formatter,
-    )
-    _add_model(average, "average.png")
-    average.add_argument(
-        "--attribute", nargs="+", help="Attributes, one column each (default: all)."
-    )
-    _add_dataset(average)
-
-    export = commands.add_parser(
-        "export",
-        help="Export the decoder as a SavedModel + LiteRT (.tflite) generator.",
-        formatter_class=formatter,
-    )
-    _add_model_argument(export)
-    export.add_argument(
-        "--out", help="Export directory (default: RUN/export, or next to the .keras file)."
-    )
-    export.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="Replace an existing export directory (only ever one made by an export).",
-    )
-    export.add_argument(
-        "--variants",
-        nargs="+",
-        default=list(names.TFLITE_VARIANTS),
-        help=f"LiteRT variants to write ({' '.join(names.TFLITE_VARIANTS)}).",
-    )
-    export.add_argument(
-        "--static-batch-sizes",
-        nargs="*",
-        type=int,
-        default=list(names.STATIC_BATCH_SIZES),
-        metavar="N",
-        help="Batch sizes of the static-shape .tflite files (CompiledModel, GPU, LiteRT.js), "
-        "each at most 1024; none: only the dynamic ones.",
-    )
-    export.add_argument(
-        "--preview", help="Also write a PNG grid generated by the float32 .tflite to this path."
-    )
-    _add_prior(export)
-    web = commands.add_parser(
-        "web",
-        help="Build the latent explorer page of a run and serve it on 127.0.0.1.",
-        description="Writes RUN/web/ (the page, LiteRT.js and the run's static-shape "
-        ".tflite files) and serves it: open the printed address in a browser.",
-    )
-    source = web.add_mutually_exclusive_group()
-    source.add_argument(
-        "--run-dir", help="A run dir of train.py (default: the newest run under ./runs)."
-    )
-    source.add_argument("--export", help="An export directory (keras-vae export's --out).")
-    web.add_argument("--out", help="Where to write the page (default: RUN/web).")
-    web.add_argument("--host", default="127.0.0.1", help="Address to serve on.")
-    web.add_argument("--port", type=int, default=8000, help="Port (0: any free one).")
-    web.add_argument(
-        "--node-modules",
-        help="node_modules holding @litertjs/core (default: ./node_modules, the checkout's, "
-        "then the user cache's).",
-    )
-    web.add_argument("--no-serve", action="store_true", help="Only write the page.")
-    return parser
-
-
-def _web(args):
+def web(args):
     from keras_vae import explorer
 
     if args.export:
@@ -261,7 +40,7 @@ def _web(args):
     return site
 
 
-class _Session:
+class Session:
     """The loaded model, its compiled codec and the dataset the command reads."""
 
     def __init__(self, args):
@@ -557,7 +336,7 @@ def _write_prior(args, is_run_dir):
     from keras_vae import latent, run_dir, training
     from keras_vae.config import TrainingConfig
 
-    session = _Session(args)
+    session = Session(args)
     model, config = session.model, session.config
     earlier = dict(model.priors)
     if is_run_dir and config and not (args.dataset or args.data_dir or args.limit):
@@ -615,13 +394,13 @@ def default_export_dir(model_path):
     """RUN/export for a run dir or its RUN/model.keras, NAME_export beside another .keras file."""
     from keras_vae import run_dir
 
-    model_path = _as_run_dir(model_path)
+    model_path = as_run_dir(model_path)
     if os.path.isdir(model_path):
         return os.path.join(model_path, run_dir.EXPORT_DIR)
     return os.path.splitext(model_path)[0] + "_export"
 
 
-def _as_run_dir(model_path):
+def as_run_dir(model_path):
     """RUN for --model RUN/model.keras: a run dir's model file is the run, config and lock too."""
     from keras_vae import run_dir
 
@@ -631,7 +410,7 @@ def _as_run_dir(model_path):
     return model_path
 
 
-def _check_out(args):
+def check_out(args):
     """PNG commands write PNG: a --out (or --preview) with another extension is refused first."""
     if args.command == "export" and args.preview:
         if not str(args.preview).lower().endswith(".png"):
@@ -655,43 +434,17 @@ LATENT_COMMANDS = {
 }
 
 
-def main(argv=None):
-    """keras-vae's command line; `argv` None means the process's own arguments."""
-    args = build_parser().parse_args(argv)  # --help and bad flags exit here
-    status, path = interrupts.finish(
-        lambda: _run(args),
-        f"keras-vae {args.command}",
-        "run the same command again",
-        argv is None,
-    )
-    if status == 0 and path is not None:
-        print(path)
-    return status
+def run(args):
+    """Runs the parsed command `args` (any but web); returns the path it wrote.
 
-
-def _run(args):
-    """`(error, path)`: the path the command wrote (None for web), or the error to print."""
-    if args.command == "web":  # no TensorFlow: the page is built from the export's files
-        try:
-            _web(args)
-        except (ValueError, OSError) as error:
-            return error, None
-        return None, None
-    error = path = None
-    with native_logs.filtered_stderr():
-        from keras_vae.export import ExportError
-
-        try:
-            _check_out(args)
-            if getattr(args, "model", None):
-                args.model = _as_run_dir(args.model)
-            if args.command == "export":
-                path = _export(args)
-            elif args.command == "fit-prior":
-                path = _fit_prior(args)
-            else:
-                path = LATENT_COMMANDS[args.command](_Session(args))
-        # DataError and ModelFileError are ValueErrors.
-        except (ValueError, OSError, ExportError) as caught:
-            error = caught
-    return error, path
+    Raises:
+        ValueError, OSError, keras_vae.export.ExportError: what the command
+            reports in one line.
+    """
+    check_out(args)
+    args.model = as_run_dir(args.model)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "fit-prior":
+        return _fit_prior(args)
+    return LATENT_COMMANDS[args.command](Session(args))
