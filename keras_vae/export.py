@@ -598,7 +598,9 @@ def export_generator(
     os.makedirs(parent, exist_ok=True)
     # One export at a time into out_dir: a second one is refused, not raced.
     with files.destination_lock(out_dir, alternative="choose another --out"):
-        _recover_retired(out_dir)
+        # Of exports killed before they finished: temporaries are removed, and a
+        # folder moved aside by a commit is put back (or left aside, never removed).
+        files.remove_stale_temporaries(out_dir)
         if os.path.exists(out_dir) and not overwrite:
             raise FileExistsError(
                 f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it."
@@ -611,7 +613,6 @@ def export_generator(
                     f"{out_dir} exists and is not a keras_vae export ({reason}); "
                     "refusing to replace it. Choose another --out."
                 )
-        files.remove_stale_temporaries(out_dir)  # of exports killed before they finished
         staging = tempfile.mkdtemp(prefix=files.temporary_prefix(out_dir), dir=parent)
         files.public_mode(staging, directory=True)
         try:
@@ -771,24 +772,6 @@ def not_an_export(directory):
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         return f"it also holds {shown}, which an export does not write"
     return ""
-
-
-def _recover_retired(out_dir):
-    """Puts back an export that `files.commit_directory` moved aside before a kill."""
-    parent = os.path.dirname(out_dir)
-    if os.path.exists(out_dir) or not os.path.isdir(parent):
-        return
-    pattern = re.compile(rf"\.{re.escape(os.path.basename(out_dir))}\.old-(\d+)-.+")
-    for name in sorted(os.listdir(parent)):
-        match = pattern.fullmatch(name)
-        retired = os.path.join(parent, name, "export")
-        if (
-            match
-            and not files.running(int(match.group(1)))  # a live export is mid-commit
-            and os.path.isfile(os.path.join(retired, METADATA_FILE))
-        ):
-            os.rename(retired, out_dir)
-            return
 
 
 def render_preview(export_dir, png_path, rows=8, cols=8, seed=0):

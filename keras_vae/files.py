@@ -2,10 +2,13 @@
 
 Temporaries sit beside their target, named `.NAME.tmp-PID-...`, so a later
 write of the same target removes those left by a killed process (SIGKILL
-runs no cleanup). Finished files get the mode a plain `open()` gives under the
-user's umask, not the private 0600 of `tempfile`. A failed write names the
-file it was writing, never its temporary. `destination_lock` keeps two
-processes from writing one destination at the same time.
+runs no cleanup). A folder that `commit_directory` moved aside
+(`.NAME.old-PID-.../export`) is never removed that way: it is put back at
+its target, or left where it is when the target exists again. Finished
+files get the mode a plain `open()` gives under the user's umask, not the
+private 0600 of `tempfile`. A failed write names the file it was writing,
+never its temporary. `destination_lock` keeps two processes from writing
+one destination at the same time.
 """
 
 import contextlib
@@ -16,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 
 
@@ -54,38 +58,79 @@ def running(pid):
     return True
 
 
+def _helper_name(path):
+    """A pattern of the names of `path`'s helpers: temporaries, folders moved aside, the lock."""
+    base = re.escape(os.path.basename(os.path.abspath(path)))
+    return re.compile(rf"\.{base}\.(?:lock|(tmp|old)-(\d+)-.+)")
+
+
 def remove_stale_temporaries(path):
-    """Removes the temporaries of `path` left behind by processes that no longer run."""
+    """Removes the temporaries of `path` left behind by processes that no longer run.
+
+    A folder such a process had moved aside (`.NAME.old-PID-.../export`) is
+    not removed: it is put back at `path` if nothing is there, else left
+    where it is, with a line on stderr saying where.
+    """
     directory = os.path.dirname(os.path.abspath(path))
-    pattern = re.compile(
-        rf"\.{re.escape(os.path.basename(os.path.abspath(path)))}\.(tmp|old)-(\d+)-.+"
-    )
     if not os.path.isdir(directory):
         return
-    for name in os.listdir(directory):
+    pattern = _helper_name(path)
+    for name in sorted(os.listdir(directory)):
         match = pattern.fullmatch(name)
-        if match and not running(int(match.group(2))):
-            stale = os.path.join(directory, name)
-            if os.path.isdir(stale):
-                shutil.rmtree(stale, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):  # another writer was quicker
-                    os.unlink(stale)
+        if not match or not match.group(1) or running(int(match.group(2))):
+            continue
+        stale = os.path.join(directory, name)
+        if match.group(1) == "old":
+            _put_back_moved_aside(stale, path)
+        elif os.path.isdir(stale) and not os.path.islink(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):  # another writer was quicker
+                os.unlink(stale)
+
+
+def _put_back_moved_aside(retired, path):
+    """Puts `retired`/export back at `path` if nothing is there; never deletes what it holds."""
+    aside = os.path.join(retired, "export")
+    if os.path.lexists(aside):
+        try:
+            rename_no_replace(aside, os.path.abspath(path))
+        except FileExistsError:
+            print(
+                f"{aside}: a folder moved aside from {path} by a process that was killed; "
+                f"{path} exists again, so it stays there (nothing is lost): move it back "
+                "or remove it yourself.",
+                file=sys.stderr,
+            )
+            return
+        except FileNotFoundError:  # another writer put it back first
+            pass
+    with contextlib.suppress(OSError):  # removed only when empty
+        os.rmdir(retired)
 
 
 @contextlib.contextmanager
 def naming(path):
-    """Makes an OSError raised in the block name `path`, not a temporary or nothing.
+    """Makes an OSError raised in the block about a helper of `path`, or no file, name `path`.
 
     A failed `write()` (ENOSPC, EFBIG) names no file, and a failed write of
-    a temporary names the temporary; the user knows only `path`.
+    a temporary names the temporary (`.NAME.tmp-...`, `.NAME.old-...`, or
+    the lock `.NAME.lock`); the user knows only `path`. An error about any
+    other file keeps its name.
     """
     try:
         yield
     except OSError as error:
-        if error.errno is None or error.filename == os.fspath(path):
+        if error.errno is None or not (error.filename is None or _is_helper(error.filename, path)):
             raise
         raise type(error)(error.errno, error.strerror, os.fspath(path)) from error
+
+
+def _is_helper(filename, path):
+    """True if `filename` is a helper of `path` (see `_helper_name`) or inside one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    relative = os.path.relpath(os.path.abspath(os.fsdecode(filename)), directory)
+    return bool(_helper_name(path).fullmatch(relative.split(os.sep)[0]))
 
 
 def atomic_write(path, write, suffix=""):
@@ -165,13 +210,18 @@ def commit_directory(staging, out_dir, replaceable=None):
     """Moves the finished directory `staging` to `out_dir`.
 
     Nothing at `out_dir`: one rename, which never replaces what appears there
-    meanwhile. An existing `out_dir` is renamed aside
-    (`.NAME.old-PID-.../export`) and removed only once `staging` is in place
-    and only if `replaceable(aside_path)` is true for it (default: always);
-    otherwise it is put back.
+    meanwhile. An existing `out_dir` is first checked where it is with
+    `replaceable(out_dir)` (default: always replaceable); if refused, nothing
+    is moved. Otherwise it is renamed aside (`.NAME.old-PID-.../export`),
+    checked again there (it may have changed between), and removed only once
+    `staging` is in place; if the second check refuses or the rename of
+    `staging` fails, it is put back. After a kill in between, the next
+    `remove_stale_temporaries(out_dir)` puts it back.
 
     Raises:
         FileExistsError: `replaceable` refused what is at `out_dir`.
+        MovedAsideError: the folder moved aside could not be put back (its
+            message says where it is now).
         OSError: a rename failed; the message names `out_dir`.
     """
     with naming(out_dir):
@@ -181,6 +231,10 @@ def commit_directory(staging, out_dir, replaceable=None):
                 return
             except FileExistsError:
                 pass
+            if replaceable is not None and not replaceable(out_dir):
+                if not os.path.lexists(out_dir):
+                    continue
+                raise _refused(out_dir)
             retired = tempfile.mkdtemp(
                 prefix=temporary_prefix(out_dir, "old"), dir=os.path.dirname(out_dir)
             )
@@ -192,15 +246,17 @@ def commit_directory(staging, out_dir, replaceable=None):
                 continue
             try:
                 if replaceable is not None and not replaceable(aside):
-                    raise FileExistsError(
-                        errno.EEXIST,
-                        "something other than what this command replaces is there; "
-                        "nothing was replaced",
-                        os.fspath(out_dir),
-                    )
+                    raise _refused(out_dir)
                 rename_no_replace(staging, out_dir)
             except BaseException:
-                rename_no_replace(aside, out_dir)
+                try:
+                    rename_no_replace(aside, out_dir)
+                except OSError as error:
+                    raise MovedAsideError(
+                        f"{out_dir} was moved aside to {aside} and could not be put back "
+                        f"({error.strerror}: something is at {out_dir} again); nothing in it "
+                        "was removed: move it back yourself."
+                    ) from error
                 os.rmdir(retired)
                 raise
             shutil.rmtree(retired, ignore_errors=True)
@@ -208,6 +264,18 @@ def commit_directory(staging, out_dir, replaceable=None):
         raise FileExistsError(
             errno.EEXIST, "created and removed by another process meanwhile", os.fspath(out_dir)
         )
+
+
+def _refused(out_dir):
+    return FileExistsError(
+        errno.EEXIST,
+        "something other than what this command replaces is there; nothing was replaced",
+        os.fspath(out_dir),
+    )
+
+
+class MovedAsideError(OSError):
+    """`commit_directory` could not put back the folder it moved aside; the message says where."""
 
 
 class DestinationInUse(OSError):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -417,8 +418,9 @@ def test_cli_help():
         assert flag in out
 
 
-def test_an_export_moved_aside_by_a_killed_commit_is_put_back(tmp_path, small_vae):
-    # A kill between _commit's two renames leaves the previous export in .gen.old-PID-*.
+def test_a_folder_moved_aside_by_a_killed_commit_is_put_back(tmp_path, small_vae):
+    # A kill between commit_directory's two renames leaves what was at --out in
+    # .gen.old-PID-*/export: an earlier export, or a user's folder.
     out = tmp_path / "gen"
     export.export_generator(small_vae, out, variants=("float32",))
     before = tree_digest(out)
@@ -430,7 +432,15 @@ def test_an_export_moved_aside_by_a_killed_commit_is_put_back(tmp_path, small_va
     with pytest.raises(FileExistsError, match="already exists"):
         export.export_generator(small_vae, out, variants=("float32",))
     assert tree_digest(out) == before
-    assert sorted(os.listdir(tmp_path)) == [retired.name, "gen"]  # emptied, removed next time
+    assert sorted(os.listdir(tmp_path)) == ["gen"]
+
+    shutil.rmtree(out)
+    (retired / "export").mkdir(parents=True)
+    (retired / "export" / "notes.txt").write_text("mine")  # no generator.json
+    with pytest.raises(FileExistsError, match="is not a keras_vae export"):
+        export.export_generator(small_vae, out, overwrite=True, variants=("float32",))
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["gen"]
 
 
 def test_preview_needs_the_float32_variant(tmp_path, small_vae):

@@ -1,7 +1,6 @@
 """Atomic writes: modes as open() gives them, no temporaries left by killed processes."""
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -69,7 +68,7 @@ def test_writing_onto_a_directory_names_it_not_a_temporary(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["existdir"]
 
 
-def test_commit_directory_replaces_only_once_the_new_one_is_in_place(tmp_path, monkeypatch):
+def test_commit_directory_replaces_only_once_the_new_one_is_in_place(tmp_path):
     out = tmp_path / "out"
     for name, text in (("new", "first"), ("out", "old")):
         (tmp_path / name).mkdir()
@@ -78,17 +77,10 @@ def test_commit_directory_replaces_only_once_the_new_one_is_in_place(tmp_path, m
     assert (out / "f.txt").read_text() == "first" and not (tmp_path / "new").exists()
     assert sorted(os.listdir(tmp_path)) == ["out"]  # the old one is gone, no leftovers
 
-    # The new one vanishes before its rename (as a full disk or a kill may leave
+    # The new one is gone before its rename (as a full disk or a kill may leave
     # it): the old one is put back.
-    newer = tmp_path / "newer"
-    newer.mkdir()
-
-    def remove_newer(old):
-        shutil.rmtree(newer)
-        return True
-
     with pytest.raises(FileNotFoundError, match="out"):
-        files.commit_directory(str(newer), str(out), replaceable=remove_newer)
+        files.commit_directory(str(tmp_path / "gone"), str(out))
     assert (out / "f.txt").read_text() == "first"  # put back
     assert sorted(os.listdir(tmp_path)) == ["out"]
 
@@ -103,6 +95,81 @@ def test_commit_directory_replaces_nothing_it_is_not_allowed_to(tmp_path):
     with pytest.raises(FileExistsError):
         files.rename_no_replace(str(tmp_path / "new"), str(out))
     assert sorted(os.listdir(tmp_path)) == ["new", "out"]
+
+
+def test_commit_directory_checks_the_folder_in_place_before_moving_it(tmp_path):
+    out = tmp_path / "out"
+    (tmp_path / "new").mkdir()
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    asked = []
+
+    def refuse(old):
+        asked.append(old)
+        assert sorted(os.listdir(tmp_path)) == ["new", "out"], "moved before it was checked"
+        return False
+
+    with pytest.raises(FileExistsError, match="nothing was replaced"):
+        files.commit_directory(str(tmp_path / "new"), str(out), replaceable=refuse)
+    assert asked == [str(out)]
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == ["new", "out"]
+
+
+def test_commit_directory_says_where_a_folder_it_cannot_put_back_is(tmp_path):
+    # The folder changes after the first check, and out is created again before
+    # the put-back: the folder stays aside, and the error says where.
+    out = tmp_path / "out"
+    (tmp_path / "new").mkdir()
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+
+    def changed_and_recreated(old):
+        if old == str(out):
+            return True
+        (tmp_path / "out").mkdir()  # another process creates out meanwhile
+        return False
+
+    with pytest.raises(files.MovedAsideError, match="moved aside to") as error:
+        files.commit_directory(str(tmp_path / "new"), str(out), replaceable=changed_and_recreated)
+    aside = str(error.value).split("moved aside to ")[1].split(" and could not")[0]
+    assert os.path.dirname(aside).startswith(str(tmp_path / f".out.old-{os.getpid()}-"))
+    assert (tmp_path / aside / "mine.txt").read_text() == "keep me"
+
+
+def test_a_folder_moved_aside_by_a_killed_process_is_put_back_or_left_never_deleted(
+    tmp_path, capsys
+):
+    # A SIGKILL between commit_directory's renames leaves a user's folder (no
+    # generator.json) in .NAME.old-PID-*/export.
+    out = tmp_path / "out"
+    retired = tmp_path / f".out.old-{dead_pid()}-x"
+    (retired / "export").mkdir(parents=True)
+    (retired / "export" / "mine.txt").write_text("keep me")
+    files.remove_stale_temporaries(out)  # nothing at out: put back
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+    again = tmp_path / f".out.old-{dead_pid()}-y"
+    (again / "export").mkdir(parents=True)
+    (again / "export" / "other.txt").write_text("keep me too")
+    files.remove_stale_temporaries(out)  # out exists: left where it is
+    assert (again / "export" / "other.txt").read_text() == "keep me too"
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == [again.name, "out"]
+    err = capsys.readouterr().err
+    assert str(again / "export") in err and "nothing is lost" in err
+
+
+def test_an_error_about_another_file_keeps_its_name(tmp_path):
+    # Only errors about the temporary (or about no file) are relabelled.
+    def write(tmp):
+        open(tmp_path / "missing" / "input.txt").close()
+
+    with pytest.raises(FileNotFoundError) as error:
+        files.atomic_write(tmp_path / "out.txt", write)
+    assert error.value.filename == str(tmp_path / "missing" / "input.txt")
+    assert os.listdir(tmp_path) == []
 
 
 # Writes `x` * 100000 to argv[1] atomically, as a process whose files may
