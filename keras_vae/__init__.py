@@ -10,6 +10,7 @@ when Keras is already imported, importing keras_vae registers them at once
 (it costs nothing more then).
 """
 
+import functools
 import importlib
 import pkgutil
 import sys
@@ -33,6 +34,7 @@ def register_serializable_classes():
         importlib.import_module(_PUBLIC[name])
 
 
+@functools.cache
 def _submodules():
     """The package's modules and subpackages (not __main__, nor its folders of page assets)."""
     return {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}

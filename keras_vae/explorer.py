@@ -13,8 +13,9 @@ LiteRT.js's WASM runtime (WebGPU with ?accelerator=webgpu). The site's
 generator.json holds only what the page reads (no training config, no local
 paths), and the export's generator.json is checked first: a file that is not
 an export of keras-vae (a path leaving the export, a link, a missing field)
-is refused with one line. `make_server` binds 127.0.0.1 and serves the
-site's regular files only: no directory listings, no links. No TensorFlow
+is refused with one line. `make_server` binds --host (127.0.0.1 by
+default) and serves the site's regular files only: no directory listings,
+no links. No TensorFlow
 import: the site is built from the export's files.
 """
 
@@ -181,7 +182,7 @@ def read_generator_json(export_dir):
             f"{export_dir} is not a generator export (it has no generator.json). "
             "Point --run-dir at a run of train.py, or --export at `keras-vae export`'s output."
         ) from None
-    except (ValueError, UnicodeDecodeError) as error:
+    except ValueError as error:  # UnicodeDecodeError too
         raise SiteError(f"{path} is not valid JSON ({error}).") from None
 
     def refuse(what):
@@ -246,10 +247,11 @@ def read_generator_json(export_dir):
     if mixture.means.shape[1] != latent_dim:
         refuse(f'"latent_prior" has {mixture.means.shape[1]}-D means, latent_dim is {latent_dim}')
     directions = metadata.get("latent_directions")
-    count = len(directions.get("scales", [])) if isinstance(directions, dict) else 0
+    scales = directions.get("scales") if isinstance(directions, dict) else None
+    count = len(scales) if isinstance(scales, list) else 0
     if not (
         isinstance(directions, dict)
-        and _numbers(directions.get("scales"), [count])
+        and _numbers(scales, [count])
         and _numbers(directions.get("directions"), [count, latent_dim])
     ):
         refuse('"latent_directions" must hold scales [k] and directions [k, latent_dim]')
@@ -317,11 +319,49 @@ def _read_model_file(export_dir, name):
     return content
 
 
+def not_a_site(directory):
+    """Why `directory` is not exactly a page `build_site` wrote (a short reason), or "" if it is.
+
+    A page holds explorer.js and nothing but what a build writes: the page
+    files, LiteRT.js's files, model/generator.json and model/*.tflite, as
+    plain files (no links).
+    """
+    if not os.path.isfile(os.path.join(directory, "explorer.js")):
+        return "it has no explorer.js"
+    written = {*PAGE_FILES, *LITERT_FILES.values(), f"{MODEL_DIR}/generator.json"}
+    folders = {MODEL_DIR} | {
+        "/".join(name.split("/")[:end]) for name in written for end in range(1, name.count("/") + 1)
+    }
+    others = []
+    for root, dirs, names in os.walk(directory):  # does not enter linked folders
+        for name in sorted(dirs + names):
+            path = os.path.join(root, name)
+            relative = os.path.relpath(path, directory).replace(os.sep, "/")
+            folder, _, file_name = relative.rpartition("/")
+            if os.path.islink(path):
+                others.append(relative)
+            elif name in dirs:
+                if relative not in folders:
+                    others.append(relative)
+            elif not (
+                relative in written or (folder == MODEL_DIR and _TFLITE_NAME.fullmatch(file_name))
+            ):
+                others.append(relative)
+        prefix = os.path.relpath(root, directory).replace(os.sep, "/")
+        # Only the page's own folders are entered: an extra folder is named once.
+        dirs[:] = [d for d in dirs if os.path.normpath(f"{prefix}/{d}") in folders]
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        return f"it also holds {shown}, which the page build does not write"
+    return ""
+
+
 def build_site(export_dir, out_dir, node_modules=None):
     """Writes the explorer for `export_dir` into `out_dir`, atomically; returns `out_dir`.
 
-    An existing `out_dir` is replaced only if it is an earlier site (it holds
-    explorer.js): never a user's folder.
+    An existing `out_dir` is replaced only if it is exactly an earlier page
+    (see `not_a_site`), also when it changes during the build: never a
+    user's folder.
     """
     metadata = read_generator_json(export_dir)
     models = {
@@ -331,16 +371,27 @@ def build_site(export_dir, out_dir, node_modules=None):
     }
     node_modules = find_node_modules(node_modules)
     out_dir = os.path.abspath(out_dir)
-    if os.path.lexists(out_dir) and not (
-        os.path.isdir(out_dir)
-        and not os.path.islink(out_dir)
-        and os.path.isfile(os.path.join(out_dir, "explorer.js"))
-    ):
-        raise SiteError(f"{out_dir} exists and is not an explorer page; choose another --out.")
     parent = os.path.dirname(out_dir)
     try:
         os.makedirs(parent, exist_ok=True)
+        # A page moved aside by a killed build is put back first (or left aside).
         files.remove_stale_temporaries(out_dir)
+    except OSError as error:
+        raise SiteError(
+            f"cannot write the page into {parent} ({error.strerror}): pass --out DIR, "
+            "a folder you can write to."
+        ) from None
+    if os.path.lexists(out_dir):
+        reason = (
+            "it is not a folder"
+            if os.path.islink(out_dir) or not os.path.isdir(out_dir)
+            else not_a_site(out_dir)
+        )
+        if reason:
+            raise SiteError(
+                f"{out_dir} exists and is not an explorer page ({reason}); choose another --out."
+            )
+    try:
         staging = tempfile.mkdtemp(prefix=files.temporary_prefix(out_dir), dir=parent)
     except OSError as error:
         raise SiteError(
@@ -367,9 +418,14 @@ def build_site(export_dir, out_dir, node_modules=None):
             files.public_mode(root, directory=True)
             for name in file_names:
                 files.public_mode(os.path.join(root, name))
-        files.commit_directory(staging, out_dir)
+        files.commit_directory(staging, out_dir, replaceable=_replaceable_site)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, FileExistsError) and os.fspath(error.filename or "") == out_dir:
+            raise SiteError(
+                f"{out_dir} was created or changed by someone else during the build; it was "
+                "left as it is. Build again, or choose another --out."
+            ) from None
         if str(error.filename or "").startswith(staging):
             # A write failed: name the folder being written, not the staging copy.
             raise SiteError(f"cannot write the page to {out_dir} ({error.strerror}).") from None
@@ -378,6 +434,10 @@ def build_site(export_dir, out_dir, node_modules=None):
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def _replaceable_site(directory):
+    return os.path.isdir(directory) and not os.path.islink(directory) and not not_a_site(directory)
 
 
 def site_files(site_dir):
@@ -440,8 +500,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class SiteServer(http.server.ThreadingHTTPServer):
     """Serves the files `publish` found in a site (none until then)."""
-
-    daemon_threads = True
 
     def __init__(self, address):
         self.root = ""

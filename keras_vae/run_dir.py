@@ -165,7 +165,7 @@ def read_config(path):
     try:
         with open(config_path) as f:
             config = json.load(f)
-    except (ValueError, UnicodeDecodeError) as error:
+    except ValueError as error:  # UnicodeDecodeError too
         config = error
     if not isinstance(config, dict):
         reason = _one_line(config) if isinstance(config, Exception) else "not a JSON object"

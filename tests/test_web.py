@@ -264,9 +264,9 @@ def test_latest_run_is_the_newest_export_and_a_rebuilt_site_replaces_the_old(tra
     with pytest.raises(explorer.SiteError, match="No run with an export"):
         explorer.latest_run(str(tmp_path / "nothing"))
     site = explorer.build_site(str(runs / "new" / "export"), str(tmp_path / "site"))
-    (tmp_path / "site" / "stale.txt").write_text("from an earlier build")
+    (tmp_path / "site" / "explorer.js").write_text("// from an earlier build")
     assert explorer.build_site(str(runs / "old" / "export"), site) == site
-    assert not (tmp_path / "site" / "stale.txt").exists()
+    assert "earlier build" not in (tmp_path / "site" / "explorer.js").read_text()
     assert sorted(os.listdir(tmp_path)) == ["runs", "site"]  # no staging left behind
     names = set(os.listdir(tmp_path / "site" / "model"))
     assert names == {
@@ -283,6 +283,34 @@ def test_latest_run_is_the_newest_export_and_a_rebuilt_site_replaces_the_old(tra
             )
         ),
     }
+
+
+def test_a_site_is_replaced_only_when_it_holds_nothing_but_what_a_build_writes(
+    trained_run, tmp_path, monkeypatch
+):
+    run_dir, _ = trained_run
+    site = explorer.build_site(str(run_dir / "export"), str(tmp_path / "site"))
+    for extra in ("notes.txt", "model/notes.txt", "drafts"):
+        path = tmp_path / "site" / extra
+        path.mkdir() if extra == "drafts" else path.write_text("keep me")
+        with pytest.raises(explorer.SiteError, match=f"it also holds {extra}, which") as error:
+            explorer.build_site(str(run_dir / "export"), site)
+        assert str(error.value).count("\n") == 0
+        assert path.exists()
+        path.rmdir() if extra == "drafts" else path.unlink()
+
+    # What appears at --out during the build is checked too: left as it is.
+    commit = explorer.files.commit_directory
+
+    def someone_adds_a_file(staging, out_dir, **kwargs):
+        (tmp_path / "site" / "notes.txt").write_text("keep me")
+        return commit(staging, out_dir, **kwargs)
+
+    monkeypatch.setattr(explorer.files, "commit_directory", someone_adds_a_file)
+    with pytest.raises(explorer.SiteError, match="changed by someone else during the build"):
+        explorer.build_site(str(run_dir / "export"), site)
+    assert (tmp_path / "site" / "notes.txt").read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == ["site"]
 
 
 def _get(address, path):
@@ -445,6 +473,14 @@ def _absolute_path(metadata):
     return metadata
 
 
+def _directions_with_scales(scales):
+    def edit(metadata):
+        metadata["latent_directions"]["scales"] = scales
+        return metadata
+
+    return edit
+
+
 def _no_path(metadata):
     del _first_static(metadata)["path"]
     return metadata
@@ -461,6 +497,8 @@ def _no_path(metadata):
         (_path_outside, "'../../payload.txt' is not a .tflite file name inside the export"),
         (_absolute_path, "'/etc/passwd' is not a .tflite file name inside the export"),
         (lambda metadata: {**metadata, "latent_prior": {"weights": [1]}}, '"latent_prior"'),
+        (_directions_with_scales(3), '"latent_directions" must hold scales'),
+        (_directions_with_scales(None), '"latent_directions" must hold scales'),
     ],
 )
 def test_build_refuses_a_generator_json_that_is_not_an_export(trained_run, tmp_path, edit, message):
@@ -511,15 +549,19 @@ def test_web_on_a_read_only_run_names_the_run_and_what_to_do(trained_run, tmp_pa
     command = [sys.executable, "-m", "keras_vae", "web", "--run-dir", str(run), "--no-serve"]
     if os.geteuid() == 0:  # root writes anywhere: the run dir becomes a read-only mount
         script = 'mount --bind -o ro "$0" "$0" && exec "$@"'
+        probe = ["unshare", "--mount", "sh", "-c", script, str(run), "true"]
+        tried = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+        if tried.returncode != 0:
+            pytest.skip(f"root, and no read-only mount here: {tried.stderr.strip()}")
         command = ["unshare", "--mount", "sh", "-c", script, str(run), *command]
         why = "Read-only file system"
     else:
         run.chmod(0o555)
         why = "Permission denied"
-
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
-
-    run.chmod(0o755)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    finally:
+        run.chmod(0o755)
     assert result.returncode == 2, result.stderr
     assert result.stderr == (
         f"keras-vae web: error: cannot write the page into {run} ({why}): "

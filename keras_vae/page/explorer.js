@@ -6,7 +6,8 @@ import {isWebGPUSupported, loadAndCompile, loadLiteRt, Tensor} from '@litertjs/c
 import {interpolate, moveAlong, samplePrior} from './latent.js';
 
 const MODEL_DIR = 'model/';
-const GRID = 16; // 4 x 4 samples: the batch of the largest static file
+const GRID_SIDE = 4; // tiles on each side of the grid
+const GRID = GRID_SIDE * GRID_SIDE; // 4 x 4 samples: the batch of the largest static file
 const STRIP = 8; // frames of the morph strip
 const SLIDERS = 6; // main directions with a slider
 const SCALE = 4; // screen pixels per image pixel
@@ -129,8 +130,8 @@ class Explorer {
 
   setUp() {
     const [w, h] = this.tileSize();
-    $('grid').width = 4 * w;
-    $('grid').height = 4 * h;
+    $('grid').width = GRID_SIDE * w;
+    $('grid').height = GRID_SIDE * h;
     $('strip').width = STRIP * w;
     $('strip').height = h;
     for (const id of ['morph', 'explore', 'pick-a', 'pick-b']) {
@@ -160,7 +161,7 @@ class Explorer {
     });
   }
 
-  // A new 4 x 4 grid of codes from the run's prior.
+  // A new GRID_SIDE x GRID_SIDE grid of codes from the run's prior.
   async resample(seed) {
     this.seed = seed;
     return this.showGrid(samplePrior(this.metadata.latent_prior, GRID, seed));
@@ -170,7 +171,7 @@ class Explorer {
     this.codes = codes;
     const decoded = await this.generator.decode(codes);
     const [w, h] = this.tileSize();
-    decoded.pixels.forEach((pixels, i) => draw($('grid'), pixels, this.shape, (i % 4) * w, Math.floor(i / 4) * h));
+    decoded.pixels.forEach((pixels, i) => draw($('grid'), pixels, this.shape, (i % GRID_SIDE) * w, Math.floor(i / GRID_SIDE) * h));
     this.lastGrid = decoded;
     this.picked = [0, 1];
     await this.showPicks();
@@ -184,8 +185,8 @@ class Explorer {
     const [w, h] = this.tileSize();
     const x = (event.offsetX * canvas.width) / canvas.clientWidth;
     const y = (event.offsetY * canvas.height) / canvas.clientHeight;
-    const clamp = (value) => Math.min(3, Math.max(0, Math.floor(value)));
-    return clamp(y / h) * 4 + clamp(x / w);
+    const clamp = (value) => Math.min(GRID_SIDE - 1, Math.max(0, Math.floor(value)));
+    return clamp(y / h) * GRID_SIDE + clamp(x / w);
   }
 
   async pick(index) {
@@ -199,10 +200,10 @@ class Explorer {
   markPicks() {
     this.picked.forEach((index, k) => {
       const mark = $(k === 0 ? 'mark-a' : 'mark-b');
-      const size = 'calc((100% - 2px) / 4)';
+      const size = `calc((100% - 2px) / ${GRID_SIDE})`;
       Object.assign(mark.style, {
-        left: `calc(1px + ${index % 4} * ${size})`,
-        top: `calc(1px + ${Math.floor(index / 4)} * ${size})`,
+        left: `calc(1px + ${index % GRID_SIDE} * ${size})`,
+        top: `calc(1px + ${Math.floor(index / GRID_SIDE)} * ${size})`,
         width: size,
         height: size,
       });
