@@ -5,6 +5,7 @@ write leaves the old file), and a run dir resumes where it stopped, so an
 interrupted command has lost nothing and can be run again.
 """
 
+import contextlib
 import signal
 import sys
 import threading
@@ -24,6 +25,33 @@ def shield():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@contextlib.contextmanager
+def _remembered_interrupt(own_process):
+    """Yields a list that holds True once Ctrl-C came during the block.
+
+    Python raises KeyboardInterrupt where the main thread is when the signal
+    arrives; code it interrupts inside an extension module (an import of
+    numpy.random, say) can lose it, and the command would then go on as if
+    nothing happened. In the process's own command the handler also
+    remembers the signal, so a lost KeyboardInterrupt still ends the command
+    as interrupted once the work returns.
+    """
+    interrupted = []
+    if not (own_process and threading.current_thread() is threading.main_thread()):
+        yield interrupted
+        return
+
+    def handler(signum, frame):
+        interrupted.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def finish(work, prog, again, own_process):
     """Runs a command's `work()`, which returns `(error, result)`, and reports its end.
 
@@ -41,9 +69,12 @@ def finish(work, prog, again, own_process):
         `(status, result)`: exit status 0 with the result, 2 after an error,
         `INTERRUPTED_STATUS` after Ctrl-C (result None for both).
     """
-    try:
-        error, result = work()
-    except KeyboardInterrupt:
+    with _remembered_interrupt(own_process) as interrupted:
+        try:
+            error, result = work()
+        except KeyboardInterrupt:
+            interrupted.append(True)
+    if interrupted:
         print(f"{prog}: interrupted; nothing was lost: {again}.", file=sys.stderr)
         return INTERRUPTED_STATUS, None
     if own_process:
