@@ -1,0 +1,262 @@
+"""Every Python and shell block of README.md and docs/*.md runs as a user would paste it.
+
+A fenced block tagged ```python runs in a fresh Python process, one tagged ```sh in
+bash (`set -e`: every line must succeed), each with its working directory a new
+temporary folder that holds what the docs assume: a trained run in
+runs/fashion_mnist-default (made by `python train.py` with the tiny settings below),
+train.py, shoe.png and boot.jpg, and MNIST's IDX files in ~/mnist (HOME is that
+folder). Blocks that are output, trees or prose are tagged ```text; an untagged
+block fails `test_every_block_says_whether_it_runs`.
+
+Where a block trains, TINY_PYTHON / TINY_SHELL shrink it (fewer images and epochs);
+the code that runs is otherwise the block's own code.
+"""
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.testing import REPO_ROOT, write_idx
+
+RUNNABLE = ("python", "sh")
+NOT_RUN = ("text",)
+
+# Blocks that need another machine, a long run or a server that runs until Ctrl-C:
+# (file, the start of the block's first line) -> the reason.
+SKIPPED = {
+    ("README.md", "make train    # creates .venv"): (
+        "make train is a 3-minute run (train.py's tests run its path), make web a server "
+        "until Ctrl-C, make test this suite itself"
+    ),
+    ("docs/distributed.md", "# on host1"): (
+        "two hosts (test_distribute.py runs two workers on 127.0.0.1)"
+    ),
+    ("docs/explorer.md", "make train "): (
+        "make train is a 3-minute run, make web a server until Ctrl-C (the keras-vae web "
+        "block of the same page runs)"
+    ),
+    ("docs/explorer.md", "npm install --prefix"): "downloads from the npm registry",
+    ("docs/latent.md", "keras-vae average     --model runs/celeba"): (
+        "needs a model trained on CelebA and CelebA's files (test_celeba.py covers the loader)"
+    ),
+    ("docs/tensorboard.md", "tensorboard --logdir"): (
+        "a server until Ctrl-C (test_cli.py starts tensorboard on a run dir)"
+    ),
+    ("docs/benchmarks.md", "make bench "): "70 minutes; benchmarks have their own tests",
+    ("docs/testing.md", "make test "): "this suite itself",
+}
+
+
+def skip_reason(path, code):
+    reasons = [r for (p, start), r in SKIPPED.items() if p == path and code.startswith(start)]
+    return reasons[0] if reasons else None
+
+
+# train.py's flags of a tiny run: what every `python train.py` in a shell block gets
+# first (a flag the block gives itself comes later and wins).
+TINY_TRAIN = "--epochs 1 --train-subset 1024 --validation-size 128 --test-subset 128"
+# (old, new): applied wherever `old` occurs; each must occur in some block.
+TINY_SHELL = [
+    ("python train.py", f"python train.py {TINY_TRAIN}"),
+    ("--epochs 30", "--epochs 1"),
+    ("--kl-warmup-epochs 5", "--kl-warmup-epochs 1"),
+]
+TINY_PYTHON = [
+    (
+        'x_test, _ = datasets.load("fashion_mnist", "test")\n',
+        'x_test, _ = datasets.load("fashion_mnist", "test")\n'
+        "x_train, x_test = x_train[:512], x_test[:128]\n",
+    ),
+    ("vae.fit(epochs=10,", "vae.fit(epochs=1, verbose=0,"),
+    ("x_train[5000:], x_train[:5000]", "x_train[128:640], x_train[:128]"),
+]
+
+# What a block's run must also show: code run after the block (Python) and the
+# facts its last printed line must hold.
+README_CHECK = (
+    "import json, os\n"
+    'loaded = keras.models.load_model("vae.keras")\n'
+    'print(json.dumps({"prior": loaded.prior.kind, "components": loaded.prior.components,'
+    ' "images": list(images.shape), "logs": sorted(os.listdir("logs"))}))\n'
+)
+
+
+def documents():
+    paths = ["README.md"] + sorted(
+        os.path.relpath(p, REPO_ROOT) for p in glob.glob(os.path.join(REPO_ROOT, "docs", "*.md"))
+    )
+    return paths
+
+
+def blocks():
+    """(file, line, tag, code) of every fenced block of README.md and docs/*.md."""
+    found = []
+    for path in documents():
+        with open(os.path.join(REPO_ROOT, path)) as f:
+            text = f.read()
+        for match in re.finditer(r"^```(\S*)\n(.*?)^```$", text, re.DOTALL | re.MULTILINE):
+            line = text.count("\n", 0, match.start()) + 1
+            found.append((path, line, match.group(1), match.group(2)))
+    return found
+
+
+def runnable_blocks():
+    params = []
+    for path, line, tag, code in blocks():
+        if tag not in RUNNABLE:
+            continue
+        reason = skip_reason(path, code)
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
+        params.append(pytest.param(path, tag, code, id=f"{path}:{line}", marks=marks))
+    return params
+
+
+def shrink(code, replacements):
+    for old, new in replacements:
+        code = code.replace(old, new)
+    return code
+
+
+def environment(home):
+    bin_dir = os.path.dirname(sys.executable)  # the venv's python and keras-vae
+    return {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+        "PYTHONPATH": REPO_ROOT,
+        "HOME": str(home),
+    }
+
+
+def run_block(tag, code, cwd):
+    command = (
+        [sys.executable, "-c", code]
+        if tag == "python"
+        else ["bash", "-euo", "pipefail", "-c", code]
+    )
+    return subprocess.run(
+        command, capture_output=True, text=True, cwd=cwd, env=environment(cwd), timeout=600
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """runs/fashion_mnist-default as `make train` makes it, with the tiny settings."""
+    folder = tmp_path_factory.mktemp("docs_run")
+    os.symlink(os.path.join(REPO_ROOT, "train.py"), folder / "train.py")
+    result = run_block(
+        "sh",
+        shrink("python train.py --run-dir runs/fashion_mnist-default --verbose 0", TINY_SHELL[:1]),
+        folder,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder / "runs" / "fashion_mnist-default"
+
+
+@pytest.fixture
+def workdir(tmp_path, tiny_run):
+    """A folder with what the docs' blocks assume is there."""
+    shutil.copytree(tiny_run, tmp_path / "runs" / "fashion_mnist-default", symlinks=True)
+    os.symlink(os.path.join(REPO_ROOT, "train.py"), tmp_path / "train.py")
+    from keras_vae import datasets
+
+    images, labels = datasets.load("fashion_mnist", "test")
+    pixels = (images[..., 0] * 255).round().astype(np.uint8)
+    Image.fromarray(pixels[int(np.argmax(labels == 5))]).save(tmp_path / "shoe.png")  # sandal
+    Image.fromarray(pixels[int(np.argmax(labels == 9))]).save(tmp_path / "boot.jpg")  # ankle boot
+    mnist = tmp_path / "mnist"  # ~/mnist
+    mnist.mkdir()
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 600), ("test", 150)):
+        image_stem, label_stem = datasets.IDX_FILES[split]
+        write_idx(mnist / f"{image_stem}.gz", rng.integers(0, 256, (count, 28, 28), np.uint8))
+        write_idx(mnist / f"{label_stem}.gz", rng.integers(0, 10, count).astype(np.uint8))
+    return tmp_path
+
+
+@pytest.mark.parametrize("path, tag, code", runnable_blocks())
+def test_the_block_runs(path, tag, code, workdir):
+    code = shrink(code, TINY_PYTHON if tag == "python" else TINY_SHELL)
+    is_readme_example = path == "README.md" and tag == "python"
+    if is_readme_example:
+        code += README_CHECK
+    result = run_block(tag, code, workdir)
+    assert result.returncode == 0, f"{path}:\n{code}\n{result.stderr[-3000:]}"
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    if is_readme_example:
+        import json
+
+        facts = json.loads(result.stdout.strip().splitlines()[-1])
+        assert facts["prior"] == "gmm" and facts["components"] >= 1
+        assert facts["images"] == [16, 28, 28, 1]
+        assert facts["logs"] == ["train", "validation"]
+
+
+def test_every_block_says_whether_it_runs():
+    untagged = [
+        f"{path}:{line}" for path, line, tag, _ in blocks() if tag not in RUNNABLE + NOT_RUN
+    ]
+    assert not untagged, f"tag these blocks ```python, ```sh or ```text: {untagged}"
+
+
+def test_every_skip_and_replacement_still_matches_a_block():
+    runnable = [(path, tag, code) for path, _, tag, code in blocks() if tag in RUNNABLE]
+    for path, start in SKIPPED:
+        matches = [code for p, _, code in runnable if p == path and code.startswith(start)]
+        assert len(matches) == 1, f"SKIPPED[{path!r}, {start!r}] matches {len(matches)} blocks"
+    for tag, table in (("python", TINY_PYTHON), ("sh", TINY_SHELL)):
+        for old, _ in table:
+            assert any(old in code for _, t, code in runnable if t == tag), f"unused: {old!r}"
+
+
+def test_the_readme_is_short_and_keeps_its_commands():
+    with open(os.path.join(REPO_ROOT, "README.md")) as f:
+        readme = f.read()
+    assert len(readme.splitlines()) <= 250
+    assert "make test     # installs what the tests need" in readme
+    for path in documents()[1:]:
+        assert f"({path})" in readme, f"README does not link {path}"
+
+
+def test_every_picture_in_docs_is_shown_and_every_link_resolves():
+    shown = set()
+    for path in documents():
+        with open(os.path.join(REPO_ROOT, path)) as f:
+            text = f.read()
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if target.startswith("http"):
+                continue
+            resolved = os.path.normpath(os.path.join(REPO_ROOT, os.path.dirname(path), target))
+            assert os.path.exists(resolved), f"{path} links {target}, which does not exist"
+            shown.add(resolved)
+    pictures = set(glob.glob(os.path.join(REPO_ROOT, "docs", "*.png")))
+    assert not pictures - shown, f"pictures no page shows: {sorted(pictures - shown)}"
+
+
+def test_submodules_load_on_first_attribute_access_and_only_then():
+    # README's example reaches keras_vae.latent after a bare `import keras_vae`.
+    code = (
+        "import sys, keras_vae\n"
+        "assert keras_vae.priors.fit_gmm and keras_vae.config.TrainingConfig\n"
+        "assert keras_vae.datasets.load and keras_vae.names.PRIORS\n"
+        "light = 'tensorflow' in sys.modules\n"
+        "assert 'latent' in dir(keras_vae) and 'page' not in dir(keras_vae)\n"
+        "assert keras_vae.latent.fit_priors and keras_vae.export.export_generator\n"
+        "for missing in ('page', 'nothing', '__main__'):\n"
+        "    assert not hasattr(keras_vae, missing), missing\n"
+        "print(light, 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["False", "True"]
