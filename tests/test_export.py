@@ -593,7 +593,7 @@ def test_a_wrong_z_fails_where_the_docs_say(tmp_path, small_vae):
     static = Interpreter(model_path=str(tmp_path / "gen" / export.tflite_filename("float32", 16)))
     with pytest.raises(RuntimeError, match="failed to prepare"):  # AllocateTensors
         static.get_signature_runner("generate")(z=np.zeros((2, 2 * d), np.float32))
-    readme, guide = documented("README.md"), documented("export/README.md")
+    readme, guide = documented("docs/troubleshooting.md"), documented("export/README.md")
     for text in (readme, guide):
         assert "(RESHAPE) failed to invoke" in text
         assert "RESHAPE error at allocation" not in text
