@@ -13,6 +13,7 @@ from keras_vae import distribute
 from tests.testing import REPO_ROOT, TINY_TRAIN_ARGS, free_ports
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("optimizer", ["sgd", "fused_adam"])
 def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path, optimizer):
     # The loss scaling across replicas (distribute.per_replica): without its division by
@@ -75,6 +76,7 @@ def start_workers(run_dir, workers):
     return processes
 
 
+@pytest.mark.processes
 def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
     run_dir = tmp_path / "run"
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]

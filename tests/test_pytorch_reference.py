@@ -21,10 +21,13 @@ TORCH_PYTHON = os.environ.get(
     "KERAS_VAE_TORCH_PYTHON", str(ROOT / ".venv-torch" / "bin" / "python")
 )
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(TORCH_PYTHON),
-    reason=f"no PyTorch virtualenv at {TORCH_PYTHON}: run `make torch-venv` (.ci/run does)",
-)
+pytestmark = [
+    pytest.mark.torch,
+    pytest.mark.skipif(
+        not os.path.exists(TORCH_PYTHON),
+        reason=f"no PyTorch virtualenv at {TORCH_PYTHON}: run `make torch-venv` (make test does)",
+    ),
+]
 
 
 def _images(n, seed):

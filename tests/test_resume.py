@@ -7,10 +7,13 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from export import __main__ as export_cli
 from tests.testing import REPO_ROOT, call_main, tree_digest, wait_for
+
+pytestmark = pytest.mark.processes
 
 EPOCHS = 3
 RESUME_ARGS = [

@@ -272,6 +272,7 @@ def interrupt_when(command, ready, timeout=240):
     return process.returncode, stdout, stderr
 
 
+@pytest.mark.processes
 def test_ctrl_c_during_training_is_one_line_and_keeps_the_backup(tmp_path):
     run_dir = tmp_path / "run"
     command = [sys.executable, "train.py", "--run-dir", str(run_dir), "--dataset"]
@@ -287,6 +288,7 @@ def test_ctrl_c_during_training_is_one_line_and_keeps_the_backup(tmp_path):
     assert json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"] >= 1
 
 
+@pytest.mark.processes
 def test_ctrl_c_during_an_export_is_one_line_and_leaves_no_export(trained_run, tmp_path):
     run_dir, _ = trained_run
     out = tmp_path / "export"

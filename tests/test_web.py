@@ -89,6 +89,7 @@ def served_page(trained_run, tmp_path_factory):
         pass  # the server is gone
 
 
+@pytest.mark.browser
 def test_page_generates_morphs_and_explores_like_the_keras_decoder(served_page, tmp_path):
     run_dir, site, address = served_page
     model = keras.models.load_model(run_dir / "model.keras")
@@ -120,6 +121,7 @@ def test_page_generates_morphs_and_explores_like_the_keras_decoder(served_page, 
     assert sliders["after_direction"]["morph"] == sliders["after_morph"]["morph"]
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("variant, tolerance", [("float16", 2e-2), ("int8", 0.1)])
 def test_page_runs_every_variant(served_page, tmp_path, variant, tolerance):
     run_dir, site, address = served_page
@@ -136,6 +138,7 @@ def test_page_runs_every_variant(served_page, tmp_path, variant, tolerance):
     assert np.max(np.abs(np.array(seen["grid"]["images"]) - expected)) <= tolerance
 
 
+@pytest.mark.browser
 def test_unknown_variant_is_a_readable_error_naming_the_others(served_page):
     seen = browse(served_page[2] + "?variant=float64")
     assert seen["state"] == "error"
@@ -145,6 +148,7 @@ def test_unknown_variant_is_a_readable_error_naming_the_others(served_page):
     )
 
 
+@pytest.mark.browser
 def test_page_math_is_the_python_math(served_page, tmp_path):
     # latent.js's prior draws, lerp / slerp and moves along the main directions.
     _, site, address = served_page
@@ -180,6 +184,7 @@ def _serve_in_thread(root):
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize(
     "damage, message",
     [
@@ -577,6 +582,7 @@ def _overlap(a, b):
     )
 
 
+@pytest.mark.browser
 def test_page_marks_the_picks_and_keeps_its_sections_apart(served_page, tmp_path):
     widths = (1920, 1280, 700)
     seen = browse(served_page[2], "--layout", ",".join(map(str, widths)), tmp_path / "page")
@@ -622,6 +628,7 @@ def _readme_blocks(language, section=None):
     return re.findall(rf"```{language}\n(.*?)```", text, re.S)
 
 
+@pytest.mark.browser
 def test_export_readme_javascript_page_runs_in_the_browser(trained_run, tmp_path):
     # The page as README writes it, served with node_modules/ and model/.
     run_dir, _ = trained_run
