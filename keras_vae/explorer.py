@@ -29,7 +29,6 @@ import shlex
 import shutil
 import socket
 import stat
-import tempfile
 import urllib.parse
 
 from keras_vae import files
@@ -392,48 +391,47 @@ def build_site(export_dir, out_dir, node_modules=None):
                 f"{out_dir} exists and is not an explorer page ({reason}); choose another --out."
             )
     try:
-        staging = tempfile.mkdtemp(prefix=files.temporary_prefix(out_dir), dir=parent)
+        with (
+            files.destination_lock(out_dir, alternative="choose another --out"),
+            files.staged_directory(out_dir, replaceable=_replaceable_site) as staging,
+        ):
+            _write_site(staging, metadata, models, node_modules)
+    except files.DestinationChanged:
+        raise SiteError(
+            f"{out_dir} was created or changed by someone else during the build; it was "
+            "left as it is. Build again, or choose another --out."
+        ) from None
     except OSError as error:
+        if os.fspath(error.filename or "") != out_dir:
+            raise
         raise SiteError(
             f"cannot write the page into {parent} ({error.strerror}): pass --out DIR, "
             "a folder you can write to."
         ) from None
-    try:
-        copies = {os.path.join(PAGE_DIR, name): name for name in PAGE_FILES}
-        copies.update(
-            {os.path.join(node_modules, source): target for source, target in LITERT_FILES.items()}
-        )
-        writes = {os.path.join(MODEL_DIR, name): content for name, content in models.items()}
-        writes[os.path.join(MODEL_DIR, "generator.json")] = (
-            json.dumps(published_metadata(metadata), indent=1) + "\n"
-        ).encode()
-        for target in [*copies.values(), *writes]:
-            os.makedirs(os.path.dirname(os.path.join(staging, target)), exist_ok=True)
-        for source, target in copies.items():
-            shutil.copyfile(source, os.path.join(staging, target))
-        for target, content in writes.items():
-            with open(os.path.join(staging, target), "wb") as f:
-                f.write(content)
-        for root, _, file_names in os.walk(staging):
-            files.public_mode(root, directory=True)
-            for name in file_names:
-                files.public_mode(os.path.join(root, name))
-        files.commit_directory(staging, out_dir, replaceable=_replaceable_site)
-    except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, FileExistsError) and os.fspath(error.filename or "") == out_dir:
-            raise SiteError(
-                f"{out_dir} was created or changed by someone else during the build; it was "
-                "left as it is. Build again, or choose another --out."
-            ) from None
-        if str(error.filename or "").startswith(staging):
-            # A write failed: name the folder being written, not the staging copy.
-            raise SiteError(f"cannot write the page to {out_dir} ({error.strerror}).") from None
-        raise
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir
+
+
+def _write_site(staging, metadata, models, node_modules):
+    """Writes the page, LiteRT.js and the model files into `staging`."""
+    copies = {os.path.join(PAGE_DIR, name): name for name in PAGE_FILES}
+    copies.update(
+        {os.path.join(node_modules, source): target for source, target in LITERT_FILES.items()}
+    )
+    writes = {os.path.join(MODEL_DIR, name): content for name, content in models.items()}
+    writes[os.path.join(MODEL_DIR, "generator.json")] = (
+        json.dumps(published_metadata(metadata), indent=1) + "\n"
+    ).encode()
+    for target in [*copies.values(), *writes]:
+        os.makedirs(os.path.dirname(os.path.join(staging, target)), exist_ok=True)
+    for source, target in copies.items():
+        shutil.copyfile(source, os.path.join(staging, target))
+    for target, content in writes.items():
+        with open(os.path.join(staging, target), "wb") as f:
+            f.write(content)
+    for root, _, file_names in os.walk(staging):
+        files.public_mode(root, directory=True)
+        for name in file_names:
+            files.public_mode(os.path.join(root, name))
 
 
 def _replaceable_site(directory):

@@ -47,7 +47,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import tempfile
 
 import keras
@@ -613,34 +612,28 @@ def export_generator(
                     f"{out_dir} exists and is not a keras_vae export ({reason}); "
                     "refusing to replace it. Choose another --out."
                 )
-        staging = tempfile.mkdtemp(prefix=files.temporary_prefix(out_dir), dir=parent)
-        files.public_mode(staging, directory=True)
         try:
-            with _naming_the_export(staging, out_dir):
-                metadata = _write_staging(
-                    model,
-                    prior,
-                    staging,
-                    training_config,
-                    variants,
-                    parity_samples,
-                    static_batch_sizes,
-                    latent_directions,
-                )
-            # What is at out_dir now is replaced only if it still is nothing but an
-            # export, and only with overwrite: not a folder created meanwhile.
-            try:
-                files.commit_directory(
-                    staging, out_dir, replaceable=lambda old: overwrite and not not_an_export(old)
-                )
-            except FileExistsError as error:
-                raise FileExistsError(
-                    f"{out_dir} was created or changed by someone else during the export; "
-                    "it was left as it is. Export again to another --out, or move it away."
-                ) from error
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            # What is at out_dir at the commit is replaced only if it still is nothing
+            # but an export, and only with overwrite: not a folder created meanwhile.
+            with files.staged_directory(
+                out_dir, replaceable=lambda old: overwrite and not not_an_export(old)
+            ) as staging:
+                with _naming_the_export(staging, out_dir):
+                    metadata = _write_staging(
+                        model,
+                        prior,
+                        staging,
+                        training_config,
+                        variants,
+                        parity_samples,
+                        static_batch_sizes,
+                        latent_directions,
+                    )
+        except files.DestinationChanged as error:
+            raise FileExistsError(
+                f"{out_dir} was created or changed by someone else during the export; "
+                "it was left as it is. Export again to another --out, or move it away."
+            ) from error
     return metadata
 
 

@@ -274,6 +274,41 @@ def _refused(out_dir):
     )
 
 
+class DestinationChanged(FileExistsError):
+    """What is at a staged directory's destination appeared or changed meanwhile; kept."""
+
+
+@contextlib.contextmanager
+def staged_directory(out_dir, replaceable=None):
+    """Yields an empty directory beside `out_dir` that becomes `out_dir` when the block ends.
+
+    The one way this package writes a directory whole: the staging directory
+    (`.NAME.tmp-PID-...`, with the mode `os.makedirs` gives) is committed by
+    `commit_directory(staging, out_dir, replaceable)` when the block ends, and
+    removed if the block or the commit fails. An error about a file in it
+    names `out_dir`. Hold `destination_lock(out_dir)` around it when another
+    process may write the same destination.
+
+    Raises:
+        DestinationChanged: `replaceable` refused what is at `out_dir` at the
+            commit (it appeared or changed meanwhile); it is left as it is.
+    """
+    out_dir = os.path.abspath(out_dir)
+    with naming(out_dir):
+        staging = tempfile.mkdtemp(prefix=temporary_prefix(out_dir), dir=os.path.dirname(out_dir))
+    try:
+        public_mode(staging, directory=True)
+        with naming(out_dir):
+            yield staging
+        try:
+            commit_directory(staging, out_dir, replaceable)
+        except FileExistsError as error:
+            raise DestinationChanged(error.errno, error.strerror, out_dir) from error
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 class MovedAsideError(OSError):
     """`commit_directory` could not put back the folder it moved aside; the message says where."""
 

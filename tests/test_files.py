@@ -1,6 +1,7 @@
 """Atomic writes: modes as open() gives them, no temporaries left by killed processes."""
 
 import os
+import pathlib
 import stat
 import subprocess
 import sys
@@ -198,3 +199,27 @@ def test_a_failed_write_names_the_file_not_a_temporary(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == f"[Errno 27] File too large: '{target}'"
     assert os.listdir(tmp_path) == []  # the temporary is gone
+
+
+def test_a_staged_directory_becomes_the_destination_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "out"
+    with files.staged_directory(out) as staging:
+        (pathlib.Path(staging) / "a.txt").write_text("new")
+        assert not out.exists()  # nothing at the destination until the block ends
+    assert (out / "a.txt").read_text() == "new" and sorted(os.listdir(tmp_path)) == ["out"]
+
+    with pytest.raises(RuntimeError), files.staged_directory(out) as staging:
+        (pathlib.Path(staging) / "a.txt").write_text("half")
+        raise RuntimeError("the writer failed")
+    assert (out / "a.txt").read_text() == "new" and sorted(os.listdir(tmp_path)) == ["out"]
+
+    with (
+        pytest.raises(files.DestinationChanged),
+        files.staged_directory(out, replaceable=lambda old: False) as staging,
+    ):
+        (pathlib.Path(staging) / "a.txt").write_text("refused")
+    assert (out / "a.txt").read_text() == "new" and sorted(os.listdir(tmp_path)) == ["out"]
+
+    with pytest.raises(FileNotFoundError) as raised, files.staged_directory(out) as staging:
+        open(os.path.join(staging, "missing", "b.txt"), "w")
+    assert raised.value.filename == str(out)  # the destination, never the staging folder

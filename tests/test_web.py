@@ -307,9 +307,9 @@ def test_a_site_is_replaced_only_when_it_holds_nothing_but_what_a_build_writes(
     # What appears at --out during the build is checked too: left as it is.
     commit = explorer.files.commit_directory
 
-    def someone_adds_a_file(staging, out_dir, **kwargs):
+    def someone_adds_a_file(staging, out_dir, *args, **kwargs):
         (tmp_path / "site" / "notes.txt").write_text("keep me")
-        return commit(staging, out_dir, **kwargs)
+        return commit(staging, out_dir, *args, **kwargs)
 
     monkeypatch.setattr(explorer.files, "commit_directory", someone_adds_a_file)
     with pytest.raises(explorer.SiteError, match="changed by someone else during the build"):
