@@ -62,8 +62,8 @@ def test_a_truncated_first_backup_is_discarded_and_training_starts_again(tmp_pat
     assert not (tmp_path / "backup").exists()
 
 
-def test_a_damaged_backup_falls_back_to_the_previous_epochs(tmp_path, monkeypatch, capfd):
-    config = tiny_config(epochs=3)
+def stop_at_the_third_backup(config, run_dir, monkeypatch):
+    """Trains `config` into `run_dir` until a kill as epoch 3's backup starts."""
     save_weights, saves = VAE.save_weights, []
 
     def killed_at_the_third_backup(self, *args, **kwargs):
@@ -72,10 +72,15 @@ def test_a_damaged_backup_falls_back_to_the_previous_epochs(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return save_weights(self, *args, **kwargs)
 
-    monkeypatch.setattr(VAE, "save_weights", killed_at_the_third_backup)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path)
-    monkeypatch.setattr(VAE, "save_weights", save_weights)
+    with monkeypatch.context() as patch:
+        patch.setattr(VAE, "save_weights", killed_at_the_third_backup)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, run_dir)
+
+
+def test_a_damaged_backup_falls_back_to_the_previous_epochs(tmp_path, monkeypatch, capfd):
+    config = tiny_config(epochs=3)
+    stop_at_the_third_backup(config, tmp_path, monkeypatch)
     # Killed while writing epoch 3's backup, which a non-atomic writer leaves damaged;
     # epoch 2's was copied to .bkp first.
     (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"not an HDF5 file")
@@ -90,18 +95,7 @@ def test_a_kill_between_the_weights_and_the_epoch_record_resumes_after_the_weigh
     tmp_path, monkeypatch
 ):
     config = tiny_config(epochs=3)
-    save_weights, saves = VAE.save_weights, []
-
-    def killed_at_the_third_backup(self, *args, **kwargs):
-        saves.append(args)
-        if len(saves) == 3:
-            raise KeyboardInterrupt
-        return save_weights(self, *args, **kwargs)
-
-    monkeypatch.setattr(VAE, "save_weights", killed_at_the_third_backup)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path)
-    monkeypatch.setattr(VAE, "save_weights", save_weights)
+    stop_at_the_third_backup(config, tmp_path, monkeypatch)
     # Epoch 2's weights are in place, its record is not: the record still says epoch 1.
     record = tmp_path / "backup" / "training_metadata.json"
     record.write_text(json.dumps({"epoch": 1, "batch": 0}))
