@@ -21,6 +21,7 @@ from tests.testing import (
     TINY,
     assert_draws_follow_prior,
     call_main,
+    staging_exists,
     tree_digest,
     wait_for,
 )
@@ -626,7 +627,7 @@ def when_staging_appears(out, action):
     def watch():
         try:
             wait_for(
-                lambda: any(n.startswith(f".{out.name}.tmp-") for n in os.listdir(out.parent)),
+                lambda: staging_exists(out),
                 120,
                 "the staging folder",
                 interval=0.005,
@@ -672,10 +673,7 @@ def test_an_export_into_an_out_another_export_is_writing_is_refused(tmp_path, sm
     )
     try:
         wait_for(
-            lambda: (
-                any(n.startswith(".gen.tmp-") for n in os.listdir(tmp_path))
-                or first.poll() is not None
-            ),
+            lambda: staging_exists(out) or first.poll() is not None,
             120,
             "the first export's staging folder",
         )

@@ -11,7 +11,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from export import __main__ as export_cli
-from tests.testing import REPO_ROOT, call_main, tree_digest, wait_for
+from tests.testing import REPO_ROOT, call_main, staging_exists, tree_digest, wait_for
 
 pytestmark = pytest.mark.processes
 
@@ -133,10 +133,7 @@ def test_sigkill_during_export_leaves_the_previous_export_intact(trained_run, tm
     try:
         # Kill once the new export is being written into its staging dir.
         wait_for(
-            lambda: (
-                any(name.startswith(".generator.tmp-") for name in os.listdir(tmp_path))
-                or process.poll() is not None
-            ),
+            lambda: staging_exists(out) or process.poll() is not None,
             300,
             "the staging directory",
         )

@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from keras_vae import VAE, training
 from tests import testing
-from tests.testing import REPO_ROOT, call_main, wait_for
+from tests.testing import REPO_ROOT, call_main, staging_exists, wait_for
 
 MOCK_EXAMPLES = 64  # tfds.testing.mock_data images per split
 
@@ -288,9 +288,7 @@ def test_ctrl_c_during_an_export_is_one_line_and_leaves_no_export(trained_run, t
     out = tmp_path / "export"
     command = [sys.executable, "-m", "keras_vae", "export", "--model", str(run_dir)]
     command += ["--out", str(out)]
-    code, stdout, stderr = interrupt_when(
-        command, lambda: any(name.startswith(".export.") for name in os.listdir(tmp_path))
-    )
+    code, stdout, stderr = interrupt_when(command, lambda: staging_exists(out))
     assert code == 130 and stdout == ""
     assert stderr.strip().splitlines() == [
         "keras-vae export: interrupted; nothing was lost: run the same command again."

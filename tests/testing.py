@@ -80,6 +80,12 @@ def wait_for(poll, timeout, what, interval=0.02, tolerate=()):
         time.sleep(interval)
 
 
+def staging_exists(path):
+    """True once a staged write of `path` (`.NAME.tmp-...` beside it) exists."""
+    prefix = f".{os.path.basename(path)}.tmp-"
+    return any(name.startswith(prefix) for name in os.listdir(os.path.dirname(path)))
+
+
 def free_ports(count=1):
     """`count` TCP ports of 127.0.0.1 that were free a moment ago."""
     sockets = [socket.socket() for _ in range(count)]
