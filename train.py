@@ -1,14 +1,14 @@
 """Train a keras_vae VAE: `python train.py --help`.
 
 Parses arguments into a TrainingConfig (whose fields define the flags) and
-calls keras_vae.training.train_and_evaluate; all logic lives in the package.
+calls keras_vae.training.train.train_and_evaluate; all logic lives in the package.
 """
 
 import argparse
 import sys
 
-from keras_vae import interrupts, native_logs
-from keras_vae.config import add_config_flags, config_from_flags
+from keras_vae.cli import interrupts, native_logs
+from keras_vae.training.config import add_config_flags, config_from_flags
 
 
 def parse_args(argv):
@@ -58,11 +58,11 @@ def _train(args):
     with native_logs.filtered_stderr():
         import tensorflow as tf  # TensorFlow loads here
 
-        from keras_vae.export import ExportError
+        from keras_vae.export.generator import ExportError
 
         try:
             config = config_from_flags(args)
-            from keras_vae.training import train_and_evaluate
+            from keras_vae.training.train import train_and_evaluate
 
             metrics = train_and_evaluate(config, args.run_dir, verbose=args.verbose)
         # DataError and RunDirInUse are among them; ExportError: the export's checks failed.

@@ -40,7 +40,7 @@ import tempfile
 import time
 
 from benchmarks.common import ROOT, argument_parser, run_child, run_facts
-from keras_vae.files import atomic_write_json
+from keras_vae.utils.atomic_files import atomic_write_json
 
 PATHS = ("train.py", "bare_fit", "readme_numpy", "readme_fit_arguments")
 # How the table names each path.
@@ -65,9 +65,11 @@ def run_in_process(path, args):
     import keras
     import tensorflow as tf
 
-    from keras_vae import VAE, pipeline, training
-    from keras_vae.config import TrainingConfig
-    from keras_vae.optimizers import FusedAdam
+    from keras_vae import VAE
+    from keras_vae.datasets import pipeline
+    from keras_vae.models.optimizers import FusedAdam
+    from keras_vae.training import train as training
+    from keras_vae.training.config import TrainingConfig
 
     config = TrainingConfig(preset=args.preset, epochs=args.epochs, data_dir=args.data_dir)
     keras.utils.set_random_seed(config.seed)

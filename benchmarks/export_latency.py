@@ -18,8 +18,11 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from benchmarks.common import argument_parser, median_ms, run_facts
-from keras_vae import export, latent, names, run_dir
-from keras_vae.files import atomic_write_json
+from keras_vae import generation
+from keras_vae.export import generator as export
+from keras_vae.training import run_dir
+from keras_vae.utils import names
+from keras_vae.utils.atomic_files import atomic_write_json
 
 
 def main(argv=None, prog="export"):
@@ -35,7 +38,7 @@ def main(argv=None, prog="export"):
         metadata = json.load(f)
     saved = tf.saved_model.load(os.path.join(export_dir, export.SAVED_MODEL_DIR))
     generate = saved.signatures[export.GENERATE]
-    decode_fn = latent.BatchedFunction(model.decode, (model.latent_dim,)).function
+    decode_fn = generation.BatchedFunction(model.decode, (model.latent_dim,)).function
     # LiteRT's Python interpreter runs one thread unless told otherwise; an
     # app picks its own count, so both are measured.
     runners = {

@@ -27,10 +27,11 @@ import numpy as np
 
 from benchmarks import scores, trainers
 from benchmarks.common import argument_parser, run_facts
-from keras_vae import VAE, Autoencoder, datasets, latent, names
-from keras_vae import images as image_io
-from keras_vae.files import atomic_write_json
-from keras_vae.names import LIKELIHOODS
+from keras_vae import VAE, Autoencoder, datasets, generation
+from keras_vae.utils import images as image_io
+from keras_vae.utils import names
+from keras_vae.utils.atomic_files import atomic_write_json
+from keras_vae.utils.names import LIKELIHOODS
 
 # (from class, to class) of Fashion-MNIST for the class-vector edits.
 EDITS = (("Pullover", "Coat"), ("Shirt", "T-shirt/top"), ("Sneaker", "Ankle boot"))
@@ -39,7 +40,7 @@ ALPHAS = (0.5, 1.0, 1.5, 2.0)
 
 def interpolation_paths(codec, start_codes, end_codes, steps, method):
     """Decoded paths `[pairs, steps + 1, H, W, C]`."""
-    return codec.decode(latent.interpolate(start_codes, end_codes, steps + 1, method))
+    return codec.decode(generation.interpolate(start_codes, end_codes, steps + 1, method))
 
 
 def interpolation_scores(codec, judge, test_codes, pairs, steps):
@@ -78,10 +79,10 @@ def class_edits(codec, judge, train, test, alpha):
     for source_name, target_name in EDITS:
         source, target = names.index(source_name), names.index(target_name)
         pair = (y_train == source) | (y_train == target)
-        vector = latent.attribute_vector(train_codes[pair], y_train[pair] == target)
-        target_image = codec.decode(latent.average_code(train_codes[y_train == target])[None])
+        vector = generation.attribute_vector(train_codes[pair], y_train[pair] == target)
+        target_image = codec.decode(generation.average_code(train_codes[y_train == target])[None])
         codes = codec.encode(x_test[y_test == source])
-        edited = codec.decode(latent.edit(codes, vector, ALPHAS))  # [N, alphas, H, W, C]
+        edited = codec.decode(generation.edit(codes, vector, ALPHAS))  # [N, alphas, H, W, C]
         predicted = judge(edited.reshape(-1, *edited.shape[2:]))[0].argmax(axis=1)
         success = (predicted.reshape(len(codes), len(ALPHAS)) == target).mean(axis=0)
         reconstructions = codec.decode(codes)
@@ -118,7 +119,7 @@ def save_examples(codecs, test, train, docs, seed):
     )
     for model_name, codec in codecs.items():
         train_codes = codec.encode(x_train)
-        averages = np.stack([latent.average_code(train_codes[y_train == k]) for k in range(10)])
+        averages = np.stack([generation.average_code(train_codes[y_train == k]) for k in range(10)])
         image_io.save_png(
             os.path.join(docs, f"latent_average_{model_name.lower()}.png"),
             image_io.labelled_grid(codec.decode(averages), 1, 10, col_labels=names, scale=3),
@@ -127,10 +128,10 @@ def save_examples(codecs, test, train, docs, seed):
     source, target = names.index("Pullover"), names.index("Coat")
     train_codes = codec.encode(x_train)
     pair = (y_train == source) | (y_train == target)
-    vector = latent.attribute_vector(train_codes[pair], y_train[pair] == target)
+    vector = generation.attribute_vector(train_codes[pair], y_train[pair] == target)
     pullovers = x_test[y_test == source][:4]
     alphas = (0.0, 0.5, 1.0, 1.5, 2.0)
-    edited = codec.decode(latent.edit(codec.encode(pullovers), vector, alphas))
+    edited = codec.decode(generation.edit(codec.encode(pullovers), vector, alphas))
     grid = np.concatenate([pullovers[:, None], edited], axis=1).reshape(-1, *x_test.shape[1:])
     image_io.save_png(
         os.path.join(docs, "latent_edit.png"),
@@ -179,7 +180,7 @@ def score_model(name, model, train, test, judge, test_features, draws, args, edi
     """Trains `model` and scores (a), (b) and, with `edits`, (c); returns (scores, codec)."""
     seconds = trainers.train_model(model, train[0], args.epochs, args.batch_size, args.seed)
     print(f"{name}: trained in {seconds:.0f} s", file=sys.stderr, flush=True)
-    codec = latent.Codec(model)
+    codec = generation.Codec(model)
     test_codes = codec.encode(test[0])
     loss = model.evaluate(test[0], verbose=0, return_dict=True)
     result = {

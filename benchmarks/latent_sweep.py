@@ -18,7 +18,7 @@ import numpy as np
 from benchmarks import latent_quality as lq
 from benchmarks import scores
 from benchmarks.common import argument_parser, run_facts
-from keras_vae.files import atomic_write_json
+from keras_vae.utils.atomic_files import atomic_write_json
 
 # VAE settings on the `default` networks; the first is the `latent` benchmark's.
 SETTINGS = (

@@ -20,9 +20,11 @@ import sys
 import numpy as np
 
 from benchmarks.common import argument_parser
-from keras_vae import cli, datasets, latent, run_dir, training
-from keras_vae import images as image_io
-from keras_vae.config import TrainingConfig
+from keras_vae import cli, datasets, generation
+from keras_vae.training import run_dir
+from keras_vae.training import train as training
+from keras_vae.training.config import TrainingConfig
+from keras_vae.utils import images as image_io
 
 
 def keras_vae(*argv):
@@ -41,7 +43,7 @@ def latent_map(directory, path, points=20, limit=2.0):
     model, _ = run_dir.load_model(directory)
     axis = np.linspace(-limit, limit, points)
     z = np.stack(np.meshgrid(axis, -axis), axis=-1).reshape(-1, 2)[:, ::-1]
-    images = latent.Codec(model).decode(z.astype(np.float32))
+    images = generation.Codec(model).decode(z.astype(np.float32))
     image_io.save_png(path, image_io.grid(images, points, points))
 
 

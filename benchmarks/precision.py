@@ -19,7 +19,7 @@ import os
 import tempfile
 
 from benchmarks.common import argument_parser, run_child, run_facts
-from keras_vae.files import atomic_write_json
+from keras_vae.utils.atomic_files import atomic_write_json
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 

@@ -32,10 +32,14 @@ import numpy as np
 from benchmarks import scores
 from benchmarks.common import argument_parser, run_facts
 from benchmarks.trainers import train_model
-from keras_vae import VAE, Autoencoder, datasets, export, latent, priors, run_dir, training
-from keras_vae import images as image_io
-from keras_vae.config import TrainingConfig
-from keras_vae.files import atomic_write_json
+from keras_vae import VAE, Autoencoder, datasets, generation
+from keras_vae.export import generator as export
+from keras_vae.models import priors
+from keras_vae.training import run_dir
+from keras_vae.training import train as training
+from keras_vae.training.config import TrainingConfig
+from keras_vae.utils import images as image_io
+from keras_vae.utils.atomic_files import atomic_write_json
 
 
 def score_images(judge, images, test_features):
@@ -135,7 +139,7 @@ def benchmark_dataset(dataset, data_dir, directory, args):
         models[name] = model
     rows = []
     for name, model in models.items():
-        codec = latent.Codec(model)
+        codec = generation.Codec(model)
         test_codes = codec.encode(test_images)
         found = fitted_priors(
             model, codec, train_images, validation_images, args.components, args.seed

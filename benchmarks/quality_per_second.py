@@ -20,7 +20,7 @@ Each model trains against a wall-clock budget. When the training time
 (evaluation excluded) crosses a checkpoint, training pauses for a test
 evaluation: the negative ELBO in nats per image (one z per image, analytic
 KL). At the last checkpoint of a preset also the importance-weighted NLL
-(`keras_vae.metrics.importance_weighted_nll`) on fixed test images. Per
+(`keras_vae.models.likelihood.importance_weighted_nll`) on fixed test images. Per
 model: training images/s (median over epochs 2..N), the slowest of those
 epochs over the median (a stall shows here), forward FLOPs per image, the
 achieved GFLOP/s (training counted as 3x the forward pass), and decode
@@ -60,8 +60,9 @@ from benchmarks.trainers import (
     fashion_mnist,
     preset_model,
 )
-from keras_vae import latent, metrics
-from keras_vae.files import atomic_write_json
+from keras_vae import generation
+from keras_vae.models import likelihood
+from keras_vae.utils.atomic_files import atomic_write_json
 
 PRESET_RUNS = ("mlp", "keras_example", "default")
 REFERENCE = "keras_io_reference"
@@ -190,7 +191,9 @@ class Budget(keras.callbacks.Callback):
 
 def decode_latency(decoder, latent_dim):
     """Median ms of a `tf.function` decode at batch 1 and 64."""
-    compiled = latent.BatchedFunction(lambda z: decoder(z, training=False), (latent_dim,)).function
+    compiled = generation.BatchedFunction(
+        lambda z: decoder(z, training=False), (latent_dim,)
+    ).function
     figures = {}
     for batch in (1, 64):
         z = tf.random.normal((batch, latent_dim))
@@ -216,7 +219,7 @@ def run_preset(preset, train, test, settings, seed, verbose):
         verbose=verbose,
     )
     start = time.perf_counter()
-    iw_nll = metrics.importance_weighted_nll(
+    iw_nll = likelihood.importance_weighted_nll(
         model, test[: settings["iw_images"]], k=settings["iw_k"], seed=seed
     )
     budget.curve[-1].update(iw_nll=iw_nll, iw_seconds=time.perf_counter() - start)

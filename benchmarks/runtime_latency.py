@@ -26,8 +26,10 @@ from ai_edge_litert.compiled_model import CompiledModel
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from benchmarks.common import argument_parser, median_ms, run_facts
-from keras_vae import export, names, run_dir
-from keras_vae.files import atomic_write_json
+from keras_vae.export import generator as export
+from keras_vae.training import run_dir
+from keras_vae.utils import names
+from keras_vae.utils.atomic_files import atomic_write_json
 
 BATCHES = (1, 16)
 WARMUP = 5  # untimed calls before each measurement
@@ -71,7 +73,7 @@ def layer_profile(model, calls, work_dir):
     """ms per decoder layer at batch 16, per kind of file.
 
     Converts the decoder cut after each layer with the export's own code
-    (`keras_vae.export.frozen_flatbuffers`) and takes the
+    (`keras_vae.export.generator.frozen_flatbuffers`) and takes the
     differences of the cuts' times.
     """
     decoder = model.decoder

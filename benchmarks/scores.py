@@ -31,9 +31,9 @@ def build_classifier(image_shape, num_classes):
 
 def make_judge(classifier, batch_size=500):
     """The trained classifier, compiled and batched: images -> (probabilities, features)."""
-    from keras_vae import latent
+    from keras_vae import generation
 
-    return latent.BatchedFunction(
+    return generation.BatchedFunction(
         lambda x: tuple(classifier(x, training=False)), classifier.input_shape[1:], batch_size
     )
 
@@ -42,7 +42,7 @@ def train_classifier(train, test, epochs, seed):
     """Trains the CNN on `train = (images, labels)`; returns `(judge, test accuracy)`."""
     import keras
 
-    from keras_vae import pipeline
+    from keras_vae.datasets import pipeline
 
     (x_train, y_train), (x_test, y_test) = train, test
     classifier = build_classifier(x_train.shape[1:], int(y_train.max()) + 1)

@@ -18,7 +18,7 @@ milliseconds per step of:
                 and the two products per layer of the backward pass) on
                 constants of the step's shapes: the floor the rest sits on;
   adam / fused_adam  one optimizer update of all the model's variables with
-                Keras's Adam / `keras_vae.optimizers.FusedAdam`.
+                Keras's Adam / `keras_vae.models.optimizers.FusedAdam`.
 The differences tell the input pipeline and Keras loop (fit - train_step),
 the optimizer and metrics (train_step - gradients), the backward pass
 (gradients - forward) and the element-wise work (gradients - matmuls) apart.
@@ -35,10 +35,11 @@ from benchmarks import keras_io_reference
 from benchmarks.common import argument_parser, command_line, machine_facts, median_ms
 from benchmarks.quality_per_second import REFERENCE
 from benchmarks.trainers import BATCH_SIZE, timed_fit
-from keras_vae import VAE, datasets, pipeline
-from keras_vae.config import TrainingConfig
-from keras_vae.files import atomic_write_json
-from keras_vae.optimizers import FusedAdam
+from keras_vae import VAE, datasets
+from keras_vae.datasets import pipeline
+from keras_vae.models.optimizers import FusedAdam
+from keras_vae.training.config import TrainingConfig
+from keras_vae.utils.atomic_files import atomic_write_json
 
 COLUMNS = (
     "fit",

@@ -14,9 +14,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import datasets, pipeline, training
-from keras_vae.callbacks import EpochTimer
-from keras_vae.config import TrainingConfig
+from keras_vae import datasets
+from keras_vae.datasets import pipeline
+from keras_vae.training import train as training
+from keras_vae.training.callbacks import EpochTimer
+from keras_vae.training.config import TrainingConfig
 
 BATCH_SIZE = 128
 LEARNING_RATE = 1e-3

@@ -16,8 +16,8 @@ import subprocess
 import threading
 
 from benchmarks.common import argument_parser, run_facts
-from keras_vae import explorer
-from keras_vae.files import atomic_write_json
+from keras_vae.export import explorer
+from keras_vae.utils.atomic_files import atomic_write_json
 
 DRIVER = os.path.join(explorer.REPO_ROOT, "tests", "browser_check.mjs")
 

@@ -4,7 +4,7 @@ The same as `keras-vae export` (see `keras-vae export --help`): exports the
 decoder of a trained keras_vae VAE as a generator (SavedModel, three
 dynamic-batch LiteRT .tflite variants, their static-shape files for the
 CompiledModel API, GPUs and LiteRT.js, and generator.json; see
-export/README.md). All logic lives in keras_vae.cli and keras_vae.export.
+export/README.md). All logic lives in keras_vae.cli and keras_vae.export.generator.
 """
 
 import sys

@@ -1,56 +1,50 @@
 """keras_vae: variational autoencoders for image generation, the Keras way.
 
-The public classes and the submodules load on first use (`keras_vae.VAE`,
-`from keras_vae import VAE`, `keras_vae.latent.fit_priors`), so `import
-keras_vae.config` and the command-line tools' `--help` do not load
-TensorFlow. Loading a class registers the serializable ones (`VAE`,
-`Autoencoder`, `Sampling`, and `FusedAdam`, the optimizer that train.py
-saves in model.keras) with Keras, so `keras.models.load_model` finds them;
-when Keras is already imported, importing keras_vae registers them at once
-(it costs nothing more then).
+Packages, each importing only those listed before it:
+`utils` (names, atomic files, image grids), `models` (`VAE`,
+`Autoencoder` and their parts), `datasets` (arrays and `tf.data`
+pipelines), `generation` (latent toolkit, fitted priors), `export`
+(SavedModel, LiteRT, the browser page), `training` (config, `fit`, the
+run dir) and `cli` (`keras-vae`, train.py).
+
+The public classes and the subpackages load on first use (`keras_vae.VAE`,
+`from keras_vae import VAE`, `keras_vae.generation.fit_priors`), so
+`import keras_vae` and the command-line tools' `--help` do not load
+TensorFlow. Loading a class registers the serializable ones with Keras
+(`keras_vae.models.register_serializable_classes`), so
+`keras.models.load_model` finds them; when Keras is already imported,
+importing keras_vae registers them at once (it costs nothing more then).
 """
 
-import functools
 import importlib
-import pkgutil
 import sys
 
+from keras_vae.utils import lazy
 from keras_vae.version import __version__
 
 _PUBLIC = {
-    "VAE": "keras_vae.model",
-    "Autoencoder": "keras_vae.autoencoder",
-    "Sampling": "keras_vae.layers",
-    "KLWarmup": "keras_vae.callbacks",
-    "FusedAdam": "keras_vae.optimizers",
+    "VAE": "keras_vae.models",
+    "Autoencoder": "keras_vae.models",
+    "Sampling": "keras_vae.models",
+    "FusedAdam": "keras_vae.models",
+    "KLWarmup": "keras_vae.training.callbacks",
 }
 
 __all__ = ["Autoencoder", "FusedAdam", "KLWarmup", "Sampling", "VAE", "__version__"]
 
 
 def register_serializable_classes():
-    """Imports the modules of every serializable class, which registers them with Keras."""
-    for name in ("VAE", "Autoencoder", "Sampling", "FusedAdam"):
-        importlib.import_module(_PUBLIC[name])
+    """Registers every serializable class with Keras (see `keras_vae.models`)."""
+    importlib.import_module("keras_vae.models").register_serializable_classes()
 
 
-@functools.cache
-def _submodules():
-    """The package's modules and subpackages (not __main__, nor its folders of page assets)."""
-    return {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+_getattr, __dir__ = lazy.attributes(__name__, __path__, _PUBLIC)
 
 
 def __getattr__(name):
     if name in _PUBLIC:
         register_serializable_classes()
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    if name in _submodules():
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module 'keras_vae' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *__all__, *_submodules()})
+    return _getattr(name)
 
 
 if "keras" in sys.modules:

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_vae import VAE, datasets, latent
-from keras_vae import images as image_io
-from keras_vae.callbacks import LatentImages
+from keras_vae import VAE, datasets, generation
+from keras_vae.training.callbacks import LatentImages
+from keras_vae.utils import images as image_io
 from tests.testing import TINY, logged_images
 
 
@@ -79,7 +79,9 @@ def test_projector_holds_posterior_means_labels_and_sprite(logged_run):
     np.testing.assert_array_equal(sprite[:28, 28:56], image_io.to_uint8(test_images[1])[..., 0])
     reader = tf.train.load_checkpoint(str(directory))
     embedding = reader.get_tensor("embedding/.ATTRIBUTES/VARIABLE_VALUE")
-    np.testing.assert_allclose(embedding, latent.Codec(model).encode(test_images[:40]), atol=1e-5)
+    np.testing.assert_allclose(
+        embedding, generation.Codec(model).encode(test_images[:40]), atol=1e-5
+    )
 
 
 def test_bad_arguments_are_clear():

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_vae import VAE, cli, datasets, latent
+from keras_vae import VAE, cli, datasets, generation
 from tests.testing import REPO_ROOT, TINY, call_main, train_in_process
 
 COMMANDS = ("generate", "interpolate", "attribute", "edit", "average", "export")
@@ -156,7 +156,9 @@ def test_attribute_then_edit_with_the_saved_vector(trained_run, tmp_path, capsys
     vector = np.load(vector_path)
     model = keras.models.load_model(run_dir / "model.keras")
     images, labels = datasets.load("fashion_mnist", "test")
-    expected = latent.attribute_vector(latent.Codec(model).encode(images[:500]), labels[:500] == 1)
+    expected = generation.attribute_vector(
+        generation.Codec(model).encode(images[:500]), labels[:500] == 1
+    )
     np.testing.assert_allclose(vector, expected, rtol=1e-5)
 
     out = tmp_path / "edit.png"

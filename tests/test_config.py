@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from keras_vae import names, presets
-from keras_vae.config import TrainingConfig, add_config_flags, config_from_flags, option
+from keras_vae.models import presets
+from keras_vae.training.config import TrainingConfig, add_config_flags, config_from_flags, option
+from keras_vae.utils import names
 
 
 def test_round_trip_through_json():

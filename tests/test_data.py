@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from keras_vae import datasets, pipeline
+from keras_vae import datasets
+from keras_vae.datasets import pipeline
 from tests.testing import write_idx
 
 

@@ -9,7 +9,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from keras_vae import distribute
+from keras_vae.training import distribute
 from tests.testing import REPO_ROOT, TINY_TRAIN_ARGS, free_ports
 
 

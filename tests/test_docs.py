@@ -240,14 +240,15 @@ def test_every_picture_in_docs_is_shown_and_every_link_resolves():
 
 
 def test_submodules_load_on_first_attribute_access_and_only_then():
-    # README's example reaches keras_vae.latent after a bare `import keras_vae`.
+    # README's example reaches keras_vae.generation after a bare `import keras_vae`.
     code = (
         "import sys, keras_vae\n"
-        "assert keras_vae.priors.fit_gmm and keras_vae.config.TrainingConfig\n"
-        "assert keras_vae.datasets.load and keras_vae.names.PRIORS\n"
+        "assert keras_vae.models.priors.fit_gmm and keras_vae.training.config.TrainingConfig\n"
+        "assert keras_vae.datasets.load and keras_vae.utils.names.PRIORS\n"
         "light = 'tensorflow' in sys.modules\n"
-        "assert 'latent' in dir(keras_vae) and 'page' not in dir(keras_vae)\n"
-        "assert keras_vae.latent.fit_priors and keras_vae.export.export_generator\n"
+        "assert 'generation' in dir(keras_vae) and 'page' not in dir(keras_vae)\n"
+        "assert 'priors' in dir(keras_vae.models) and 'VAE' in dir(keras_vae.models)\n"
+        "assert keras_vae.generation.fit_priors and keras_vae.export.generator.export_generator\n"
         "for missing in ('page', 'nothing', '__main__'):\n"
         "    assert not hasattr(keras_vae, missing), missing\n"
         "print(light, 'tensorflow' in sys.modules)\n"

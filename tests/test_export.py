@@ -14,7 +14,10 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from export import __main__ as export_cli
-from keras_vae import VAE, export, files, priors
+from keras_vae import VAE
+from keras_vae.export import generator as export
+from keras_vae.models import priors
+from keras_vae.utils import atomic_files
 from tests import generator_check
 from tests.testing import (
     REPO_ROOT,
@@ -678,7 +681,8 @@ def test_an_export_into_an_out_another_export_is_writing_is_refused(tmp_path, sm
             "the first export's staging folder",
         )
         assert first.poll() is None, first.stderr.read()
-        with pytest.raises(files.DestinationInUse, match=rf"being written by process {first.pid}"):
+        in_use = rf"being written by process {first.pid}"
+        with pytest.raises(atomic_files.DestinationInUse, match=in_use):
             export.export_generator(small_vae, out, overwrite=True, variants=("float32",))
         code, _, err = call_main(export_cli.main, ["--model", model, "--out", out])
         assert code == 2 and "wait for it to finish, or choose another --out" in err
@@ -704,7 +708,8 @@ def test_overwrite_refuses_an_export_folder_holding_other_files(tmp_path, small_
 
 
 def test_a_model_file_in_a_run_dir_takes_the_runs_lock(tmp_path):
-    from keras_vae import cli, run_dir
+    from keras_vae import cli
+    from keras_vae.training import run_dir
 
     run = tmp_path / "run"
     model = saved_vae(run)
@@ -802,7 +807,7 @@ def test_a_huge_static_batch_is_refused_up_front(tmp_path, small_vae):
 def test_a_keras_load_error_is_one_line(tmp_path):
     import zipfile
 
-    from keras_vae import run_dir
+    from keras_vae.training import run_dir
 
     # model.keras of a latent_dim 4 VAE with the weights of a latent_dim 5 one:
     # Keras's own message spans six lines.

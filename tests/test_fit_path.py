@@ -1,11 +1,14 @@
 """README's Python training path: pipeline.fit_arguments, execution_steps, FusedAdam."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vae import VAE, FusedAdam, pipeline
+from keras_vae import VAE, FusedAdam
+from keras_vae.datasets import pipeline
 from tests.testing import TINY, random_images
 
 
@@ -49,7 +52,10 @@ def test_readme_path_fits_with_fused_adam_and_steps_per_execution():
         return VAE.test_step(model, batch)
 
     model.test_step = counting_test_step
-    history = model.fit(epochs=2, verbose=0, **data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(epochs=2, verbose=0, **data)
+    assert not [str(w.message) for w in caught if "shuffle" in str(w.message)]
     # Each epoch is its 6 steps, not rounded up to a multiple of the execution,
     # and validates each of the 70 images once (not 6 batches, not a pass and a bit).
     assert int(model.optimizer.iterations) == 12

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_vae import images
+from keras_vae.utils import images
 
 
 def test_grid_places_images_row_by_row_with_white_padding():

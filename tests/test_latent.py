@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import VAE, Autoencoder, latent, names
+from keras_vae import VAE, Autoencoder, generation
+from keras_vae.utils import names
 from tests.testing import TINY
 
 
@@ -13,18 +14,18 @@ def random_codes(shape, seed=0, scale=1.0):
 @pytest.mark.parametrize("method", names.INTERPOLATIONS)
 def test_endpoints_are_exact_and_shapes_follow_the_batch(method):
     z0, z1 = random_codes(8, 1), random_codes(8, 2, scale=3.0)
-    path = latent.interpolate(z0, z1, 7, method)
+    path = generation.interpolate(z0, z1, 7, method)
     assert path.shape == (7, 8) and path.dtype == np.float32
     np.testing.assert_array_equal(path[0], z0)
     np.testing.assert_array_equal(path[-1], z1)
-    batch = latent.interpolate(random_codes((5, 8), 3), random_codes((5, 8), 4), 4, method)
+    batch = generation.interpolate(random_codes((5, 8), 3), random_codes((5, 8), 4), 4, method)
     assert batch.shape == (5, 4, 8)
 
 
 def test_slerp_norm_stays_between_the_endpoint_norms():
     for seed in range(20):
         z0, z1 = random_codes(16, seed, scale=0.5), random_codes(16, seed + 100, scale=2.0)
-        norms = np.linalg.norm(latent.interpolate(z0, z1, 33, "slerp"), axis=1)
+        norms = np.linalg.norm(generation.interpolate(z0, z1, 33, "slerp"), axis=1)
         low, high = sorted((np.linalg.norm(z0), np.linalg.norm(z1)))
         assert np.all(norms >= low - 1e-5) and np.all(norms <= high + 1e-5)
         # The norm moves linearly from |z0| to |z1|.
@@ -33,19 +34,19 @@ def test_slerp_norm_stays_between_the_endpoint_norms():
 
 def test_slerp_follows_the_great_circle_and_lerp_the_chord():
     z0, z1 = np.array([2.0, 0.0]), np.array([0.0, 2.0])
-    np.testing.assert_allclose(latent.interpolate(z0, z1, 3, "slerp")[1], [np.sqrt(2)] * 2)
-    np.testing.assert_allclose(latent.interpolate(z0, z1, 3, "lerp")[1], [1.0, 1.0])
+    np.testing.assert_allclose(generation.interpolate(z0, z1, 3, "slerp")[1], [np.sqrt(2)] * 2)
+    np.testing.assert_allclose(generation.interpolate(z0, z1, 3, "lerp")[1], [1.0, 1.0])
     # Quarter turns at t = 1/3 and 2/3: 30 and 60 degrees.
-    third = latent.interpolate(z0, z1, 4, "slerp")[1]
+    third = generation.interpolate(z0, z1, 4, "slerp")[1]
     np.testing.assert_allclose(third, [2 * np.cos(np.pi / 6), 2 * np.sin(np.pi / 6)], rtol=1e-6)
 
 
 def test_parallel_opposite_or_zero_codes_fall_back_to_lerp():
     z = random_codes(4, 5)
     for z0, z1 in ((z, 2 * z), (z, -z), (np.zeros(4), z)):
-        slerp = latent.interpolate(z0, z1, 5, "slerp")
+        slerp = generation.interpolate(z0, z1, 5, "slerp")
         assert np.isfinite(slerp).all()
-        np.testing.assert_allclose(slerp, latent.interpolate(z0, z1, 5, "lerp"), atol=1e-6)
+        np.testing.assert_allclose(slerp, generation.interpolate(z0, z1, 5, "lerp"), atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -59,9 +60,9 @@ def test_parallel_opposite_or_zero_codes_fall_back_to_lerp():
 )
 def test_interpolate_errors(args, message):
     with pytest.raises(ValueError, match=message):
-        latent.interpolate(*args)
+        generation.interpolate(*args)
     with pytest.raises(ValueError, match="Valid methods: slerp, lerp"):
-        latent.interpolate(np.zeros(3), np.ones(3), 3, method="cubic")
+        generation.interpolate(np.zeros(3), np.ones(3), 3, method="cubic")
 
 
 def test_attribute_vector_recovers_the_offset_of_two_clusters():
@@ -70,59 +71,61 @@ def test_attribute_vector_recovers_the_offset_of_two_clusters():
     has_attribute = rng.random(4000) < 0.3
     codes = rng.standard_normal((4000, 16)) * 0.5 + rng.standard_normal(16)
     codes[has_attribute] += offset
-    vector = latent.attribute_vector(codes, has_attribute)
+    vector = generation.attribute_vector(codes, has_attribute)
     assert vector.shape == (16,) and vector.dtype == np.float32
     np.testing.assert_allclose(vector, offset, atol=0.06)
     # CelebA's -1/1 and 0/1 encodings give the same vector.
     np.testing.assert_array_equal(
-        latent.attribute_vector(codes, np.where(has_attribute, 1, -1)), vector
+        generation.attribute_vector(codes, np.where(has_attribute, 1, -1)), vector
     )
-    np.testing.assert_array_equal(latent.attribute_vector(codes, has_attribute.astype(int)), vector)
+    np.testing.assert_array_equal(
+        generation.attribute_vector(codes, has_attribute.astype(int)), vector
+    )
 
 
 def test_attribute_vector_errors():
     codes = random_codes((4, 3))
     with pytest.raises(ValueError, match="No codes without the attribute"):
-        latent.attribute_vector(codes, np.ones(4, bool))
+        generation.attribute_vector(codes, np.ones(4, bool))
     with pytest.raises(ValueError, match="No codes with the attribute"):
-        latent.attribute_vector(codes, np.zeros(4, bool))
+        generation.attribute_vector(codes, np.zeros(4, bool))
     with pytest.raises(ValueError, match=r"expected shape \(4,\), got \(3,\)"):
-        latent.attribute_vector(codes, np.ones(3, bool))
+        generation.attribute_vector(codes, np.ones(3, bool))
     with pytest.raises(ValueError, match="booleans, 0/1 or -1/1"):
-        latent.attribute_vector(codes, np.array([0, 1, 2, 1]))
+        generation.attribute_vector(codes, np.array([0, 1, 2, 1]))
     codes[2, 1] = np.nan
     with pytest.raises(ValueError, match="codes contains NaN"):
-        latent.attribute_vector(codes, np.array([0, 1, 0, 1]))
+        generation.attribute_vector(codes, np.array([0, 1, 0, 1]))
 
 
 def test_edit_adds_alpha_times_the_vector():
     z, vector = random_codes(5, 1), random_codes(5, 2)
-    edited = latent.edit(z, vector, [0.0, 1.0, -2.0])
+    edited = generation.edit(z, vector, [0.0, 1.0, -2.0])
     assert edited.shape == (3, 5)
     np.testing.assert_allclose(edited, [z, z + vector, z - 2 * vector], rtol=1e-6)
-    assert latent.edit(random_codes((4, 5)), vector, [0.5, 1.0]).shape == (4, 2, 5)
+    assert generation.edit(random_codes((4, 5)), vector, [0.5, 1.0]).shape == (4, 2, 5)
     with pytest.raises(ValueError, match="z has latent size 5 but vector has 3"):
-        latent.edit(z, vector[:3], [1.0])
+        generation.edit(z, vector[:3], [1.0])
     with pytest.raises(ValueError, match="alphas is empty"):
-        latent.edit(z, vector, [])
+        generation.edit(z, vector, [])
 
 
 def test_average_code_and_its_errors():
     codes = random_codes((10, 4))
-    np.testing.assert_allclose(latent.average_code(codes), codes.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(generation.average_code(codes), codes.mean(axis=0), rtol=1e-6)
     with pytest.raises(ValueError, match="group is empty"):
-        latent.average_code(np.zeros((0, 4)))
+        generation.average_code(np.zeros((0, 4)))
     with pytest.raises(ValueError, match="codes must be 2-D"):
-        latent.average_code(np.zeros(4))
+        generation.average_code(np.zeros(4))
     with pytest.raises(ValueError, match="NaN"):
-        latent.average_code(np.full((2, 4), np.nan))
+        generation.average_code(np.full((2, 4), np.nan))
 
 
 @pytest.mark.parametrize("model_class", [VAE, Autoencoder])
 def test_codec_matches_the_model_in_batches(model_class):
     model = model_class(**TINY)
     images = np.random.default_rng(0).uniform(size=(7, 28, 28, 1)).astype(np.float32)
-    codec = latent.Codec(model, batch_size=3)
+    codec = generation.Codec(model, batch_size=3)
     codes = codec.encode(images)
     expected = model.encode(images)
     expected = expected[0] if model_class is VAE else expected

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_vae import losses
+from keras_vae.models import losses
 
 
 def test_kl_matches_closed_form():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_vae import VAE
-from keras_vae.metrics import importance_weighted_nll
+from keras_vae.models.likelihood import importance_weighted_nll
 
 # Four binary pixels, one latent dimension: p(x) = integral N(z; 0, 1) prod_i
 # Bernoulli(x_i; sigmoid(f_i(z))) dz is then a 1-D integral that quadrature

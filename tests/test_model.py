@@ -2,7 +2,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import VAE, Autoencoder, KLWarmup, latent, pipeline, priors
+from keras_vae import VAE, Autoencoder, KLWarmup, generation
+from keras_vae.datasets import pipeline
+from keras_vae.models import priors
 from tests.testing import TINY, random_images, run_serialization_test
 
 
@@ -174,7 +176,7 @@ def test_fitted_priors_are_saved_inside_the_keras_file(cls, tmp_path):
     images = random_images(256)
     model.compile(optimizer="adam")
     model.fit(images, epochs=1, batch_size=64, verbose=0)
-    fitted = latent.fit_priors(model, images[:200], images[200:], components=2)
+    fitted = generation.fit_priors(model, images[:200], images[200:], components=2)
     assert set(fitted) == {"gaussian", "gmm"} and model.prior is fitted["gmm"]
     assert fitted["gmm"].components == 2 and fitted["gmm"].info["fitted_to"] == "mean"
     model.save(tmp_path / "model.keras")
@@ -191,16 +193,16 @@ def test_fitted_priors_are_saved_inside_the_keras_file(cls, tmp_path):
 def test_fit_priors_from_posterior_samples_and_what_cannot_be_fitted():
     model = VAE(seed=0, **TINY)
     images = random_images(200)
-    fitted = latent.fit_priors(model, images, kind="gaussian", codes="sample", seed=3)
+    fitted = generation.fit_priors(model, images, kind="gaussian", codes="sample", seed=3)
     assert list(fitted) == ["gaussian"] and model.prior.kind == "gaussian"
-    means = latent.Codec(model).encode(images)
+    means = generation.Codec(model).encode(images)
     assert not np.allclose(fitted["gaussian"].means[0], means.mean(axis=0), atol=1e-6)
-    assert latent.fit_priors(model, images, kind="standard") == {}
+    assert generation.fit_priors(model, images, kind="standard") == {}
     assert model.prior.kind == "standard"
     with pytest.raises(ValueError, match="Autoencoder has no posterior"):
-        latent.fit_priors(Autoencoder(**TINY), images, codes="sample")
+        generation.fit_priors(Autoencoder(**TINY), images, codes="sample")
     with pytest.raises(ValueError, match="Too few codes"):
-        latent.fit_priors(model, images[:3], kind="gaussian")
+        generation.fit_priors(model, images[:3], kind="gaussian")
 
 
 def test_decode_is_sigmoid_of_the_decoder_and_checks_the_code_size():

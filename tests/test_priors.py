@@ -1,4 +1,4 @@
-"""keras_vae.priors: fitted latent priors, their EM, sampling and scoring (NumPy only)."""
+"""keras_vae.models.priors: fitted latent priors, their EM, sampling and scoring (NumPy only)."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from keras_vae import priors
+from keras_vae.models import priors
 from tests.testing import assert_draws_follow_prior
 
 TRUE_MEANS = np.array([[6.0, 0.0, 0.0, 0.0], [0.0, -6.0, 0.0, 0.0], [0.0, 0.0, 6.0, 3.0]])

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -14,7 +15,9 @@ import pytest
 import tensorflow_datasets as tfds
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from keras_vae import VAE, training
+from keras_vae import VAE
+from keras_vae.cli import interrupts
+from keras_vae.training import train as training
 from tests import testing
 from tests.testing import REPO_ROOT, call_main, staging_exists, wait_for
 
@@ -104,7 +107,7 @@ def test_a_kill_between_the_weights_and_the_epoch_record_resumes_after_the_weigh
 
 
 def test_backups_leave_no_temporaries_keep_the_previous_epoch_and_restore(tmp_path):
-    from keras_vae.callbacks import AtomicBackupAndRestore
+    from keras_vae.training.callbacks import AtomicBackupAndRestore
 
     model = VAE(preset="mlp", latent_dim=2, encoder_units=(4,), decoder_units=(4,), seed=0)
     model.compile(optimizer="adam")
@@ -289,7 +292,7 @@ def test_ctrl_c_during_an_export_is_one_line_and_leaves_no_export(trained_run, t
     command = [sys.executable, "-m", "keras_vae", "export", "--model", str(run_dir)]
     command += ["--out", str(out)]
     code, stdout, stderr = interrupt_when(command, lambda: staging_exists(out))
-    assert code == 130 and stdout == ""
+    assert code == 130 and stdout == "", (code, stdout, stderr[-3000:])
     assert stderr.strip().splitlines() == [
         "keras-vae export: interrupted; nothing was lost: run the same command again."
     ]
@@ -297,3 +300,27 @@ def test_ctrl_c_during_an_export_is_one_line_and_leaves_no_export(trained_run, t
     # KeyboardInterrupt, and then the export is whole before the line is printed.
     left = os.listdir(tmp_path)
     assert left == [] or (left == ["export"] and (out / "generator.json").exists()), left
+
+
+def test_an_error_after_a_lost_interrupt_still_ends_as_interrupted(capsys):
+    # Ctrl-C caught inside an extension module, which then fails on its broken state.
+    def work():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass  # the extension module swallows it
+        raise AttributeError("'list' object has no attribute '_type_spec'")
+
+    status, result = interrupts.finish(work, "keras-vae export", "run it again", own_process=True)
+    assert (status, result) == (interrupts.INTERRUPTED_STATUS, None)
+    assert (
+        capsys.readouterr().err
+        == "keras-vae export: interrupted; nothing was lost: run it again.\n"
+    )
+
+    def broken():
+        raise AttributeError("no interrupt: the error is the error")
+
+    with pytest.raises(AttributeError, match="the error is the error"):
+        interrupts.finish(broken, "keras-vae export", "run it again", own_process=True)

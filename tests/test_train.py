@@ -15,8 +15,9 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from keras_vae import VAE, datasets, training
-from keras_vae.config import TrainingConfig
+from keras_vae import VAE, datasets
+from keras_vae.training import train as training
+from keras_vae.training.config import TrainingConfig
 from tests.testing import (
     call_main,
     free_ports,
@@ -245,7 +246,7 @@ def test_a_crash_after_fit_is_resumed_without_training_again(tmp_path, monkeypat
 
 def test_a_second_writer_of_the_same_run_dir_is_refused(tmp_path):
     # One process writes a run dir at a time.
-    from keras_vae import run_dir
+    from keras_vae.training import run_dir
 
     with run_dir.lock(str(tmp_path)):
         with tfds.testing.mock_data(num_examples=64):
@@ -272,7 +273,7 @@ def test_resuming_with_other_flags_names_them_and_changes_nothing(tmp_path):
 
 
 def test_a_run_resumes_with_another_steps_per_execution_but_not_another_epoch_count(tmp_path):
-    from keras_vae import run_dir
+    from keras_vae.training import run_dir
 
     saved = tiny_config(steps_per_execution=4)
     (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))
@@ -343,7 +344,7 @@ def test_training_counts_as_finished_only_with_a_checkpoint(tmp_path):
     # A loss that turns NaN in the first epoch leaves no model.keras: the run must
     # not be marked finished, or every rerun would skip training and fail.
     from keras_vae import VAE
-    from keras_vae.callbacks import EpochTimer, TrainingComplete
+    from keras_vae.training.callbacks import EpochTimer, TrainingComplete
 
     model = VAE(preset="mlp", latent_dim=2, encoder_units=(4,), decoder_units=(4,), seed=0)
     model.compile(optimizer="adam")
@@ -368,7 +369,7 @@ def test_epoch_timer_wall_seconds_count_the_callbacks_between_epochs():
     import keras
 
     from keras_vae import VAE
-    from keras_vae.callbacks import EpochTimer
+    from keras_vae.training.callbacks import EpochTimer
 
     class SlowEpochEnd(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

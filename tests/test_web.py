@@ -19,7 +19,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import explorer, latent, priors
+from keras_vae.export import explorer
+from keras_vae.generation import latent
+from keras_vae.models import priors
 from tests.testing import REPO_ROOT, assert_draws_follow_prior, call_main
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -305,13 +307,13 @@ def test_a_site_is_replaced_only_when_it_holds_nothing_but_what_a_build_writes(
         path.rmdir() if extra == "drafts" else path.unlink()
 
     # What appears at --out during the build is checked too: left as it is.
-    commit = explorer.files.commit_directory
+    commit = explorer.atomic_files.commit_directory
 
     def someone_adds_a_file(staging, out_dir, *args, **kwargs):
         (tmp_path / "site" / "notes.txt").write_text("keep me")
         return commit(staging, out_dir, *args, **kwargs)
 
-    monkeypatch.setattr(explorer.files, "commit_directory", someone_adds_a_file)
+    monkeypatch.setattr(explorer.atomic_files, "commit_directory", someone_adds_a_file)
     with pytest.raises(explorer.SiteError, match="changed by someone else during the build"):
         explorer.build_site(str(run_dir / "export"), site)
     assert (tmp_path / "site" / "notes.txt").read_text() == "keep me"

@@ -44,7 +44,7 @@ TINY_TRAIN_ARGS = [
 
 def tiny_config(**changes):
     """A TrainingConfig of a tiny run on MNIST (under tfds.testing.mock_data: 3 steps an epoch)."""
-    from keras_vae.config import TrainingConfig
+    from keras_vae.training.config import TrainingConfig
 
     values = {
         "dataset": "mnist",

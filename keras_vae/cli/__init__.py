@@ -14,11 +14,10 @@ file. Each command writes one PNG (`attribute` a .npy, `export` a directory,
 `fit-prior` the model file),
 creating missing parent directories, and prints its path; errors are one
 line on stderr and exit status 2. Decoding and encoding run as compiled
-`tf.function`s (`keras_vae.latent.Codec`), not `Model.predict`.
+`tf.function`s (`keras_vae.generation.Codec`), not `Model.predict`.
 """
 
-from keras_vae import interrupts, native_logs
-from keras_vae.cli import commands
+from keras_vae.cli import commands, interrupts, native_logs
 from keras_vae.cli.commands import default_export_dir
 from keras_vae.cli.parser import build_parser
 
@@ -49,7 +48,7 @@ def _run(args):
         return None, None
     error = path = None
     with native_logs.filtered_stderr():
-        from keras_vae.export import ExportError
+        from keras_vae.export.generator import ExportError
 
         try:
             path = commands.run(args)

@@ -11,13 +11,14 @@ import sys
 
 import numpy as np
 
-from keras_vae import datasets, names
-from keras_vae import images as image_io
-from keras_vae.files import atomic_write
+from keras_vae import datasets
+from keras_vae.utils import images as image_io
+from keras_vae.utils import names
+from keras_vae.utils.atomic_files import atomic_write
 
 
 def web(args):
-    from keras_vae import explorer
+    from keras_vae.export import explorer
 
     if args.export:
         export_dir = args.export
@@ -44,12 +45,13 @@ class Session:
     """The loaded model, its compiled codec and the dataset the command reads."""
 
     def __init__(self, args):
-        from keras_vae import latent, run_dir
+        from keras_vae import generation
+        from keras_vae.training import run_dir
 
         self.args = args
         # generate reads no dataset: a damaged config.json does not stop it.
         self.model, self.config = run_dir.load_model(args.model, config=args.command != "generate")
-        self.codec = latent.Codec(self.model)
+        self.codec = generation.Codec(self.model)
         config = self.config or {}
         # A bare .keras file does not say what it was trained on: --dataset must.
         self.dataset = getattr(args, "dataset", None) or config.get("dataset")
@@ -109,11 +111,11 @@ class Session:
         return images[self.args.indices], labels
 
     def attribute_vector(self, name):
-        from keras_vae import latent
+        from keras_vae import generation
 
         has_attribute, name = self.attribute(name)
         codes = self.codec.encode(self.data()[0])
-        return latent.attribute_vector(codes, has_attribute), name, int(has_attribute.sum())
+        return generation.attribute_vector(codes, has_attribute), name, int(has_attribute.sum())
 
 
 def _describe(attributes, attribute_names, index):
@@ -188,7 +190,7 @@ def _generate(session):
 
 
 def _interpolate(session):
-    from keras_vae import latent
+    from keras_vae import generation
 
     args = session.args
     count = len(args.indices or args.images)
@@ -199,7 +201,7 @@ def _interpolate(session):
     _check_grid(session, count // 2, args.steps + 2, "a smaller --steps or fewer pairs")
     images, labels = session.inputs()
     codes = session.codec.encode(images)
-    path_codes = latent.interpolate(codes[0::2], codes[1::2], args.steps, args.method)
+    path_codes = generation.interpolate(codes[0::2], codes[1::2], args.steps, args.method)
     paths = session.codec.decode(path_codes)
     rows = np.concatenate([images[0::2, None], paths, images[1::2, None]], axis=1)
     fractions = [f"{t:.2g}" for t in np.linspace(0, 1, args.steps)]
@@ -229,7 +231,7 @@ def _attribute(session):
 
 
 def _edit(session):
-    from keras_vae import latent
+    from keras_vae import generation
 
     args = session.args
     inputs = len(args.indices or args.images)
@@ -239,7 +241,9 @@ def _edit(session):
     else:
         vector = session.attribute_vector(args.attribute)[0]
     images, labels = session.inputs()
-    edited = session.codec.decode(latent.edit(session.codec.encode(images), vector, args.alphas))
+    edited = session.codec.decode(
+        generation.edit(session.codec.encode(images), vector, args.alphas)
+    )
     rows = np.concatenate([images[:, None], edited], axis=1)
     return _save_grid(
         args.out,
@@ -252,7 +256,7 @@ def _edit(session):
 
 
 def _average(session):
-    from keras_vae import latent
+    from keras_vae import generation
 
     args = session.args
     images, _, attribute_names = session.data()
@@ -265,7 +269,10 @@ def _average(session):
                 raise ValueError(f"No image {verb} {name}: its average is undefined.")
         columns.append(name)
         averages.append(
-            [latent.average_code(codes[has_attribute]), latent.average_code(codes[~has_attribute])]
+            [
+                generation.average_code(codes[has_attribute]),
+                generation.average_code(codes[~has_attribute]),
+            ]
         )
     decoded = session.codec.decode(np.swapaxes(np.array(averages), 0, 1))  # [2, cols, H, W, C]
     return _save_grid(
@@ -279,7 +286,8 @@ def _average(session):
 
 
 def _export(args):
-    from keras_vae import export, run_dir
+    from keras_vae.export import generator as export
+    from keras_vae.training import run_dir
 
     if args.preview and "float32" not in args.variants:
         raise ValueError("--preview is drawn by the float32 .tflite: add float32 to --variants.")
@@ -299,7 +307,8 @@ def _export(args):
 
 
 def _write_export(args, out):
-    from keras_vae import export, run_dir
+    from keras_vae.export import generator as export
+    from keras_vae.training import run_dir
 
     model, training_config = run_dir.load_model(args.model)
     metadata = export.export_generator(
@@ -322,7 +331,7 @@ def _write_export(args, out):
 
 
 def _fit_prior(args):
-    from keras_vae import run_dir
+    from keras_vae.training import run_dir
 
     if args.components is not None and args.components < 1:
         raise ValueError(f"--components must be >= 1; got {args.components}.")
@@ -333,8 +342,10 @@ def _fit_prior(args):
 
 
 def _write_prior(args, is_run_dir):
-    from keras_vae import latent, run_dir, training
-    from keras_vae.config import TrainingConfig
+    from keras_vae import generation
+    from keras_vae.training import run_dir
+    from keras_vae.training import train as training
+    from keras_vae.training.config import TrainingConfig
 
     session = Session(args)
     model, config = session.model, session.config
@@ -364,7 +375,7 @@ def _write_prior(args, is_run_dir):
             f"fitting to the codes of {session.dataset} {args.split}: {len(images)} images",
             file=sys.stderr,
         )
-        latent.fit_priors(
+        generation.fit_priors(
             model,
             images,
             kind=args.prior,
@@ -392,7 +403,7 @@ def _write_prior(args, is_run_dir):
 
 def default_export_dir(model_path):
     """RUN/export for a run dir or its RUN/model.keras, NAME_export beside another .keras file."""
-    from keras_vae import run_dir
+    from keras_vae.training import run_dir
 
     model_path = as_run_dir(model_path)
     if os.path.isdir(model_path):
@@ -402,7 +413,7 @@ def default_export_dir(model_path):
 
 def as_run_dir(model_path):
     """RUN for --model RUN/model.keras: a run dir's model file is the run, config and lock too."""
-    from keras_vae import run_dir
+    from keras_vae.training import run_dir
 
     directory = os.path.dirname(os.path.abspath(model_path))
     if os.path.basename(model_path) == run_dir.MODEL_FILE and run_dir.of_model(directory):
@@ -438,7 +449,7 @@ def run(args):
     """Runs the parsed command `args` (any but web); returns the path it wrote.
 
     Raises:
-        ValueError, OSError, keras_vae.export.ExportError: what the command
+        ValueError, OSError, keras_vae.export.generator.ExportError: what the command
             reports in one line.
     """
     check_out(args)

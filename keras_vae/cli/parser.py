@@ -6,8 +6,8 @@ No TensorFlow: `keras-vae --help` and a bad flag answer at once.
 import argparse
 import dataclasses
 
-from keras_vae import images as image_io
-from keras_vae import names
+from keras_vae.utils import images as image_io
+from keras_vae.utils import names
 
 
 def positive_int(text):

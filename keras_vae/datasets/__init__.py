@@ -3,7 +3,7 @@
 One module per source (`idx` files, the `mnist` family, `celeba`), the
 `errors` they raise and the `checks` run before training; this module is the
 name -> loader registry. None of them imports TensorFlow or anything above
-them; `keras_vae.pipeline` turns the arrays into `tf.data`.
+them; `keras_vae.datasets.pipeline` turns the arrays into `tf.data`.
 
 Example:
 >>> images, labels = datasets.load("fashion_mnist", "test")
@@ -14,12 +14,13 @@ import functools
 
 import numpy as np
 
-from keras_vae import names as valid
 from keras_vae.datasets import celeba, mnist
 from keras_vae.datasets.checks import check_images
 from keras_vae.datasets.errors import DataError
 from keras_vae.datasets.idx import IDX_FILES, load_idx_split, read_idx
 from keras_vae.datasets.mnist import CLASS_NAMES, DEBIAN_FASHION_MNIST_DIR
+from keras_vae.utils import lazy
+from keras_vae.utils import names as valid
 
 __all__ = [
     "CLASS_NAMES",
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 # name -> load(split, data_dir) -> (images, labels); the keys are names.DATASETS.
+# `keras_vae.datasets.pipeline` (TensorFlow) loads on first use.
+__getattr__, __dir__ = lazy.attributes(__name__, __path__)
+
 LOADERS = {name: functools.partial(mnist.load, name) for name in valid.DATASETS}
 
 
@@ -43,7 +47,7 @@ def load(dataset="fashion_mnist", split="train", data_dir=None):
     """Loads a whole split into memory: `(images, labels)`.
 
     Args:
-        dataset: one of `keras_vae.names.DATASETS`.
+        dataset: one of `keras_vae.utils.names.DATASETS`.
         split: "train" or "test".
         data_dir: the dataset's files; `None` for its default source (see
             `keras_vae.datasets.mnist.load`). A named directory is never

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from keras_vae.datasets.errors import DataError
-from keras_vae.names import CELEBA_SPLITS, check_choice
+from keras_vae.utils.names import CELEBA_SPLITS, check_choice
 
 ATTRIBUTES = (
     "5_o_Clock_Shadow",

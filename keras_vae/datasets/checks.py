@@ -21,7 +21,8 @@ def check_images(images, likelihood="bernoulli", name="images"):
     if likelihood == "bernoulli" and (images.min() < 0 or images.max() > 1):
         raise DataError(
             f"{name}: pixel values span [{images.min():g}, {images.max():g}], but the bernoulli "
-            "likelihood needs [0, 1]: divide 8-bit images by 255, or use --likelihood gaussian."
+            "likelihood needs [0, 1]: divide 8-bit images by 255, or use the gaussian likelihood "
+            "(--likelihood gaussian)."
         )
 
 

@@ -8,8 +8,8 @@ import zlib
 
 import numpy as np
 
-from keras_vae import names
 from keras_vae.datasets.errors import DataError
+from keras_vae.utils import names
 
 # The four files of a dataset directory, per split: (images, labels).
 IDX_FILES = {

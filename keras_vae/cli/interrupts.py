@@ -74,6 +74,11 @@ def finish(work, prog, again, own_process):
             error, result = work()
         except KeyboardInterrupt:
             interrupted.append(True)
+        except Exception:
+            # An extension module that lost the KeyboardInterrupt (TensorFlow
+            # tracing a function, say) can fail on its half-built state next.
+            if not interrupted:
+                raise
     if interrupted:
         print(f"{prog}: interrupted; nothing was lost: {again}.", file=sys.stderr)
         return INTERRUPTED_STATUS, None

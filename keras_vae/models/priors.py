@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from keras_vae import names
+from keras_vae.utils import names
 
 # The prior kinds (`names.PRIORS`): what `fit` makes and `--prior` names.
 STANDARD, GAUSSIAN, GMM = names.PRIORS

@@ -10,9 +10,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_vae import autoencoder as _autoencoder  # noqa: F401 (registers it with Keras)
-from keras_vae import model as _model  # noqa: F401 (registers it with Keras)
-from keras_vae.layers import Sampling
+from keras_vae.models.layers import Sampling
 
 
 def _log_normal(z, mean, log_var):

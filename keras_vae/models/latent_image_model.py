@@ -4,10 +4,10 @@ import json
 import os
 
 import keras
-import numpy as np
 from keras import ops
 
-from keras_vae import datasets, names, networks, presets, priors
+from keras_vae.models import networks, presets, priors
+from keras_vae.utils import names
 
 # The fitted priors' file inside the `.keras` archive (the model's assets).
 PRIORS_ASSET = "priors.json"
@@ -21,16 +21,16 @@ class LatentImageModel(keras.Model):
     the shapes of images and codes, and writes those arguments into
     `get_config`. Subclasses build their encoder from `self.architecture`.
 
-    It also holds the latent priors it samples from (`keras_vae.priors`):
+    It also holds the latent priors it samples from (`keras_vae.models.priors`):
     N(0, I) always, and the priors fitted to its codes after training
-    (`keras_vae.latent.fit_priors`, `set_prior`). The fitted priors are saved
+    (`keras_vae.generation.fit_priors`, `set_prior`). The fitted priors are saved
     inside the `.keras` file (its assets) and load with it; `sample` draws
     from the default one.
 
     Args:
         image_shape: `(height, width, channels)`.
         latent_dim: size of z; `None` takes the preset's.
-        preset: one of `keras_vae.names.PRESETS`.
+        preset: one of `keras_vae.utils.names.PRESETS`.
         conv_filters, encoder_units, decoder_units: override the preset's
             layer widths (sequences of ints); `None` keeps the preset's.
         **kwargs: standard `keras.Model` arguments (`name`...).
@@ -71,7 +71,7 @@ class LatentImageModel(keras.Model):
 
     @property
     def architecture(self):
-        """The resolved `keras_vae.presets.Architecture`."""
+        """The resolved `keras_vae.models.presets.Architecture`."""
         return presets.Architecture(
             self.latent_dim, self.conv_filters, self.encoder_units, self.decoder_units
         )
@@ -89,31 +89,6 @@ class LatentImageModel(keras.Model):
                 f"{channels}); got {tuple(images.shape)}. Resize the images to "
                 f"{height}x{width}x{channels} or build a model with a matching image_shape."
             )
-
-    def check_pixels(self, data, name):
-        """Raises `datasets.DataError` (a ValueError) for unusable array pixels.
-
-        `data` is what `fit`/`evaluate` receive: arrays (or `(x, ...)` tuples of
-        them) are checked whole, for NaN, infinities and, with the Bernoulli
-        likelihood, values outside [0, 1]; datasets and generators are the
-        caller's to check (train.py checks its arrays before building them).
-        """
-        if isinstance(data, (tuple, list)) and data:
-            data = data[0]
-        if isinstance(data, np.ndarray) or (hasattr(data, "shape") and hasattr(data, "dtype")):
-            pixels = keras.ops.convert_to_numpy(data)
-            if pixels.ndim == 4:
-                datasets.check_images(pixels, getattr(self, "likelihood", "bernoulli"), name)
-
-    def fit(self, x=None, *args, **kwargs):
-        self.check_pixels(x, "fit's x")
-        self.check_pixels(kwargs.get("validation_data"), "fit's validation_data")
-        return super().fit(x, *args, **kwargs)
-
-    def evaluate(self, x=None, *args, **kwargs):
-        if not kwargs.get("_use_cached_eval_dataset"):  # fit's per-epoch validation: checked
-            self.check_pixels(x, "evaluate's x")
-        return super().evaluate(x, *args, **kwargs)
 
     def check_codes(self, z):
         """`z` as a tensor; raises ValueError unless it is `[batch, latent_dim]`."""
@@ -134,13 +109,13 @@ class LatentImageModel(keras.Model):
         """Images `[batch, H, W, C]` in [0, 1] for latent codes `[batch, latent_dim]`.
 
         sigmoid(decoder(z)) in float32: the Bernoulli probabilities or Gaussian
-        means. Plain ops; `keras_vae.latent.Codec` runs it compiled, in batches.
+        means. Plain ops; `keras_vae.generation.Codec` runs it compiled, in batches.
         """
         return ops.sigmoid(self.decoder_logits(z))
 
     @property
     def priors(self):
-        """`{kind: keras_vae.priors.GaussianMixture}`: "standard" and every fitted prior."""
+        """`{kind: keras_vae.models.priors.GaussianMixture}`: "standard" and every fitted prior."""
         return {priors.STANDARD: priors.standard_normal(self.latent_dim), **self._fitted_priors}
 
     @property
@@ -155,7 +130,8 @@ class LatentImageModel(keras.Model):
         """
         if not isinstance(prior, priors.GaussianMixture):
             raise TypeError(
-                f"set_prior takes a keras_vae.priors.GaussianMixture; got {type(prior).__name__}."
+                "set_prior takes a keras_vae.models.priors.GaussianMixture; "
+                f"got {type(prior).__name__}."
             )
         self._check_prior_size(prior)
         if prior.kind != priors.STANDARD:
@@ -184,7 +160,7 @@ class LatentImageModel(keras.Model):
         if name not in available:
             raise ValueError(
                 f"This {type(self).__name__} has no fitted {name!r} prior (it has: "
-                f"{', '.join(available)}). Fit one with keras_vae.latent.fit_priors(model, "
+                f"{', '.join(available)}). Fit one with keras_vae.generation.fit_priors(model, "
                 "images) or `keras-vae fit-prior --model RUN`."
             )
         return available[name]
@@ -196,7 +172,7 @@ class LatentImageModel(keras.Model):
             n: number of images.
             seed: int seed of the draws (NumPy's generator), or None.
             prior: "standard" (N(0, I)), "gaussian", "gmm" (fitted ones), a
-                `keras_vae.priors.GaussianMixture`, or None for the default
+                `keras_vae.models.priors.GaussianMixture`, or None for the default
                 (`self.prior`: the fitted prior after `fit_priors`).
         """
         return self.decode(self.get_prior(prior).sample(n, seed=seed))

@@ -6,10 +6,10 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_vae import distribute, losses, names, networks
-from keras_vae.base import LatentImageModel
-from keras_vae.config import check_gaussian_scale
-from keras_vae.layers import Sampling
+from keras_vae.models import losses, networks, replicas
+from keras_vae.models.latent_image_model import LatentImageModel
+from keras_vae.models.layers import Sampling
+from keras_vae.utils import names
 
 # log_var is clipped to this range: sigma^2 from 1e-13 to 5e8, so exp() can
 # neither overflow nor underflow to a zero variance, in float32 or bfloat16.
@@ -32,8 +32,8 @@ class VAE(LatentImageModel):
     Args:
         image_shape: `(height, width, channels)`.
         latent_dim: size of z; `None` takes the preset's.
-        preset: one of `keras_vae.names.PRESETS` ("conv", "default",
-            "keras_example", "mlp"; see `keras_vae.presets`).
+        preset: one of `keras_vae.utils.names.PRESETS` ("conv", "default",
+            "keras_example", "mlp"; see `keras_vae.models.presets`).
         conv_filters, encoder_units, decoder_units: override the preset's
             layer widths (tuples of ints); `None` keeps the preset's.
         likelihood: "bernoulli" (pixels in [0, 1], sigmoid cross-entropy on
@@ -43,7 +43,7 @@ class VAE(LatentImageModel):
             by all pixels, starting at 0.1). Ignored for "bernoulli".
         beta: weight of the KL term, >= 0. The loss uses the non-trainable
             variable `kl_weight` (initialized to beta), which
-            `keras_vae.callbacks.KLWarmup` ramps from 0 to beta; evaluation
+            `keras_vae.training.callbacks.KLWarmup` ramps from 0 to beta; evaluation
             (`test_step`) always weighs the KL with beta.
         seed: seeds the `Sampling` layer.
         **kwargs: standard `keras.Model` arguments (`name`...).
@@ -79,7 +79,7 @@ class VAE(LatentImageModel):
         names.check_choice("likelihood", likelihood, names.LIKELIHOODS)
         if not beta >= 0:
             raise ValueError(f"beta must be >= 0; got {beta}.")
-        check_gaussian_scale(gaussian_scale)
+        names.check_gaussian_scale(gaussian_scale)
         self.likelihood = likelihood
         self.gaussian_scale = gaussian_scale
         self.beta = float(beta)
@@ -109,7 +109,7 @@ class VAE(LatentImageModel):
         self.built = True
 
     def build_encoder(self):
-        """images -> `[mean, log_var]` (see `keras_vae.networks.build_encoder`)."""
+        """images -> `[mean, log_var]` (see `keras_vae.models.networks.build_encoder`)."""
         return networks.build_encoder(self.image_shape, self.architecture)
 
     @property
@@ -160,7 +160,7 @@ class VAE(LatentImageModel):
         with tf.GradientTape() as tape:
             reconstruction, kl = (ops.mean(t) for t in self.loss_terms(images, training=True))
             loss = reconstruction + self.kl_weight * kl  # nats per image
-            scaled_loss = self.optimizer.scale_loss(distribute.per_replica(loss))
+            scaled_loss = self.optimizer.scale_loss(replicas.per_replica(loss))
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
         return self.record(loss, reconstruction, kl)
@@ -175,7 +175,7 @@ class VAE(LatentImageModel):
         """Updates the loss trackers; returns the step's logs."""
         for tracker, value in zip(self.metrics, (loss, reconstruction, kl), strict=True):
             tracker.update_state(value)
-        return distribute.step_logs({m.name: m.result() for m in self.metrics})
+        return replicas.step_logs({m.name: m.result() for m in self.metrics})
 
     def get_config(self):
         config = super().get_config()

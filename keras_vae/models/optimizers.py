@@ -27,7 +27,7 @@ class FusedAdam(keras.optimizers.Adam):
     Args: as `keras.optimizers.Adam`.
 
     Example:
-    >>> vae.compile(optimizer=keras_vae.optimizers.FusedAdam(1e-3))
+    >>> vae.compile(optimizer=keras_vae.models.optimizers.FusedAdam(1e-3))
     """
 
     def update_step(self, gradient, variable, learning_rate):

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from keras_vae.datasets.errors import DataError
+from keras_vae.datasets.checks import check_images
 
 
 def make_dataset(
@@ -13,8 +13,14 @@ def make_dataset(
     seed=None,
     repeat=False,
     drop_remainder=False,
+    likelihood="bernoulli",
+    name="images",
 ):
     """A cached, batched, prefetched `tf.data.Dataset` of `images` (and `labels`).
+
+    The arrays are checked where they enter (`keras_vae.datasets.check_images`):
+    empty, NaN or infinite pixels, and pixels outside [0, 1] with the
+    Bernoulli likelihood raise `DataError` (a ValueError) naming `name`.
 
     Args:
         images: float32 `[N, H, W, C]` in [0, 1].
@@ -27,11 +33,12 @@ def make_dataset(
             whole of `fit`, which avoids multi-second stalls while Keras tears
             down the previous epoch's iterator.
         drop_remainder: drop each pass's last partial batch (static batch shape).
+        likelihood: the model's likelihood, which decides the pixel range.
+        name: what the error messages call `images`.
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive; got {batch_size}.")
-    if len(images) == 0:
-        raise DataError("The dataset is empty: no images to train or evaluate on.")
+    check_images(images, likelihood, name)
     elements = images if labels is None else (images, labels)
     dataset = tf.data.Dataset.from_tensor_slices(elements).cache()
     if shuffle:
@@ -42,7 +49,7 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def training_dataset(images, batch_size=128, seed=None):
+def training_dataset(images, batch_size=128, seed=None, likelihood="bernoulli", name="images"):
     """`(dataset, steps_per_epoch)` for `fit`: shuffled every pass, repeated, full batches.
 
     The one-iterator way to train on in-memory images: pass both to `fit`,
@@ -54,11 +61,19 @@ def training_dataset(images, batch_size=128, seed=None):
         images: float32 `[N, H, W, C]` in [0, 1], N >= 1.
         batch_size: images per step; batches larger than N are cut to N.
         seed: seeds the shuffles.
+        likelihood, name: as in `make_dataset`, which checks the images.
     """
     if len(images):
         batch_size = min(batch_size, len(images))
     dataset = make_dataset(
-        images, batch_size=batch_size, shuffle=True, seed=seed, repeat=True, drop_remainder=True
+        images,
+        batch_size=batch_size,
+        shuffle=True,
+        seed=seed,
+        repeat=True,
+        drop_remainder=True,
+        likelihood=likelihood,
+        name=name,
     )
     return dataset, steps_per_epoch(len(images), batch_size)
 
@@ -68,7 +83,9 @@ def steps_per_epoch(num_images, batch_size):
     return num_images // min(batch_size, num_images)
 
 
-def fit_arguments(images, validation_images=None, batch_size=128, seed=None):
+def fit_arguments(
+    images, validation_images=None, batch_size=128, seed=None, likelihood="bernoulli"
+):
     """Keyword arguments for `fit` that train on in-memory arrays without stalls.
 
     `model.fit(epochs=10, **fit_arguments(x_train, x_val))` trains on
@@ -79,14 +96,24 @@ def fit_arguments(images, validation_images=None, batch_size=128, seed=None):
     one, because Keras validates in whole `steps_per_execution` runs, and a
     repeated pipeline would be read past its end.
 
+    Both arrays are checked first (see `make_dataset`): a NaN pixel, or with
+    the Bernoulli `likelihood` a pixel outside [0, 1], raises `DataError`
+    before any step.
+
     Returns:
-        dict with `x` and `steps_per_epoch`, and with validation images
-        `validation_data`.
+        dict with `x`, `steps_per_epoch` and `shuffle=False` (the pipeline
+        shuffles; Keras warns when `fit` is asked to shuffle a dataset), and
+        with validation images `validation_data`.
     """
-    dataset, steps = training_dataset(images, batch_size, seed=seed)
-    arguments = {"x": dataset, "steps_per_epoch": steps}
+    dataset, steps = training_dataset(images, batch_size, seed, likelihood, "fit_arguments' images")
+    arguments = {"x": dataset, "steps_per_epoch": steps, "shuffle": False}
     if validation_images is not None:
-        arguments["validation_data"] = make_dataset(validation_images, batch_size=batch_size)
+        arguments["validation_data"] = make_dataset(
+            validation_images,
+            batch_size=batch_size,
+            likelihood=likelihood,
+            name="fit_arguments' validation_images",
+        )
     return arguments
 
 

@@ -4,7 +4,7 @@ An encoder maps images `[batch, H, W, C]` to `(mean, log_var)`, each
 `[batch, latent_dim]`; a decoder maps `z` `[batch, latent_dim]` to per-pixel
 logits `[batch, H, W, C]` (the VAE turns them into Bernoulli probabilities or
 Gaussian means with a sigmoid). Both are functional `keras.Model`s that work
-on their own. The numbers come from a `keras_vae.presets.Architecture`.
+on their own. The numbers come from a `keras_vae.models.presets.Architecture`.
 """
 
 import math

@@ -2,7 +2,7 @@
 
 `build_site` writes a self-contained folder that any static server can serve:
 
-    index.html, explorer.js, latent.js, explorer.css   the page (keras_vae/page/)
+    index.html, explorer.js, latent.js, explorer.css   the page (keras_vae/export/page/)
     litert/core/, litert/wasm-utils/, litert/wasm/      LiteRT.js (npm @litertjs/core)
     model/generator.json, model/generator_*_b*.tflite   the run's static-shape generator
 
@@ -31,7 +31,7 @@ import socket
 import stat
 import urllib.parse
 
-from keras_vae import files
+from keras_vae.utils import atomic_files
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
 PAGE_FILES = ("index.html", "explorer.js", "latent.js", "explorer.css")
@@ -52,7 +52,7 @@ LITERT_FILES = {
         for ext in ("js", "wasm")
     },
 }
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_PORT = 8000
 # What the site's generator.json keeps of a static artifact's facts.
 PUBLISHED_FACTS = (
@@ -232,7 +232,7 @@ def read_generator_json(export_dir):
     prior = metadata.get("latent_prior")
     if not isinstance(prior, dict):
         refuse('"latent_prior" is missing')
-    from keras_vae import priors  # NumPy only
+    from keras_vae.models import priors  # NumPy only
 
     try:
         mixture = priors.GaussianMixture(
@@ -374,7 +374,7 @@ def build_site(export_dir, out_dir, node_modules=None):
     try:
         os.makedirs(parent, exist_ok=True)
         # A page moved aside by a killed build is put back first (or left aside).
-        files.remove_stale_temporaries(out_dir)
+        atomic_files.remove_stale_temporaries(out_dir)
     except OSError as error:
         raise SiteError(
             f"cannot write the page into {parent} ({error.strerror}): pass --out DIR, "
@@ -392,11 +392,11 @@ def build_site(export_dir, out_dir, node_modules=None):
             )
     try:
         with (
-            files.destination_lock(out_dir, alternative="choose another --out"),
-            files.staged_directory(out_dir, replaceable=_replaceable_site) as staging,
+            atomic_files.destination_lock(out_dir, alternative="choose another --out"),
+            atomic_files.staged_directory(out_dir, replaceable=_replaceable_site) as staging,
         ):
             _write_site(staging, metadata, models, node_modules)
-    except files.DestinationChanged:
+    except atomic_files.DestinationChanged:
         raise SiteError(
             f"{out_dir} was created or changed by someone else during the build; it was "
             "left as it is. Build again, or choose another --out."
@@ -429,9 +429,9 @@ def _write_site(staging, metadata, models, node_modules):
         with open(os.path.join(staging, target), "wb") as f:
             f.write(content)
     for root, _, file_names in os.walk(staging):
-        files.public_mode(root, directory=True)
+        atomic_files.public_mode(root, directory=True)
         for name in file_names:
-            files.public_mode(os.path.join(root, name))
+            atomic_files.public_mode(os.path.join(root, name))
 
 
 def _replaceable_site(directory):

@@ -5,8 +5,8 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from keras_vae.files import atomic_write
-from keras_vae.names import check_choice
+from keras_vae.utils.atomic_files import atomic_write
+from keras_vae.utils.names import check_choice
 
 # The largest grid written: 25 megapixels (75 MB of RGB), under Pillow's 89-megapixel
 # decompression-bomb warning, so every PNG written here opens in Pillow and browsers.

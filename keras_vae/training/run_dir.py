@@ -14,7 +14,7 @@ samples.png           8x8 grid decoded from z of the run's prior (--prior, fitte
                       to the training codes after training; model.keras holds it)
 samples_standard.png  the same grid and seed from z ~ N(0, I)
 reconstructions.png   test inputs (odd rows) above their reconstructions
-export/               the decoder as a generator (keras_vae.export)
+export/               the decoder as a generator (keras_vae.export.generator)
 generated_tflite.png  8x8 grid rendered by export/generator_float32.tflite
 """
 
@@ -27,9 +27,9 @@ import zipfile
 
 import keras
 
-from keras_vae import optimizers as _optimizers  # noqa: F401 (registers FusedAdam, in model.keras)
-from keras_vae.config import flag_name
-from keras_vae.model import VAE
+from keras_vae import models
+from keras_vae.models.vae import VAE
+from keras_vae.training.config import flag_name
 
 # Config fields that a rerun may change: how fast a run trains (not what it
 # computes), and the prior fitted after training (a failed or unwanted fit is
@@ -207,6 +207,7 @@ def load_model(path, config=True):
             f"{model_path} is not a .keras file (not a zip archive): it is truncated or "
             "corrupted; train again or copy it again."
         )
+    models.register_serializable_classes()
     with warnings.catch_warnings(record=True) as caught:
         try:
             model = keras.models.load_model(model_path)

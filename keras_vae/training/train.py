@@ -1,6 +1,6 @@
 """train_and_evaluate(config, run_dir): fit a VAE, evaluate it, write the run dir.
 
-The run dir's layout is `keras_vae.run_dir`'s. Each step is a function of its
+The run dir's layout is `keras_vae.training.run_dir`'s. Each step is a function of its
 own: `load_splits`, `build_model`, `build_callbacks`, `fit`, `evaluate`,
 `fit_run_priors`, `write_run_artifacts`. In multi-worker training only the chief writes the
 run dir; the other workers checkpoint into private temporary directories
@@ -18,9 +18,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import datasets, distribute, export, latent, pipeline, priors, run_dir
-from keras_vae import images as image_io
-from keras_vae.callbacks import (
+from keras_vae import datasets, generation
+from keras_vae.datasets import pipeline
+from keras_vae.export import generator as export
+from keras_vae.models import priors
+from keras_vae.models.optimizers import FusedAdam
+from keras_vae.models.vae import VAE
+from keras_vae.training import distribute, run_dir
+from keras_vae.training.callbacks import (
     AtomicBackupAndRestore,
     BestModelCheckpoint,
     EpochTimer,
@@ -31,9 +36,8 @@ from keras_vae.callbacks import (
     TensorBoardRestart,
     TrainingComplete,
 )
-from keras_vae.files import atomic_write, atomic_write_json
-from keras_vae.model import VAE
-from keras_vae.optimizers import FusedAdam
+from keras_vae.utils import images as image_io
+from keras_vae.utils.atomic_files import atomic_write, atomic_write_json
 
 # Test images shown in the TensorBoard image grids and the Projector.
 TENSORBOARD_IMAGES = 1000
@@ -176,12 +180,16 @@ def fit(config, model, splits, out_dir, verbose):
     train_images, validation_images, test_images, test_labels = splits
     batch_size = min(config.batch_size, len(train_images))
     data = pipeline.fit_arguments(
-        train_images, validation_images, batch_size=batch_size, seed=config.seed
+        train_images,
+        validation_images,
+        batch_size=batch_size,
+        seed=config.seed,
+        likelihood=config.likelihood,
     )
     log_config(os.path.join(out_dir, run_dir.LOGS_DIR), config)
     monitor = "val_loss" if validation_images is not None else "loss"
     callbacks = build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_size)
-    model.fit(epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=verbose, **data)
+    model.fit(epochs=config.epochs, callbacks=callbacks, verbose=verbose, **data)
     diverged = next(c for c in callbacks if isinstance(c, StopOnDivergence)).diverged
     training_path = os.path.join(out_dir, run_dir.TRAINING_FILE)
     if diverged:
@@ -230,7 +238,14 @@ def read_json(path):
 def evaluate(model, images, batch_size):
     """Test metrics in nats per image, with `negative_elbo` = reconstruction + KL."""
     results = model.evaluate(
-        pipeline.make_dataset(images, batch_size=batch_size), return_dict=True, verbose=0
+        pipeline.make_dataset(
+            images,
+            batch_size=batch_size,
+            likelihood=getattr(model, "likelihood", "bernoulli"),
+            name="test images",
+        ),
+        return_dict=True,
+        verbose=0,
     )
     metrics = {name: float(value) for name, value in results.items()}
     metrics["negative_elbo"] = metrics["reconstruction_loss"] + metrics["kl_loss"]
@@ -261,9 +276,9 @@ def fit_run_priors(model, config, splits, directory, seed=None, codec=None):
     """
     start = time.perf_counter()
     train_images, validation_images, test_images, _ = splits
-    codec = codec or latent.Codec(model)
+    codec = codec or generation.Codec(model)
     default = model.prior.kind
-    fitted = latent.fit_priors(
+    fitted = generation.fit_priors(
         model,
         train_images,
         validation_images,
@@ -368,7 +383,7 @@ def train_and_evaluate(config, directory, verbose="auto"):
     In a cluster the chief takes these decisions for every worker.
 
     Args:
-        config: a `keras_vae.config.TrainingConfig`.
+        config: a `keras_vae.training.config.TrainingConfig`.
         directory: the run dir, created if missing.
         verbose: passed to `fit`.
 

@@ -1,12 +1,12 @@
 """The named encoder/decoder architectures, as plain values (no TensorFlow import).
 
-`keras_vae.networks` builds Keras networks from an `Architecture`;
-`keras_vae.names.PRESETS` lists the names for configuration and the CLI.
+`keras_vae.models.networks` builds Keras networks from an `Architecture`;
+`keras_vae.utils.names.PRESETS` lists the names for configuration and the CLI.
 """
 
 import dataclasses
 
-from keras_vae import names
+from keras_vae.utils import names
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,8 +4,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_vae import distribute, losses, networks
-from keras_vae.base import LatentImageModel
+from keras_vae.models import losses, networks, replicas
+from keras_vae.models.latent_image_model import LatentImageModel
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -69,7 +69,7 @@ class Autoencoder(LatentImageModel):
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             loss = ops.mean(self.reconstruction_loss(images, training=True))
-            scaled_loss = self.optimizer.scale_loss(distribute.per_replica(loss))
+            scaled_loss = self.optimizer.scale_loss(replicas.per_replica(loss))
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
         return self.record(loss)
@@ -81,4 +81,4 @@ class Autoencoder(LatentImageModel):
     def record(self, loss):
         """Updates the loss tracker; returns the step's logs."""
         self.loss_tracker.update_state(loss)
-        return distribute.step_logs({"loss": self.loss_tracker.result()})
+        return replicas.step_logs({"loss": self.loss_tracker.result()})

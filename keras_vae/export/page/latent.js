@@ -1,5 +1,5 @@
-// Latent-space arithmetic of the explorer, the same as keras_vae.latent and
-// keras_vae.priors in Python. Codes are plain Float32Arrays of latent_dim.
+// Latent-space arithmetic of the explorer, the same as keras_vae.generation.latent and
+// keras_vae.models.priors in Python. Codes are plain Float32Arrays of latent_dim.
 
 // A seeded uniform generator in [0, 1) (mulberry32): the same seed, the same grid.
 export function uniformGenerator(seed) {
@@ -54,7 +54,7 @@ function norm(z) {
 
 // The code at t in [0, 1] on the path from a to b. "lerp": the straight line;
 // "slerp": the direction turns along the great circle while the norm goes
-// linearly, as keras_vae.latent.interpolate (parallel or zero codes: lerp).
+// linearly, as keras_vae.generation.latent.interpolate (parallel or zero codes: lerp).
 export function interpolate(a, b, t, method) {
   const out = new Float32Array(a.length);
   const normA = norm(a);

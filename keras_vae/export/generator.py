@@ -35,7 +35,7 @@ trailing RESHAPE; no `sample` (random ops with a count are dynamic): draw z
 from generator.json's "latent_prior" in the app.
 
 `sample` draws from the model's default prior (`VAE.prior`: the prior fitted
-to the training codes after `keras_vae.latent.fit_priors`, else N(0, I)) with
+to the training codes after `keras_vae.generation.fit_priors`, else N(0, I)) with
 LiteRT builtins only: RANDOM_UNIFORM picks the component against the
 cumulative weights, RANDOM_STANDARD_NORMAL draws eps, and
 z = means[c] + cholesky[c] @ eps. generator.json's "latent_prior" holds the
@@ -53,9 +53,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import autoencoder as _autoencoder  # noqa: F401 (registers it with Keras)
-from keras_vae import files, names
-from keras_vae import model as _model  # noqa: F401 (registers it with Keras)
+from keras_vae.utils import atomic_files, names
 from keras_vae.version import __version__
 
 GENERATE = "generate"
@@ -490,7 +488,7 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
         for variant, flatbuffer in flatbuffers.items():
             filename = tflite_filename(variant, batch)
             path = os.path.join(directory, filename)
-            with files.naming(path), open(path, "wb") as f:
+            with atomic_files.naming(path), open(path, "wb") as f:
                 f.write(flatbuffer)
             check_builtin_ops(path)
             z = parity_z if batch is None else parity_z[:batch]
@@ -562,7 +560,7 @@ def export_generator(
         parity_samples: how many z ~ N(0, I) the parity check decodes (at
             least the largest static batch).
         prior: the prior `sample` draws from: a name ("standard", "gaussian",
-            "gmm"), a `keras_vae.priors.GaussianMixture`, or None for the
+            "gmm"), a `keras_vae.models.priors.GaussianMixture`, or None for the
             model's default (`model.prior`).
         static_batch_sizes: the batch sizes of the static-shape files (one
             file per variant and size; empty for none).
@@ -577,7 +575,7 @@ def export_generator(
             exists and is not exactly an export (no generator.json, or files
             an export does not write), also if that happens during the
             export: only an earlier export is ever replaced.
-        files.DestinationInUse: another export is writing `out_dir`.
+        atomic_files.DestinationInUse: another export is writing `out_dir`.
         ValueError: a static batch size outside 1..MAX_STATIC_BATCH.
         ExportError: the model has no built decoder, its prior holds values
             beyond MAX_PRIOR_VALUE (or not finite in float32), a TensorFlow
@@ -596,10 +594,10 @@ def export_generator(
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     # One export at a time into out_dir: a second one is refused, not raced.
-    with files.destination_lock(out_dir, alternative="choose another --out"):
+    with atomic_files.destination_lock(out_dir, alternative="choose another --out"):
         # Of exports killed before they finished: temporaries are removed, and a
         # folder moved aside by a commit is put back (or left aside, never removed).
-        files.remove_stale_temporaries(out_dir)
+        atomic_files.remove_stale_temporaries(out_dir)
         if os.path.exists(out_dir) and not overwrite:
             raise FileExistsError(
                 f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it."
@@ -615,7 +613,7 @@ def export_generator(
         try:
             # What is at out_dir at the commit is replaced only if it still is nothing
             # but an export, and only with overwrite: not a folder created meanwhile.
-            with files.staged_directory(
+            with atomic_files.staged_directory(
                 out_dir, replaceable=lambda old: overwrite and not not_an_export(old)
             ) as staging:
                 with _naming_the_export(staging, out_dir):
@@ -629,7 +627,7 @@ def export_generator(
                         static_batch_sizes,
                         latent_directions,
                     )
-        except files.DestinationChanged as error:
+        except atomic_files.DestinationChanged as error:
             raise FileExistsError(
                 f"{out_dir} was created or changed by someone else during the export; "
                 "it was left as it is. Export again to another --out, or move it away."
@@ -670,7 +668,7 @@ def _write_staging(
         "(the first `batch` of them for a static file), run by the LiteRT Interpreter",
         "artifacts": artifacts,
     }
-    files.atomic_write_json(os.path.join(staging, METADATA_FILE), metadata)
+    atomic_files.atomic_write_json(os.path.join(staging, METADATA_FILE), metadata)
     return metadata
 
 
@@ -769,8 +767,8 @@ def not_an_export(directory):
 
 def render_preview(export_dir, png_path, rows=8, cols=8, seed=0):
     """Writes a grid generated by the exported float32 .tflite from z of its prior."""
-    from keras_vae import images as image_io
-    from keras_vae import priors
+    from keras_vae.models import priors
+    from keras_vae.utils import images as image_io
 
     with open(os.path.join(export_dir, METADATA_FILE)) as f:
         prior = priors.GaussianMixture.from_dict(json.load(f)["latent_prior"])

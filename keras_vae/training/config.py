@@ -12,7 +12,7 @@ import json
 import math
 import os
 
-from keras_vae import names
+from keras_vae.utils import names
 
 # The largest latent space train.py builds: far more dimensions than any preset
 # uses, and the fitted priors' EM holds d x d statistics per code block.
@@ -29,7 +29,7 @@ def option(default, help, parse=None, choices=None, minimum=None, maximum=None):
         help: one sentence for `--help`.
         parse: turns the flag's string into the value (`int`, `float`...);
             `None` keeps the string. A bool field becomes an on/off flag.
-        choices: the valid values (from `keras_vae.names`), checked by
+        choices: the valid values (from `keras_vae.utils.names`), checked by
             `names.check_choice` and listed in `--help`.
         minimum: "positive" (> 0) or "non-negative" (>= 0); `None` values
             are not checked.
@@ -49,15 +49,6 @@ def option(default, help, parse=None, choices=None, minimum=None, maximum=None):
 
 def _gaussian_scale(value):
     return value if value == "learned" else float(value)
-
-
-def check_gaussian_scale(value):
-    """Raises ValueError unless `value` is "learned" or a positive finite number."""
-    if value != "learned" and not (math.isfinite(float(value)) and float(value) > 0):
-        raise ValueError(
-            "gaussian_scale (--gaussian-scale) must be 'learned' or a positive finite float; "
-            f"got {value!r}."
-        )
 
 
 @dataclasses.dataclass
@@ -191,7 +182,7 @@ class TrainingConfig:
                 "test_subset must be 0 (all) or at least 2: the TensorBoard interpolation "
                 "grid pairs test images."
             )
-        check_gaussian_scale(self.gaussian_scale)
+        names.check_gaussian_scale(self.gaussian_scale)
 
     def model_kwargs(self, image_shape):
         """Keyword arguments for `keras_vae.VAE`."""

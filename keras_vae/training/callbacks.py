@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import images as image_io
-from keras_vae import latent
-from keras_vae.files import atomic_write, atomic_write_json, atomic_write_text
+from keras_vae import generation
+from keras_vae.utils import images as image_io
+from keras_vae.utils.atomic_files import atomic_write, atomic_write_json, atomic_write_text
 
 
 class KLWarmup(keras.callbacks.Callback):
@@ -393,7 +393,7 @@ class LatentImages(keras.callbacks.Callback):
     `metadata.tsv`, a `sprite.png` of the images and a one-line text summary
     that makes the directory a TensorBoard run (TensorBoard's Projector tab
     lists runs that hold a `projector_config.pbtxt`). Decoding and encoding
-    use `keras_vae.latent.Codec` (compiled once).
+    use `keras_vae.generation.generation.Codec` (compiled once).
 
     Args:
         log_dir: the TensorBoard log directory of the run.
@@ -439,7 +439,7 @@ class LatentImages(keras.callbacks.Callback):
         self.seed = seed
 
     def on_train_begin(self, logs=None):
-        self._codec = latent.Codec(self.model)
+        self._codec = generation.Codec(self.model)
         rng = np.random.default_rng(self.seed)
         self._z = rng.standard_normal((self.num_samples, self.model.latent_dim)).astype("float32")
         self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
@@ -483,7 +483,7 @@ class LatentImages(keras.callbacks.Callback):
     def _interpolation(self):
         count = self.num_interpolations
         starts, ends = self.images[:count], self.images[count : 2 * count]
-        codes = latent.interpolate(
+        codes = generation.interpolate(
             self._codec.encode(starts), self._codec.encode(ends), self.interpolation_steps
         )
         paths = self._codec.decode(codes)

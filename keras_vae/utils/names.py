@@ -4,7 +4,9 @@ Imports nothing, so configuration, `--help` and argument checks never load
 TensorFlow; every other module takes its names from here.
 """
 
-# The architectures of keras_vae.presets.PRESETS (a test keeps the two equal).
+import math
+
+# The architectures of keras_vae.models.presets.PRESETS (a test keeps the two equal).
 PRESETS = ("conv", "default", "keras_example", "mlp")
 LIKELIHOODS = ("bernoulli", "gaussian")
 # Datasets that train.py trains on (IDX files, or tensorflow-datasets).
@@ -16,10 +18,11 @@ CELEBA_SPLITS = ("train", "validation", "test", "all")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 INTERPOLATIONS = ("slerp", "lerp")
 TFLITE_VARIANTS = ("float32", "float16", "int8")
-# The batch sizes of the exported static-shape .tflite files (keras_vae.export):
+# The batch sizes of the exported static-shape .tflite files (keras_vae.export.generator):
 # one image (a phone drawing one picture, a slider) and a grid of 16 (the web explorer's).
 STATIC_BATCH_SIZES = (1, 16)
-# Latent priors (keras_vae.priors): N(0, I), a fitted full-covariance Gaussian, a fitted mixture.
+# Latent priors (keras_vae.models.priors): N(0, I), a fitted full-covariance Gaussian,
+# a fitted mixture.
 PRIORS = ("standard", "gaussian", "gmm")
 # What the fitted priors are fitted to: posterior means, or one z ~ q(z | x) per image.
 PRIOR_CODES = ("mean", "sample")
@@ -43,3 +46,12 @@ def check_choice(kind, value, choices):
     raise ValueError(
         f"Unknown {kind} {value!r}. Valid {_plural(kind)}: {', '.join(map(str, choices))}."
     )
+
+
+def check_gaussian_scale(value):
+    """Raises ValueError unless `value` is "learned" or a positive finite number."""
+    if value != "learned" and not (math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(
+            "gaussian_scale (--gaussian-scale) must be 'learned' or a positive finite float; "
+            f"got {value!r}."
+        )

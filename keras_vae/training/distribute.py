@@ -1,8 +1,7 @@
 """tf.distribute strategies for training, and who writes what in a cluster.
 
-`train.py --strategy` picks one of `keras_vae.names.STRATEGIES`; the model
-and optimizer are built under its scope. The replica arithmetic of a
-training step lives here too (`per_replica`, `step_logs`). In multi-worker
+`train.py --strategy` picks one of `keras_vae.utils.names.STRATEGIES`; the model
+and optimizer are built under its scope. In multi-worker
 training every worker runs the same command with its own TF_CONFIG; only
 the chief writes the run dir, the others write their checkpoints to a
 private temporary directory, as TensorFlow's multi-worker guide does.
@@ -13,9 +12,9 @@ import os
 import tempfile
 
 import tensorflow as tf
-from keras import ops
 
-from keras_vae import names
+from keras_vae.models.replicas import is_multi_worker
+from keras_vae.utils import names
 
 
 def make_strategy(name="auto"):
@@ -45,14 +44,6 @@ def make_strategy(name="auto"):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def is_multi_worker(strategy):
-    """True when `strategy` synchronizes several workers (collective ops)."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return False
-    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
-    return sum(len(cluster.get(job, ())) for job in ("chief", "worker")) > 1
-
-
 def is_chief(strategy):
     """True for the worker that writes the run dir (always, out of a cluster)."""
     return bool(strategy.extended.should_checkpoint)
@@ -80,29 +71,6 @@ def chief_says(strategy, flag):
 def any_worker_says(strategy, flag):
     """True on every worker when `flag` is true on any of them (a collective)."""
     return _votes(strategy, flag, chief_only=False)
-
-
-def per_replica(loss):
-    """A replica's share of the global-batch mean loss: `loss / num_replicas_in_sync`.
-
-    Each replica sees 1/N of the global batch and the gradients are summed
-    across replicas, so the replica's mean loss is scaled by 1/N to give the
-    gradient of the global-batch mean. Outside a strategy N is 1.
-    """
-    return loss / tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def step_logs(logs):
-    """A training or test step's logs (a dict of scalars), as the strategy needs them.
-
-    Keras reduces a multi-worker step's outputs with
-    `strategy.reduce("MEAN", value, axis=0)`, which rejects scalars ("Invalid
-    reduction dimension 0"); a [1] tensor reduces to the scalar that every
-    other strategy returns.
-    """
-    if is_multi_worker(tf.distribute.get_strategy()):
-        return {name: ops.reshape(value, (1,)) for name, value in logs.items()}
-    return logs
 
 
 def worker_dir(run_dir, strategy):

@@ -1,0 +1,62 @@
+"""Latent priors fitted to a trained model's codes ("ex-post density estimation")."""
+
+from keras_vae.generation.codec import Codec
+from keras_vae.models import priors
+from keras_vae.utils import names
+
+
+def fit_priors(
+    model,
+    images,
+    validation_images=None,
+    kind=priors.GMM,
+    components=None,
+    codes="mean",
+    seed=0,
+    codec=None,
+):
+    """Fits latent priors to the codes of `images` and makes `kind` the model's default.
+
+    "ex-post density estimation": the fitted prior covers where the codes of
+    real images lie, which N(0, I) does not; `model.sample()` and the
+    exported generator then draw from it. Saved with the model.
+
+    Args:
+        model: a trained `keras_vae.VAE` or `keras_vae.Autoencoder`.
+        images: training images `[N, H, W, C]` whose codes the prior fits.
+        validation_images: held-out images whose codes choose the mixture's
+            number of components (`None`: a seeded 10% of the codes).
+        kind: "gmm" fits a full-covariance Gaussian and a Gaussian mixture,
+            "gaussian" the Gaussian only, "standard" nothing (N(0, I) stays
+            the default).
+        components: the mixture's number of components; `None` chooses it
+            by held-out log-likelihood among `priors.COMPONENT_CANDIDATES`.
+        codes: "mean" (posterior means) or "sample" (one z ~ q(z | x) per image).
+        seed: seeds the code draws and the fits.
+        codec: a `Codec` of `model` to reuse.
+
+    Returns:
+        `{kind: GaussianMixture}` of the priors fitted (empty for "standard").
+    """
+    names.check_choice("prior", kind, names.PRIORS)
+    names.check_choice("codes", codes, names.PRIOR_CODES)
+    fitted = {}
+    if kind != priors.STANDARD:
+        codec = codec or Codec(model)
+        encode = codec.encode if codes == "mean" else lambda x: codec.encode_samples(x, seed)
+        train_codes = encode(images)
+        validation_codes = None if validation_images is None else encode(validation_images)
+        fitted[priors.GAUSSIAN] = priors.fit_gaussian(train_codes)
+        if kind == priors.GMM:
+            fitted[priors.GMM] = priors.fit_gmm(
+                train_codes, validation_codes, components=components, seed=seed
+            )
+        for prior in fitted.values():
+            prior.info["fitted_to"] = codes
+            if validation_codes is not None:
+                prior.info["validation_log_likelihood_of_fit"] = float(
+                    prior.log_prob(validation_codes).mean()
+                )
+            model.set_prior(prior, default=False)
+    model.set_prior(model.get_prior(kind))
+    return fitted
