@@ -214,3 +214,11 @@ def test_idx_headers_declaring_too_much_are_refused_before_reading(
             datasets.read_idx(path)
 
     assert peak_memory_of(read) < 2**22  # the zeros are never decompressed
+
+
+def test_load_keeps_the_first_limit_images_and_their_labels(idx_dir):
+    images, labels = datasets.load("mnist", "train", idx_dir)
+    first, first_labels = datasets.load("mnist", "train", idx_dir, limit=7)
+    assert first.dtype == np.float32 and first.shape == (7, 8, 8, 1)
+    np.testing.assert_array_equal(first, images[:7])
+    np.testing.assert_array_equal(first_labels, labels[:7])

@@ -848,3 +848,20 @@ def test_an_out_under_a_file_is_one_line_naming_it(tmp_path):
         f"keras-vae export: error: [Errno 17] File exists: '{tmp_path / 'file'}'"
     )
     assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_the_converter_gc_skips_the_live_objects_and_a_freeze_of_the_process_stays():
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    with export._gc_skips_live_objects():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # an app that froze its objects (before forking, say)
+    try:
+        frozen = gc.get_freeze_count()
+        with export._gc_skips_live_objects():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

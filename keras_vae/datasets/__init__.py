@@ -43,8 +43,8 @@ __getattr__, __dir__ = lazy.attributes(__name__, __path__)
 LOADERS = {name: functools.partial(mnist.load, name) for name in valid.DATASETS}
 
 
-def load(dataset="fashion_mnist", split="train", data_dir=None):
-    """Loads a whole split into memory: `(images, labels)`.
+def load(dataset="fashion_mnist", split="train", data_dir=None, limit=None):
+    """Loads a split into memory: `(images, labels)`.
 
     Args:
         dataset: one of `keras_vae.utils.names.DATASETS`.
@@ -52,12 +52,14 @@ def load(dataset="fashion_mnist", split="train", data_dir=None):
         data_dir: the dataset's files; `None` for its default source (see
             `keras_vae.datasets.mnist.load`). A named directory is never
             replaced by a download.
+        limit: keep the first `limit` images only (`None`: all); only those
+            are converted to float32.
 
     Returns:
         float32 `[N, H, W, C]` in [0, 1] and int64 `[N]`.
     """
     valid.check_choice("dataset", dataset, valid.DATASETS)
-    return LOADERS[dataset](split, data_dir)
+    return LOADERS[dataset](split, data_dir, limit)
 
 
 def class_attributes(labels, num_classes):

@@ -117,8 +117,11 @@ def _find_idx_file(directory, stem):
     raise DataError(f"{directory}: missing {stem}.gz (or {stem}); expected the four IDX files.")
 
 
-def load_idx_split(directory, split):
-    """Images `[N, H, W, 1]` float32 in [0, 1] and labels `[N]` int64 from IDX files."""
+def load_idx_split(directory, split, limit=None):
+    """Images `[N, H, W, 1]` float32 in [0, 1] and labels `[N]` int64 from IDX files.
+
+    `limit` keeps the first `limit` of them (`None`: all), converted alone.
+    """
     names.check_choice("split", split, names.SPLITS)
     if not os.path.isdir(directory):
         raise DataError(f"Data directory not found: {directory}")
@@ -134,6 +137,7 @@ def load_idx_split(directory, split):
             f"{label_path}: expected {len(images)} labels to match {image_path}, "
             f"got shape {labels.shape}."
         )
+    images, labels = images[:limit], labels[:limit]
     return _as_unit_floats(images, image_path)[..., np.newaxis], labels.astype(np.int64)
 
 

@@ -54,8 +54,8 @@ def _load_tfds_split(tfds_name, split):
     return images.astype(np.float32) / 255.0, labels.astype(np.int64)
 
 
-def load(dataset, split="train", data_dir=None):
-    """One split of an MNIST-family dataset, whole, in memory.
+def load(dataset, split="train", data_dir=None, limit=None):
+    """One split of an MNIST-family dataset (its first `limit` images), in memory.
 
     Args:
         dataset: a key of `SOURCES` ("fashion_mnist", "mnist").
@@ -64,6 +64,7 @@ def load(dataset, split="train", data_dir=None):
             default directory (Debian's for Fashion-MNIST) when it exists,
             else tensorflow-datasets. A named directory is never replaced by a
             download.
+        limit: the number of images to keep, from the start (`None`: all).
 
     Returns:
         `(images, labels)`: float32 `[N, 28, 28, 1]` in [0, 1], int64 `[N]`.
@@ -74,9 +75,10 @@ def load(dataset, split="train", data_dir=None):
         directory = default_dir
     if directory is None:
         images, labels = _load_tfds_split(tfds_name, split)
+        images, labels = images[:limit], labels[:limit]
         source = f"tensorflow-datasets {tfds_name} {split}"
     else:
-        images, labels = idx.load_idx_split(directory, split)
+        images, labels = idx.load_idx_split(directory, split, limit)
         source = os.path.join(directory, idx.IDX_FILES[split][1])
     check_labels(labels, len(CLASS_NAMES[dataset]), source)
     return images, labels

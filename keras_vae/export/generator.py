@@ -44,6 +44,7 @@ weights, means and Cholesky factors, for runtimes that draw their own z, and
 """
 
 import contextlib
+import gc
 import json
 import os
 import re
@@ -236,6 +237,25 @@ class _Generator(tf.Module):
         return {"images": images, "pixels": pixels, "z": z, "component": component}
 
 
+@contextlib.contextmanager
+def _gc_skips_live_objects():
+    """Inside the block, `gc.collect()` leaves the objects alive at its start alone.
+
+    The converter calls `gc.collect()` once per file, which walks every object
+    of the process (TensorFlow's modules: about a fifth of an export's time);
+    frozen objects (`gc.freeze`) are not walked. A process that froze objects
+    of its own is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _convert_tflite(frozen_saved_model_dir, signature_keys, variant, calibration=None):
     """A .tflite flatbuffer.
 
@@ -259,7 +279,8 @@ def _convert_tflite(frozen_saved_model_dir, signature_keys, variant, calibration
             # names to tensors, which warns on every call.
             converter.representative_dataset = lambda: ([z] for z in calibration)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter.convert()
+    with _gc_skips_live_objects():
+        return converter.convert()
 
 
 def _read_tflite(model_path):

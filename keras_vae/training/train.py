@@ -74,13 +74,12 @@ def split_validation(images, validation_size, seed):
 
 def load_splits(config):
     """`(train_images, validation_images or None, test_images, test_labels)`, checked."""
-    train_images, _ = datasets.load(config.dataset, "train", config.data_dir)
-    test_images, test_labels = datasets.load(config.dataset, "test", config.data_dir)
-    if config.train_subset:
-        train_images = train_images[: config.train_subset]
-    if config.test_subset:
-        test_images = test_images[: config.test_subset]
-        test_labels = test_labels[: config.test_subset]
+    train_images, _ = datasets.load(
+        config.dataset, "train", config.data_dir, limit=config.train_subset or None
+    )
+    test_images, test_labels = datasets.load(
+        config.dataset, "test", config.data_dir, limit=config.test_subset or None
+    )
     datasets.check_images(train_images, config.likelihood, "training images")
     datasets.check_images(test_images, config.likelihood, "test images")
     validation_images = None
