@@ -11,14 +11,23 @@ import pytest
 from keras_vae import VAE, datasets
 from keras_vae.datasets import pipeline
 from keras_vae.training import train as training
-from tests.testing import TINY, TINY_TRAIN_ARGS, call_main, random_images, write_idx
+from tests.testing import (
+    SMALL_EXPORT_ARGS,
+    TINY,
+    TINY_TRAIN_ARGS,
+    call_main,
+    random_images,
+    write_idx,
+)
 
 
 def train_main(run_dir, *args):
     """train.py's main in this process, on a tiny run: (exit code, stdout, stderr)."""
     import train
 
-    return call_main(train.main, ["--run-dir", run_dir, *TINY_TRAIN_ARGS, *args])
+    return call_main(
+        train.main, ["--run-dir", run_dir, *TINY_TRAIN_ARGS, *SMALL_EXPORT_ARGS, *args]
+    )
 
 
 def assert_one_line_error(result, message):

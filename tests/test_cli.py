@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from keras_vae import VAE, cli, datasets, generation
-from tests.testing import REPO_ROOT, TINY, call_main, train_in_process
+from tests.testing import REPO_ROOT, SMALL_EXPORT_ARGS, TINY, call_main, train_in_process
 
 COMMANDS = ("generate", "interpolate", "attribute", "edit", "average", "export")
 TILE = 28 * 2 + 2  # 28x28 images are drawn at scale 2 with 1 pixel padding
@@ -391,7 +391,7 @@ def test_a_bare_keras_file_needs_dataset_and_fit_prior_says_which_data(tmp_path)
 def test_a_one_dimensional_latent_space_trains_fits_its_priors_and_generates(tmp_path):
     run_dir = tmp_path / "run"
     tiny = ["--epochs", 1, "--train-subset", 256, "--validation-size", 64, "--test-subset", 64]
-    result = train_in_process(run_dir, "--latent-dim", 1, *map(str, tiny))
+    result = train_in_process(run_dir, "--latent-dim", 1, *map(str, tiny), *SMALL_EXPORT_ARGS)
     assert result.returncode == 0, result.stderr[-3000:]
     model = keras.models.load_model(run_dir / "model.keras")
     assert model.latent_dim == 1 and model.prior.kind == "gmm"

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from keras_vae.training import distribute
-from tests.testing import REPO_ROOT, TINY_TRAIN_ARGS, free_ports
+from tests.testing import REPO_ROOT, SMALL_EXPORT_ARGS, TINY_TRAIN_ARGS, free_ports
 
 
 @pytest.mark.processes
@@ -58,6 +58,7 @@ def start_workers(run_dir, workers):
                     "--run-dir",
                     str(run_dir),
                     *TINY_TRAIN_ARGS,
+                    *SMALL_EXPORT_ARGS,
                     # A small MLP: what is tested is the synchronization, not the network.
                     "--preset",
                     "mlp",

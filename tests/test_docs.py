@@ -61,7 +61,11 @@ def skip_reason(path, code):
 
 # train.py's flags of a tiny run: what every `python train.py` in a shell block gets
 # first (a flag the block gives itself comes later and wins).
-TINY_TRAIN = "--epochs 1 --train-subset 1024 --validation-size 128 --test-subset 128"
+# The export: float32 files only, the static one at batch 16 (what keras-vae web serves).
+TINY_TRAIN = (
+    "--epochs 1 --train-subset 1024 --validation-size 128 --test-subset 128 "
+    "--export-variants float32 --export-static-batch-sizes 16"
+)
 # (old, new): applied wherever `old` occurs; each must occur in some block.
 TINY_SHELL = [
     ("python train.py", f"python train.py {TINY_TRAIN}"),

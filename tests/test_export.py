@@ -221,7 +221,9 @@ def test_sample_signature_picks_components_by_weight(tmp_path):
         [np.eye(3) * 0.5, np.eye(3), np.tril(np.full((3, 3), 0.5)) + np.eye(3)],
     )
     model.set_prior(prior)
-    export.export_generator(model, tmp_path / "export", variants=("float32",))
+    export.export_generator(
+        model, tmp_path / "export", variants=("float32",), static_batch_sizes=()
+    )
     metadata = json.loads((tmp_path / "export" / "generator.json").read_text())
     assert metadata["latent_prior"] == prior.to_dict()
     path = str(tmp_path / "export" / export.tflite_filename("float32"))
@@ -235,7 +237,9 @@ def test_sample_signature_picks_components_by_weight(tmp_path):
     assert_draws_follow_prior(metadata["latent_prior"], drawn["z"], drawn["component"])
     # The standard prior's sample signature is plain N(0, I).
     model.set_prior(model.priors["standard"])
-    export.export_generator(model, tmp_path / "standard", variants=("float32",))
+    export.export_generator(
+        model, tmp_path / "standard", variants=("float32",), static_batch_sizes=()
+    )
     path = str(tmp_path / "standard" / export.tflite_filename("float32"))
     drawn = Interpreter(model_path=path).get_signature_runner("sample")(
         count=np.array(4000, np.int32)
@@ -343,13 +347,15 @@ def small_vae():
 
 def test_existing_export_is_not_overwritten_without_overwrite(tmp_path, small_vae):
     out = tmp_path / "gen"
-    export.export_generator(small_vae, out, variants=("float32",))
+    export.export_generator(small_vae, out, variants=("float32",), static_batch_sizes=())
     before = tree_digest(out)
     with pytest.raises(FileExistsError, match="--overwrite"):
-        export.export_generator(small_vae, out, variants=("float32",))
+        export.export_generator(small_vae, out, variants=("float32",), static_batch_sizes=())
     assert tree_digest(out) == before
     other = VAE(preset="mlp", latent_dim=4, encoder_units=(8,), decoder_units=(8,), seed=1)
-    export.export_generator(other, out, overwrite=True, variants=("float32",))
+    export.export_generator(
+        other, out, overwrite=True, variants=("float32",), static_batch_sizes=()
+    )
     assert tree_digest(out) != before
     assert sorted(os.listdir(tmp_path)) == ["gen"]
 
@@ -363,7 +369,9 @@ def test_overwrite_replaces_only_an_earlier_export(tmp_path, small_vae):
             (folder / file).write_text(file)
         before = tree_digest(folder)
         with pytest.raises(FileExistsError, match="is not a keras_vae export"):
-            export.export_generator(small_vae, folder, overwrite=True, variants=("float32",))
+            export.export_generator(
+                small_vae, folder, overwrite=True, variants=("float32",), static_batch_sizes=()
+            )
         assert tree_digest(folder) == before
     assert sorted(os.listdir(tmp_path)) == ["photos", "run"]  # no staging dir left
 
@@ -426,7 +434,7 @@ def test_a_folder_moved_aside_by_a_killed_commit_is_put_back(tmp_path, small_vae
     # A kill between commit_directory's two renames leaves what was at --out in
     # .gen.old-PID-*/export: an earlier export, or a user's folder.
     out = tmp_path / "gen"
-    export.export_generator(small_vae, out, variants=("float32",))
+    export.export_generator(small_vae, out, variants=("float32",), static_batch_sizes=())
     before = tree_digest(out)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -434,7 +442,7 @@ def test_a_folder_moved_aside_by_a_killed_commit_is_put_back(tmp_path, small_vae
     retired.mkdir()
     out.rename(retired / "export")
     with pytest.raises(FileExistsError, match="already exists"):
-        export.export_generator(small_vae, out, variants=("float32",))
+        export.export_generator(small_vae, out, variants=("float32",), static_batch_sizes=())
     assert tree_digest(out) == before
     assert sorted(os.listdir(tmp_path)) == ["gen"]
 
@@ -442,7 +450,9 @@ def test_a_folder_moved_aside_by_a_killed_commit_is_put_back(tmp_path, small_vae
     (retired / "export").mkdir(parents=True)
     (retired / "export" / "notes.txt").write_text("mine")  # no generator.json
     with pytest.raises(FileExistsError, match="is not a keras_vae export"):
-        export.export_generator(small_vae, out, overwrite=True, variants=("float32",))
+        export.export_generator(
+            small_vae, out, overwrite=True, variants=("float32",), static_batch_sizes=()
+        )
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(os.listdir(tmp_path)) == ["gen"]
 
@@ -589,7 +599,9 @@ def documented(path):
 
 def test_a_wrong_z_fails_where_the_docs_say(tmp_path, small_vae):
     # Dynamic files: RESHAPE refuses z when it runs; static files: when tensors are allocated.
-    export.export_generator(small_vae, tmp_path / "gen", variants=("float32",))
+    export.export_generator(
+        small_vae, tmp_path / "gen", variants=("float32",), static_batch_sizes=(16,)
+    )
     d = small_vae.latent_dim
     dynamic = Interpreter(model_path=str(tmp_path / "gen" / export.tflite_filename("float32")))
     with pytest.raises(RuntimeError, match=r"\(RESHAPE\) failed to invoke"):
@@ -609,7 +621,9 @@ def test_the_compiled_model_api_crashes_on_a_dynamic_mlp_file_as_documented(tmp_
     # after a resize its output buffers keep the declared [1, H, W, C], the run
     # writes past them and the process crashes (a signal: SIGSEGV or SIGABRT,
     # as the heap allows). If a LiteRT release fixes it, this fails: update the guide.
-    export.export_generator(small_vae, tmp_path / "gen", variants=("float32",))
+    export.export_generator(
+        small_vae, tmp_path / "gen", variants=("float32",), static_batch_sizes=()
+    )
     result = subprocess.run(
         [sys.executable, "-c", COMPILED_MODEL_ON_DYNAMIC_FILE]
         + [str(tmp_path / "gen" / export.tflite_filename("float32")), str(small_vae.latent_dim)],
@@ -648,7 +662,7 @@ def test_a_folder_made_during_an_export_is_never_removed(tmp_path, small_vae, ov
     # The user creates --out (or adds a file to the export being replaced) while it runs.
     out = tmp_path / "gen"
     if overwrite:
-        export.export_generator(small_vae, out, variants=("float32",))
+        export.export_generator(small_vae, out, variants=("float32",), static_batch_sizes=())
 
     def user_writes():
         out.mkdir(exist_ok=True)
@@ -656,7 +670,9 @@ def test_a_folder_made_during_an_export_is_never_removed(tmp_path, small_vae, ov
 
     done = when_staging_appears(out, user_writes)
     with pytest.raises(FileExistsError, match="during the export; it was left as it is"):
-        export.export_generator(small_vae, out, overwrite=overwrite, variants=("float32",))
+        export.export_generator(
+            small_vae, out, overwrite=overwrite, variants=("float32",), static_batch_sizes=()
+        )
     assert done.wait(5)
     assert (out / "mydata.txt").read_text() == "mine"
     assert sorted(os.listdir(tmp_path)) == ["gen"]  # no staging, no lock, nothing moved aside
@@ -683,7 +699,9 @@ def test_an_export_into_an_out_another_export_is_writing_is_refused(tmp_path, sm
         assert first.poll() is None, first.stderr.read()
         in_use = rf"being written by process {first.pid}"
         with pytest.raises(atomic_files.DestinationInUse, match=in_use):
-            export.export_generator(small_vae, out, overwrite=True, variants=("float32",))
+            export.export_generator(
+                small_vae, out, overwrite=True, variants=("float32",), static_batch_sizes=()
+            )
         code, _, err = call_main(export_cli.main, ["--model", model, "--out", out])
         assert code == 2 and "wait for it to finish, or choose another --out" in err
     finally:
@@ -695,15 +713,19 @@ def test_an_export_into_an_out_another_export_is_writing_is_refused(tmp_path, sm
 
 def test_overwrite_refuses_an_export_folder_holding_other_files(tmp_path, small_vae):
     out = tmp_path / "gen"
-    export.export_generator(small_vae, out, variants=("float32",))
+    export.export_generator(small_vae, out, variants=("float32",), static_batch_sizes=())
     for extra in ("notes.txt", "saved_model/mine.txt"):
         (out / extra).write_text("mine")
         before = tree_digest(out)
         with pytest.raises(FileExistsError, match=f"also holds {extra}"):
-            export.export_generator(small_vae, out, overwrite=True, variants=("float32",))
+            export.export_generator(
+                small_vae, out, overwrite=True, variants=("float32",), static_batch_sizes=()
+            )
         assert tree_digest(out) == before
         (out / extra).unlink()
-    export.export_generator(small_vae, out, overwrite=True, variants=("float32",))
+    export.export_generator(
+        small_vae, out, overwrite=True, variants=("float32",), static_batch_sizes=()
+    )
     assert sorted(os.listdir(tmp_path)) == ["gen"]
 
 

@@ -33,7 +33,9 @@ def test_written_files_and_exports_get_the_umask_modes(tmp_path, umask_022):
     model = VAE(preset="mlp", latent_dim=2, encoder_units=(4,), decoder_units=(4,), seed=0)
     atomic_files.atomic_write(tmp_path / "model.keras", model.save, suffix=".keras")
     assert mode(tmp_path / "model.keras") == 0o644
-    export.export_generator(model, tmp_path / "export", variants=("float32",))
+    export.export_generator(
+        model, tmp_path / "export", variants=("float32",), static_batch_sizes=()
+    )
     assert mode(tmp_path / "export") == 0o755
     for name in os.listdir(tmp_path / "export"):
         path = tmp_path / "export" / name
@@ -57,7 +59,9 @@ def test_temporaries_of_killed_processes_are_removed_by_the_next_write(tmp_path)
     live = tmp_path / f".export.tmp-{os.getpid()}-mine"  # a running export's: kept
     live.mkdir()
     model = VAE(seed=0, **TINY)
-    export.export_generator(model, tmp_path / "export", variants=("float32",))
+    export.export_generator(
+        model, tmp_path / "export", variants=("float32",), static_batch_sizes=()
+    )
     atomic_files.atomic_write(tmp_path / "model.keras", model.save, suffix=".keras")
     assert sorted(os.listdir(tmp_path)) == [live.name, "export", "model.keras"]
 

@@ -42,8 +42,15 @@ TINY_TRAIN_ARGS = [
 ]
 
 
+# train.py flags of a run that exports the float32 dynamic file only (one conversion, not nine).
+SMALL_EXPORT_ARGS = ["--export-variants", "float32", "--export-static-batch-sizes"]
+
+
 def tiny_config(**changes):
-    """A TrainingConfig of a tiny run on MNIST (under tfds.testing.mock_data: 3 steps an epoch)."""
+    """A TrainingConfig of a tiny run on MNIST (under tfds.testing.mock_data: 3 steps an epoch).
+
+    Its export is the float32 dynamic file only (SMALL_EXPORT_ARGS).
+    """
     from keras_vae.training.config import TrainingConfig
 
     values = {
@@ -54,6 +61,8 @@ def tiny_config(**changes):
         "batch_size": 16,
         "validation_size": 16,
         "test_subset": 32,
+        "export_variants": ("float32",),
+        "export_static_batch_sizes": (),
         **changes,
     }
     return TrainingConfig(**values)

@@ -67,9 +67,7 @@ METADATA_FILE = "generator.json"
 FORBIDDEN_OP_PREFIXES = ("Flex",)
 FORBIDDEN_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "CUSTOM")
 STATIC_BATCH_SIZES = names.STATIC_BATCH_SIZES
-# The largest static batch: a file's tensors, its calibration codes and its
-# parity check grow with it (a batch of 1024 64x64 RGB images is 50 MB a tensor).
-MAX_STATIC_BATCH = 1024
+MAX_STATIC_BATCH = names.MAX_STATIC_BATCH
 # The largest absolute value of a prior parameter (means, Cholesky factors)
 # that an export accepts. A VAE's codes are of order 1; values near float32's
 # range overflow in `sample` (inf codes, a grey grid) or crash the LiteRT

@@ -21,7 +21,7 @@ MAX_LATENT_DIM = 1024
 MAX_SEED = 2**32 - 1
 
 
-def option(default, help, parse=None, choices=None, minimum=None, maximum=None):
+def option(default, help, parse=None, choices=None, minimum=None, maximum=None, many=False):
     """A dataclass field with what the CLI and `validate` need to know of it.
 
     Args:
@@ -34,6 +34,8 @@ def option(default, help, parse=None, choices=None, minimum=None, maximum=None):
         minimum: "positive" (> 0) or "non-negative" (>= 0); `None` values
             are not checked.
         maximum: the largest valid value, or `None`.
+        many: the field is a tuple of such values (a flag that takes any
+            number of them, none included); each value is checked.
 
     Every float field must also be finite (no inf or nan).
     """
@@ -43,6 +45,7 @@ def option(default, help, parse=None, choices=None, minimum=None, maximum=None):
         "choices": choices,
         "minimum": minimum,
         "maximum": maximum,
+        "many": many,
     }
     return dataclasses.field(default=default, metadata=metadata)
 
@@ -148,8 +151,27 @@ class TrainingConfig:
     mixed_precision: bool = option(
         False, "Train in mixed_float16 (GPU) or mixed_bfloat16 (CPU); losses stay float32."
     )
+    export_variants: tuple = option(
+        names.TFLITE_VARIANTS,
+        "LiteRT variants of the run's export (RUN/export), float32 among them: "
+        "RUN/generated_tflite.png is drawn by it.",
+        choices=names.TFLITE_VARIANTS,
+        many=True,
+    )
+    export_static_batch_sizes: tuple = option(
+        names.STATIC_BATCH_SIZES,
+        "Batch sizes of the export's static-shape .tflite files (CompiledModel, GPU, "
+        "LiteRT.js; keras-vae web uses 16); none: only the dynamic ones.",
+        parse=int,
+        minimum="positive",
+        maximum=names.MAX_STATIC_BATCH,
+        many=True,
+    )
 
     def __post_init__(self):
+        for field in dataclasses.fields(self):
+            if field.metadata["many"]:  # JSON and argparse give lists
+                setattr(self, field.name, tuple(getattr(self, field.name)))
         if self.data_dir is not None:
             # Absolute, so the run dir's config.json works from any directory.
             self.data_dir = os.path.abspath(os.path.expanduser(self.data_dir))
@@ -158,19 +180,9 @@ class TrainingConfig:
     def validate(self):
         """Raises ValueError with what is wrong (the field and its flag) and the valid choices."""
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            meta = field.metadata
-            named = f"{field.name} ({flag_name(field.name)})"
-            if meta["choices"] is not None:
-                names.check_choice(field.name, value, meta["choices"])
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{named} must be a finite number; got {value}.")
-            if meta["minimum"] == "positive" and value is not None and not value > 0:
-                raise ValueError(f"{named} must be > 0; got {value}.")
-            if meta["minimum"] == "non-negative" and value is not None and not value >= 0:
-                raise ValueError(f"{named} must be >= 0; got {value}.")
-            if meta["maximum"] is not None and value is not None and value > meta["maximum"]:
-                raise ValueError(f"{named} must be at most {meta['maximum']}; got {value}.")
+            values = getattr(self, field.name)
+            for value in values if field.metadata["many"] else (values,):
+                _check_value(field, value)
         if self.kl_warmup_epochs > self.epochs:
             raise ValueError(
                 f"kl_warmup_epochs ({self.kl_warmup_epochs}) is longer than epochs "
@@ -183,6 +195,11 @@ class TrainingConfig:
                 "grid pairs test images."
             )
         names.check_gaussian_scale(self.gaussian_scale)
+        if "float32" not in self.export_variants:
+            raise ValueError(
+                "export_variants (--export-variants) must include float32: the run's "
+                f"generated_tflite.png is drawn by it; got {' '.join(self.export_variants)}."
+            )
 
     def model_kwargs(self, image_shape):
         """Keyword arguments for `keras_vae.VAE`."""
@@ -197,7 +214,11 @@ class TrainingConfig:
         }
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        """The fields as JSON values (tuples as lists), as config.json holds them."""
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in dataclasses.asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, values):
@@ -212,6 +233,24 @@ class TrainingConfig:
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _check_value(field, value):
+    """Raises ValueError unless `value` is valid for `field` (one of a tuple's values)."""
+    meta = field.metadata
+    named = f"{field.name} ({flag_name(field.name)})"
+    if meta["choices"] is not None:
+        # A tuple's values are named one at a time: "export variant".
+        kind = field.name.replace("_", " ").removesuffix("s") if meta["many"] else field.name
+        names.check_choice(kind, value, meta["choices"])
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{named} must be a finite number; got {value}.")
+    if meta["minimum"] == "positive" and value is not None and not value > 0:
+        raise ValueError(f"{named} must be > 0; got {value}.")
+    if meta["minimum"] == "non-negative" and value is not None and not value >= 0:
+        raise ValueError(f"{named} must be >= 0; got {value}.")
+    if meta["maximum"] is not None and value is not None and value > meta["maximum"]:
+        raise ValueError(f"{named} must be at most {meta['maximum']}; got {value}.")
 
 
 def flag_name(field_name):
@@ -235,6 +274,15 @@ def add_config_flags(parser, config_class=TrainingConfig):
         if field.type is bool or isinstance(field.default, bool):
             parser.add_argument(
                 flag_name(field.name), action="store_true", default=field.default, help=help_text
+            )
+            continue
+        if meta["many"]:
+            parser.add_argument(
+                flag_name(field.name),
+                nargs="*",
+                type=meta["parse"] or str,
+                default=list(field.default),
+                help=help_text + f" (default: {' '.join(map(str, field.default))})",
             )
             continue
         parser.add_argument(

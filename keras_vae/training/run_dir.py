@@ -32,9 +32,18 @@ from keras_vae.models.vae import VAE
 from keras_vae.training.config import flag_name
 
 # Config fields that a rerun may change: how fast a run trains (not what it
-# computes), and the prior fitted after training (a failed or unwanted fit is
-# redone with other settings, without training again).
-RERUN_FIELDS = frozenset({"steps_per_execution", "prior", "prior_components", "prior_codes"})
+# computes), the prior fitted after training (a failed or unwanted fit is
+# redone with other settings, without training again) and what it exports.
+RERUN_FIELDS = frozenset(
+    {
+        "steps_per_execution",
+        "prior",
+        "prior_components",
+        "prior_codes",
+        "export_variants",
+        "export_static_batch_sizes",
+    }
+)
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"

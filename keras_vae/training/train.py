@@ -364,7 +364,14 @@ def write_run_artifacts(model, directory, config, test_images):
         image_io.reconstruction_grid(inputs, outputs, cols=8),
     )
     export_dir = os.path.join(directory, run_dir.EXPORT_DIR)
-    export.export_generator(model, export_dir, overwrite=True, training_config=config.to_dict())
+    export.export_generator(
+        model,
+        export_dir,
+        overwrite=True,
+        training_config=config.to_dict(),
+        variants=config.export_variants,
+        static_batch_sizes=config.export_static_batch_sizes,
+    )
     export.render_preview(
         export_dir, os.path.join(directory, run_dir.PREVIEW_PNG), seed=config.seed
     )

@@ -21,6 +21,9 @@ TFLITE_VARIANTS = ("float32", "float16", "int8")
 # The batch sizes of the exported static-shape .tflite files (keras_vae.export.generator):
 # one image (a phone drawing one picture, a slider) and a grid of 16 (the web explorer's).
 STATIC_BATCH_SIZES = (1, 16)
+# The largest static batch: a file's tensors, its calibration codes and its
+# parity check grow with it (a batch of 1024 64x64 RGB images is 50 MB a tensor).
+MAX_STATIC_BATCH = 1024
 # Latent priors (keras_vae.models.priors): N(0, I), a fitted full-covariance Gaussian,
 # a fitted mixture.
 PRIORS = ("standard", "gaussian", "gmm")
