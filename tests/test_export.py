@@ -887,3 +887,26 @@ def test_the_converter_gc_skips_the_live_objects_and_a_freeze_of_the_process_sta
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_run_dirs_export_writes_the_files_its_run_chose_unless_told_otherwise(tmp_path):
+    from keras_vae.training.config import TrainingConfig
+
+    run = tmp_path / "run"
+    saved_vae(run)
+    chosen = TrainingConfig(export_variants=("float32",), export_static_batch_sizes=(16,))
+    (run / "config.json").write_text(chosen.to_json())
+
+    def tflite_files(out):
+        return sorted(name for name in os.listdir(out) if name.endswith(".tflite"))
+
+    code, _, err = call_main(export_cli.main, ["--model", run, "--out", tmp_path / "a"])
+    assert code == 0, err[-2000:]
+    assert tflite_files(tmp_path / "a") == [
+        "generator_float32.tflite",
+        "generator_float32_b16.tflite",
+    ]
+    argv = ["--model", run, "--out", tmp_path / "b", "--variants", "float16", "float32"]
+    code, _, err = call_main(export_cli.main, [*argv, "--static-batch-sizes"])
+    assert code == 0, err[-2000:]
+    assert tflite_files(tmp_path / "b") == ["generator_float16.tflite", "generator_float32.tflite"]

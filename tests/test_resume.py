@@ -11,7 +11,14 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from export import __main__ as export_cli
-from tests.testing import REPO_ROOT, call_main, staging_exists, tree_digest, wait_for
+from tests.testing import (
+    REPO_ROOT,
+    SMALL_EXPORT_ARGS,
+    call_main,
+    staging_exists,
+    tree_digest,
+    wait_for,
+)
 
 pytestmark = pytest.mark.processes
 
@@ -31,6 +38,7 @@ RESUME_ARGS = [
     "256",
     "--verbose",
     "2",
+    *SMALL_EXPORT_ARGS,
 ]
 STEPS_PER_EPOCH = (2048 - 256) // 64
 
@@ -109,7 +117,7 @@ def test_sigkill_after_first_epoch_then_same_command_resumes(tmp_path):
         "reconstructions.png",
         "generated_tflite.png",
         "export/generator.json",
-        "export/generator_int8.tflite",
+        "export/generator_float32.tflite",
         "export/saved_model/saved_model.pb",
     ):
         assert (run_dir / name).exists(), name
@@ -119,7 +127,7 @@ def test_sigkill_after_first_epoch_then_same_command_resumes(tmp_path):
 def test_sigkill_during_export_leaves_the_previous_export_intact(trained_run, tmp_path):
     run_dir, _ = trained_run
     out = tmp_path / "generator"
-    argv = ["--model", str(run_dir), "--out", str(out)]
+    argv = ["--model", str(run_dir), "--out", str(out), "--variants", "float32"]
     assert call_main(export_cli.main, argv)[0] == 0
     before = tree_digest(out)
 

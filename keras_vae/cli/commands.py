@@ -285,10 +285,28 @@ def _average(session):
     )
 
 
+def _export_files(args):
+    """`(variants, static batch sizes)`: the flags', else the run dir's own, else all.
+
+    Given a run dir, an export writes the files train.py wrote into it
+    (`--export-variants`, `--export-static-batch-sizes` in its config.json).
+    """
+    from keras_vae.training import run_dir
+
+    settings = (run_dir.read_config(args.model) or {}) if os.path.isdir(args.model) else {}
+    variants = getattr(args, "variants", None) or settings.get("export_variants")
+    variants = variants or names.TFLITE_VARIANTS
+    sizes = getattr(args, "static_batch_sizes", None)
+    if sizes is None:
+        sizes = settings.get("export_static_batch_sizes", names.STATIC_BATCH_SIZES)
+    return list(variants), list(sizes)
+
+
 def _export(args):
     from keras_vae.export import generator as export
     from keras_vae.training import run_dir
 
+    args.variants, args.static_batch_sizes = _export_files(args)
     if args.preview and "float32" not in args.variants:
         raise ValueError("--preview is drawn by the float32 .tflite: add float32 to --variants.")
     export.check_static_batch_sizes(args.static_batch_sizes)  # before loading anything

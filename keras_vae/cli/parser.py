@@ -9,6 +9,8 @@ import dataclasses
 from keras_vae.utils import images as image_io
 from keras_vae.utils import names
 
+STATIC_BATCH_SIZES = " ".join(map(str, names.STATIC_BATCH_SIZES))
+
 
 def positive_int(text):
     """argparse type of a count: an integer >= 1."""
@@ -184,17 +186,19 @@ COMMANDS = {
             arg(
                 "--variants",
                 nargs="+",
-                default=list(names.TFLITE_VARIANTS),
-                help=f"LiteRT variants to write ({' '.join(names.TFLITE_VARIANTS)}).",
+                default=argparse.SUPPRESS,  # absent: the run's own (see the help)
+                help=f"LiteRT variants to write ({' '.join(names.TFLITE_VARIANTS)}; default: "
+                "those of the run dir's own export, else all).",
             ),
             arg(
                 "--static-batch-sizes",
                 nargs="*",
+                default=argparse.SUPPRESS,
                 type=int,
-                default=list(names.STATIC_BATCH_SIZES),
                 metavar="N",
                 help="Batch sizes of the static-shape .tflite files (CompiledModel, GPU, "
-                "LiteRT.js), each at most 1024; none: only the dynamic ones.",
+                "LiteRT.js), each at most 1024; none: only the dynamic ones (default: those "
+                f"of the run dir's own export, else {STATIC_BATCH_SIZES}).",
             ),
             arg(
                 "--preview",
