@@ -393,7 +393,7 @@ class LatentImages(keras.callbacks.Callback):
     `metadata.tsv`, a `sprite.png` of the images and a one-line text summary
     that makes the directory a TensorBoard run (TensorBoard's Projector tab
     lists runs that hold a `projector_config.pbtxt`). Decoding and encoding
-    use `keras_vae.generation.generation.Codec` (compiled once).
+    use `keras_vae.generation.Codec` (compiled once).
 
     Args:
         log_dir: the TensorBoard log directory of the run.
