@@ -16,7 +16,7 @@ import tensorflow_datasets as tfds
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from keras_vae import VAE
-from keras_vae.cli import interrupts
+from keras_vae.cli import interrupts, native_logs
 from keras_vae.training import train as training
 from tests import testing
 from tests.testing import REPO_ROOT, call_main, staging_exists, wait_for
@@ -305,22 +305,24 @@ def test_ctrl_c_during_an_export_is_one_line_and_leaves_no_export(trained_run, t
         assert left == [] and stdout == "", (left, stdout)
 
 
-def test_an_error_after_a_lost_interrupt_still_ends_as_interrupted(capsys):
-    # Ctrl-C caught inside an extension module, which then fails on its broken state.
+def test_an_error_after_a_lost_interrupt_still_ends_as_interrupted_in_one_line(capfd):
+    # Ctrl-C caught inside an extension module, which prints a traceback and then
+    # fails on its broken state.
     def work():
-        try:
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(5)
-        except KeyboardInterrupt:
-            pass  # the extension module swallows it
-        raise AttributeError("'list' object has no attribute '_type_spec'")
+        with native_logs.filtered_stderr():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            except KeyboardInterrupt:  # the extension module swallows it
+                os.write(2, b"Traceback (most recent call last):\nSystemError: <built-in>\n")
+                os.write(2, b"I0000 00:00:1.0   1 port.cc:1] a held-back native line\n")
+            raise AttributeError("'list' object has no attribute '_type_spec'")
 
     status, result = interrupts.finish(work, "keras-vae export", "run it again", own_process=True)
     assert (status, result) == (interrupts.INTERRUPTED_STATUS, None)
-    assert (
-        capsys.readouterr().err
-        == "keras-vae export: interrupted; nothing was lost: run it again.\n"
-    )
+    line = "keras-vae export: interrupted; nothing was lost: run it again.\n"
+    assert capfd.readouterr().err == line
+    assert not interrupts.received()  # the next command shows its output
 
     def broken():
         raise AttributeError("no interrupt: the error is the error")

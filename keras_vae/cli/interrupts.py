@@ -13,6 +13,14 @@ import threading
 # The exit status a shell gives a program that SIGINT ended.
 INTERRUPTED_STATUS = 130
 
+# Set by the command's own SIGINT handler: Ctrl-C came during the running command.
+_received = threading.Event()
+
+
+def received():
+    """True once Ctrl-C came during the command that `finish` runs in this process."""
+    return _received.is_set()
+
 
 def shield():
     """Ctrl-C no longer stops this process: its work is done and its result goes out whole.
@@ -42,14 +50,17 @@ def _remembered_interrupt(own_process):
         return
 
     def handler(signum, frame):
+        _received.set()
         interrupted.append(True)
         raise KeyboardInterrupt
 
+    _received.clear()
     previous = signal.signal(signal.SIGINT, handler)
     try:
         yield interrupted
     finally:
         signal.signal(signal.SIGINT, previous)
+        _received.clear()
 
 
 def finish(work, prog, again, own_process):

@@ -20,6 +20,8 @@ import sys
 import tempfile
 import threading
 
+from keras_vae.cli import interrupts
+
 # absl / TensorFlow C++ log lines ("I0000 00:00:1796153870.027769   30908 port.cc:153] ...")
 # and the few unprefixed lines TensorFlow and its converter print with them.
 NATIVE_LOG_LINE = re.compile(
@@ -77,7 +79,9 @@ class _Forwarder(threading.Thread):
             self.partial = b""
 
     def _emit(self, line):
-        if is_native_log(line):
+        # After Ctrl-C nothing more is shown: an extension module that caught the
+        # KeyboardInterrupt may print its traceback; the command ends in one line.
+        if is_native_log(line) or interrupts.received():
             self.held.append(line)
         else:
             os.write(self.target, line)
@@ -87,9 +91,10 @@ class _Forwarder(threading.Thread):
 def filtered_stderr():
     """Runs the block with file descriptor 2 filtered: native log lines are held back.
 
-    Every other line reaches stderr as it is written. If the block raises
-    (other than KeyboardInterrupt), the held-back lines are written after it,
-    so nothing is lost on a failure.
+    Every other line reaches stderr as it is written, until Ctrl-C
+    (`interrupts.received`). If the block raises (other than
+    KeyboardInterrupt, and not after Ctrl-C), the held-back lines are written
+    after it, so nothing is lost on a failure.
     """
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         yield
@@ -113,6 +118,6 @@ def filtered_stderr():
             forwarder.done.set()
             forwarder.join()
             forwarder.drain()
-            if failed and forwarder.held:
+            if failed and forwarder.held and not interrupts.received():
                 os.write(2, b"".join(forwarder.held))
             os.close(saved)
