@@ -9,7 +9,7 @@ import dataclasses
 from keras_vae.utils import images as image_io
 from keras_vae.utils import names
 
-STATIC_BATCH_SIZES = " ".join(map(str, names.STATIC_BATCH_SIZES))
+_DEFAULT_STATIC_BATCHES = " ".join(map(str, names.STATIC_BATCH_SIZES))
 
 
 def positive_int(text):
@@ -198,7 +198,7 @@ COMMANDS = {
                 metavar="N",
                 help="Batch sizes of the static-shape .tflite files (CompiledModel, GPU, "
                 "LiteRT.js), each at most 1024; none: only the dynamic ones (default: those "
-                f"of the run dir's own export, else {STATIC_BATCH_SIZES}).",
+                f"of the run dir's own export, else {_DEFAULT_STATIC_BATCHES}).",
             ),
             arg(
                 "--preview",
