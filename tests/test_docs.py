@@ -69,6 +69,7 @@ TINY_TRAIN = (
 # (old, new): applied wherever `old` occurs; each must occur in some block.
 TINY_SHELL = [
     ("python train.py", f"python train.py {TINY_TRAIN}"),
+    ("keras-vae train --dataset", f"keras-vae train {TINY_TRAIN} --dataset"),
     ("--epochs 30", "--epochs 1"),
     ("--kl-warmup-epochs 5", "--kl-warmup-epochs 1"),
 ]

@@ -1,5 +1,6 @@
 """`keras-vae` (also `python -m keras_vae`): the latent space toolkit on the command line.
 
+    keras-vae train       [--dataset fashion_mnist] [--run-dir runs/latest] (train.py's flags)
     keras-vae generate    --model RUN [--n 64 --seed 0] [--prior gmm] [--out generated.png]
     keras-vae fit-prior   --model RUN [--prior gmm] [--components K] [--codes mean]
     keras-vae interpolate --model RUN (--indices I J ... | --images A B ...) [--steps 10]
@@ -9,15 +10,15 @@
     keras-vae export      --model RUN [--out DIR] [--overwrite] [--variants ...] [--prior P]
     keras-vae web         [--run-dir RUN | --export DIR] [--port 8000] [--no-serve]
 
-RUN is a run dir of train.py (its config.json names the dataset) or a .keras
-file. Each command writes one PNG (`attribute` a .npy, `export` a directory,
-`fit-prior` the model file),
-creating missing parent directories, and prints its path; errors are one
-line on stderr and exit status 2. Decoding and encoding run as compiled
+RUN is a run dir of `keras-vae train` (its config.json names the dataset) or a
+.keras file. `train` writes a run dir and prints its test metrics; each other
+command writes one PNG (`attribute` a .npy, `export` a directory, `fit-prior`
+the model file), creating missing parent directories, and prints its path.
+Errors are one line on stderr and exit status 2. Decoding and encoding run as compiled
 `tf.function`s (`keras_vae.generation.Codec`), not `Model.predict`.
 """
 
-from keras_vae.cli import commands, interrupts, native_logs
+from keras_vae.cli import commands, interrupts, native_logs, train
 from keras_vae.cli.commands import default_export_dir
 from keras_vae.cli.parser import build_parser
 
@@ -27,6 +28,8 @@ __all__ = ["build_parser", "default_export_dir", "main"]
 def main(argv=None):
     """keras-vae's command line; `argv` None means the process's own arguments."""
     args = build_parser().parse_args(argv)  # --help and bad flags exit here
+    if args.command == "train":
+        return train.run(args, "keras-vae train", own_process=argv is None)
     status, path = interrupts.finish(
         lambda: _run(args),
         f"keras-vae {args.command}",

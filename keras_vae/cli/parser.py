@@ -6,6 +6,7 @@ No TensorFlow: `keras-vae --help` and a bad flag answer at once.
 import argparse
 import dataclasses
 
+from keras_vae.cli import train
 from keras_vae.utils import images as image_io
 from keras_vae.utils import names
 
@@ -31,6 +32,11 @@ def arg(*flags, **options):
 def one_of(*arguments, required=True):
     """Mutually exclusive arguments."""
     return ("exclusive", arguments, {"required": required})
+
+
+def added_by(function):
+    """The arguments `function(parser)` adds (the training flags come from the config)."""
+    return ("function", function, {})
 
 
 def group(title, *arguments):
@@ -87,9 +93,17 @@ class Command:
     help: str
     arguments: tuple
     description: str | None = None
+    # False where the help texts say their defaults themselves.
+    show_defaults: bool = True
 
 
 COMMANDS = {
+    "train": Command(
+        "Train a VAE and write a run dir (the same as train.py).",
+        (added_by(train.add_arguments),),
+        description=train.DESCRIPTION,
+        show_defaults=False,
+    ),
     "generate": Command(
         "Decode z drawn from a prior into a grid.",
         (
@@ -240,6 +254,9 @@ def _add(parser, entry):
     if kind == "argument":
         parser.add_argument(*contents, **options)
         return
+    if kind == "function":
+        contents(parser)
+        return
     if kind == "exclusive":
         target = parser.add_mutually_exclusive_group(**options)
     else:
@@ -252,8 +269,8 @@ def build_parser():
     """The `keras-vae` argparse parser, one subcommand per entry of `COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="keras-vae",
-        description="Latent space toolkit of a trained keras_vae VAE: generate, interpolate, "
-        "attribute vectors, edits and average images; export; the web explorer.",
+        description="Train a keras_vae VAE; then its latent space toolkit: generate, "
+        "interpolate, attribute vectors, edits and average images; export; the web explorer.",
     )
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
@@ -261,7 +278,9 @@ def build_parser():
             name,
             help=command.help,
             description=command.description or command.help,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter
+            if command.show_defaults
+            else argparse.HelpFormatter,
         )
         for entry in command.arguments:
             _add(subparser, entry)
