@@ -100,7 +100,7 @@ def test_load_attributes_dispatches_to_celeba_and_class_labels(celeba_dir):
     assert images.shape == (COUNT, 64, 64, 3)
     smiling = datasets.attribute_index(names, "smiling")
     np.testing.assert_array_equal(attributes[:, smiling], fixture_attributes()[:, smiling])
-    with pytest.raises(ValueError, match="Valid datasets: fashion_mnist, mnist, celeba"):
+    with pytest.raises(ValueError, match="Valid datasets: fashion_mnist, mnist, folder, celeba"):
         datasets.load_attributes("cifar10")
 
 

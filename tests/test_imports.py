@@ -29,6 +29,7 @@ NO_TENSORFLOW = {
     "models.priors",
     "datasets",
     "datasets.celeba",
+    "datasets.folder",
     "datasets.checks",
     "datasets.errors",
     "datasets.idx",

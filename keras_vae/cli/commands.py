@@ -73,8 +73,15 @@ class Session:
                     f"{self.args.model} is {where}, so the dataset it was trained on is "
                     f"unknown: pass --dataset ({', '.join(names.ATTRIBUTE_DATASETS)})."
                 )
+            config = self.config or {}
             self._data = datasets.load_attributes(
-                self.dataset, self.args.split, self.data_dir, self.args.limit
+                self.dataset,
+                self.args.split,
+                self.data_dir,
+                self.args.limit,
+                image_shape=self.model.image_shape,
+                seed=config.get("seed", 0),
+                background=config.get("background", "white"),
             )
             shape = self._data[0].shape[1:]
             if tuple(shape) != tuple(self.model.image_shape):

@@ -1,9 +1,12 @@
 """Datasets as float32 NHWC images in [0, 1], with labels or binary attributes.
 
-One module per source (`idx` files, the `mnist` family, `celeba`), the
-`errors` they raise and the `checks` run before training; this module is the
-name -> loader registry. None of them imports TensorFlow or anything above
-them; `keras_vae.datasets.pipeline` turns the arrays into `tf.data`.
+One module per source (`idx` files, the `mnist` family, a `folder` of
+pictures, `celeba`), the `errors` they raise and the `checks` run before
+training; this module is the name -> loader registry. The MNIST family is
+loaded into memory; folders and CelebA's files are `folder.FolderImages`,
+read from disk a slice at a time (`streamed_splits`). None of them imports
+TensorFlow or anything above them; `keras_vae.datasets.pipeline` turns both
+into `tf.data`.
 
 Example:
 >>> images, labels = datasets.load("fashion_mnist", "test")
@@ -14,7 +17,7 @@ import functools
 
 import numpy as np
 
-from keras_vae.datasets import celeba, mnist
+from keras_vae.datasets import celeba, folder, mnist
 from keras_vae.datasets.checks import check_images
 from keras_vae.datasets.errors import DataError
 from keras_vae.datasets.idx import IDX_FILES, load_idx_split, read_idx
@@ -34,20 +37,22 @@ __all__ = [
     "load_attributes",
     "load_idx_split",
     "read_idx",
+    "streamed_splits",
 ]
 
 # name -> load(split, data_dir) -> (images, labels); the keys are names.DATASETS.
 # `keras_vae.datasets.pipeline` (TensorFlow) loads on first use.
 __getattr__, __dir__ = lazy.attributes(__name__, __path__)
 
-LOADERS = {name: functools.partial(mnist.load, name) for name in valid.DATASETS}
+LOADERS = {name: functools.partial(mnist.load, name) for name in valid.IDX_DATASETS}
 
 
 def load(dataset="fashion_mnist", split="train", data_dir=None, limit=None):
     """Loads a split into memory: `(images, labels)`.
 
     Args:
-        dataset: one of `keras_vae.utils.names.DATASETS`.
+        dataset: one of `keras_vae.utils.names.IDX_DATASETS` (folders and
+            CelebA: `streamed_splits`, `load_attributes`).
         split: "train" or "test".
         data_dir: the dataset's files; `None` for its default source (see
             `keras_vae.datasets.mnist.load`). A named directory is never
@@ -58,8 +63,22 @@ def load(dataset="fashion_mnist", split="train", data_dir=None, limit=None):
     Returns:
         float32 `[N, H, W, C]` in [0, 1] and int64 `[N]`.
     """
-    valid.check_choice("dataset", dataset, valid.DATASETS)
+    valid.check_choice("dataset", dataset, valid.IDX_DATASETS)
     return LOADERS[dataset](split, data_dir, limit)
+
+
+def streamed_splits(dataset, data_dir, image_shape, seed=0, validation_size=0, background="white"):
+    """`(train, validation or None, test)` of a folder or of CelebA's files, not yet read.
+
+    Each is a `folder.FolderImages` (sized, sliceable, decoded when read;
+    `verify` it first). See `folder.splits` and `celeba.directory_splits`.
+    """
+    valid.check_choice("streamed dataset", dataset, ("folder", "celeba"))
+    if data_dir is None:
+        raise DataError(f"--dataset {dataset} needs --data-dir (the directory of its pictures).")
+    if dataset == "celeba":
+        return celeba.directory_splits(data_dir, image_shape, seed, validation_size)
+    return folder.splits(data_dir, image_shape, seed, validation_size, background)
 
 
 def class_attributes(labels, num_classes):
@@ -68,23 +87,39 @@ def class_attributes(labels, num_classes):
     return labels[:, np.newaxis] == np.arange(num_classes)
 
 
-def load_attributes(dataset, split="test", data_dir=None, limit=None):
+def load_attributes(
+    dataset, split="test", data_dir=None, limit=None, image_shape=None, seed=0, background="white"
+):
     """Images with binary attributes, for attribute vectors and group averages.
 
     Args:
         dataset: "fashion_mnist" or "mnist" (each class is an attribute:
-            "Trouser", "7") or "celeba" (its 40 attributes, 64x64 RGB; split
+            "Trouser", "7"); "folder" (its class sub-folders and
+            attributes.csv's columns); "celeba" (its 40 attributes; split
             "all" is every image, see `keras_vae.datasets.celeba`).
         split, data_dir: as for `load` (or `keras_vae.datasets.celeba.load`).
         limit: keep the first `limit` images.
+        image_shape: `(H, W, C)` of folder and CelebA images (default
+            64x64x3; CelebA is read square and RGB).
+        seed, background: a folder's split seed and what its transparent
+            pixels become (the run's `--seed`, `--background`).
 
     Returns:
         `(images, attributes, names)`: float32 `[N, H, W, C]` in [0, 1], bool
         `[N, K]`, and the K attribute names.
     """
     valid.check_choice("dataset", dataset, valid.ATTRIBUTE_DATASETS)
+    image_shape = tuple(image_shape or (celeba.IMAGE_SIZE, celeba.IMAGE_SIZE, 3))
+    if dataset == "folder":
+        valid.check_choice("folder split", split, valid.SPLITS)
+        train, _, test = streamed_splits(dataset, data_dir, image_shape, seed, 0, background)
+        images = (train if split == "train" else test).subset(limit or 0)
+        images.verify()
+        return images[:], images.attributes, images.folder.attribute_names
     if dataset == "celeba":
-        return celeba.load(split, data_dir, limit)
+        height, width, channels = image_shape
+        square_rgb = height == width and channels == 3  # else 64x64: the caller says it differs
+        return celeba.load(split, data_dir, limit, size=height if square_rgb else celeba.IMAGE_SIZE)
     images, labels = load(dataset, split, data_dir)
     class_names = CLASS_NAMES[dataset]
     images, labels = images[:limit], labels[:limit]

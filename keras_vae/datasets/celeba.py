@@ -19,6 +19,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from keras_vae.datasets import folder as folders
 from keras_vae.datasets.errors import DataError
 from keras_vae.utils.names import CELEBA_SPLITS, check_choice
 
@@ -196,3 +197,48 @@ def load(split="all", data_dir=None, limit=None, size=IMAGE_SIZE, crop=CROP):
     if data_dir is not None:
         return load_from_directory(data_dir, split, limit, size, crop)
     return load_from_tfds(split, limit, size, crop)
+
+
+def directory_splits(directory, image_shape, seed, validation_size):
+    """`(train, validation or None, test)` `FolderImages` of CelebA's original files.
+
+    Streamed like a folder of pictures (each central `CROP` square resized to
+    `image_shape`), with the 40 attributes. The splits are
+    list_eval_partition.txt's (validation: its first `validation_size`
+    images); without that file, a folder's hash split.
+    """
+    if not os.path.isdir(directory):
+        raise DataError(f"CelebA directory not found: {directory}")
+    filenames, attributes, names = read_attributes(os.path.join(directory, ATTRIBUTES_FILE))
+    faces = folders.Folder(
+        directory=os.path.join(directory, IMAGE_DIR),
+        files=tuple(filenames),
+        labels=None,
+        class_names=(),
+        attributes=attributes,
+        attribute_names=names,
+    )
+    if os.path.exists(os.path.join(directory, PARTITION_FILE)):
+        position = {name: i for i, name in enumerate(filenames)}
+        parts = {
+            split: np.array(
+                sorted(position[n] for n in _split_filenames(directory, split) if n in position),
+                np.int64,
+            )
+            for split in _PARTITION_IDS
+        }
+        validation_indices = parts["validation"][:validation_size]
+    else:
+        parts = folders.split(faces, seed)
+        held_out = min(validation_size, len(parts["train"]) // 10)
+        validation_indices = parts["train"][:held_out]
+        parts["train"] = parts["train"][held_out:]
+    for split in ("train", "test"):
+        if not len(parts[split]):
+            raise DataError(f"{os.path.join(directory, PARTITION_FILE)} lists no {split} image.")
+
+    def images(indices):
+        return folders.FolderImages(faces, indices, image_shape, crop=CROP)
+
+    validation = images(validation_indices) if len(validation_indices) else None
+    return images(parts["train"]), validation, images(parts["test"])

@@ -1,8 +1,9 @@
-"""`tf.data` input pipelines from in-memory arrays."""
+"""`tf.data` input pipelines from in-memory arrays or from pictures on disk."""
 
 import tensorflow as tf
 
 from keras_vae.datasets.checks import check_images
+from keras_vae.datasets.folder import FolderImages
 
 
 def make_dataset(
@@ -23,7 +24,8 @@ def make_dataset(
     Bernoulli likelihood raise `DataError` (a ValueError) naming `name`.
 
     Args:
-        images: float32 `[N, H, W, C]` in [0, 1].
+        images: float32 `[N, H, W, C]` in [0, 1], or a `FolderImages`
+            (pictures on disk, read in parallel a batch at a time; no labels).
         labels: optional `[N]`; the dataset then yields `(images, labels)`.
         batch_size: images per batch.
         shuffle: reshuffle every pass, seeded by `seed`.
@@ -38,12 +40,38 @@ def make_dataset(
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive; got {batch_size}.")
+    if isinstance(images, FolderImages):
+        return _streamed(images, batch_size, shuffle, seed, repeat, drop_remainder)
     check_images(images, likelihood, name)
     elements = images if labels is None else (images, labels)
     dataset = tf.data.Dataset.from_tensor_slices(elements).cache()
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if repeat:
+        dataset = dataset.repeat()
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _streamed(images, batch_size, shuffle, seed, repeat, drop_remainder):
+    """Batches of `images` (a `FolderImages`) read from disk by parallel calls.
+
+    Only indices are shuffled (a full shuffle, whatever the number of
+    images); each batch's pictures are decoded, or read from the cache file,
+    when the batch is needed, so memory holds a few batches at most.
+    """
+    dataset = tf.data.Dataset.range(len(images))
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    shape = [batch_size if drop_remainder else None, *images.image_shape]
+
+    def read(positions):
+        pixels = tf.numpy_function(images.read, [positions], tf.uint8, stateful=False)
+        pixels.set_shape(shape)
+        return tf.cast(pixels, tf.float32) / 255.0
+
+    dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
         dataset = dataset.repeat()
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from keras_vae.datasets.folder import FolderImages
 from keras_vae.models.vae import VAE
 
 
@@ -62,7 +63,13 @@ class Codec:
             self._posterior = BatchedFunction(model.encode, model.image_shape, batch_size)
 
     def encode(self, images):
-        """Codes float32 `[N, latent_dim]` of images `[N, H, W, C]` in [0, 1]."""
+        """Codes float32 `[N, latent_dim]` of images `[N, H, W, C]` in [0, 1].
+
+        `images` may be a `keras_vae.datasets.folder.FolderImages`: it is then
+        read a chunk at a time.
+        """
+        if isinstance(images, FolderImages):
+            return self._chunked(self.encode, images)
         images = np.asarray(images, dtype=np.float32)
         if images.shape[1:] != tuple(self.model.image_shape):
             raise ValueError(
@@ -73,6 +80,9 @@ class Codec:
 
     def encode_samples(self, images, seed=0):
         """One z ~ q(z | x) per image, float32 `[N, latent_dim]` (a VAE's only)."""
+        if isinstance(images, FolderImages):
+            rng = np.random.default_rng(seed)
+            return self._chunked(lambda x: self.encode_samples(x, rng), images)
         if self._posterior is None:
             raise ValueError(
                 f"A {type(self.model).__name__} has no posterior to sample codes from: "
@@ -82,6 +92,10 @@ class Codec:
         mean, log_var = self._posterior(np.asarray(images, dtype=np.float32))
         eps = np.random.default_rng(seed).standard_normal(mean.shape)
         return (mean + np.exp(0.5 * log_var) * eps).astype(np.float32)
+
+    def _chunked(self, encode, images):
+        parts = [encode(chunk) for chunk in images.chunks()]
+        return np.concatenate(parts) if parts else np.zeros((0, self.model.latent_dim), np.float32)
 
     def decode(self, codes):
         """Images float32 `[..., H, W, C]` in [0, 1] of codes `[..., latent_dim]`."""

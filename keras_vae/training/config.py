@@ -17,6 +17,8 @@ from keras_vae.utils import names
 # The largest latent space train.py builds: far more dimensions than any preset
 # uses, and the fitted priors' EM holds d x d statistics per code block.
 MAX_LATENT_DIM = 1024
+# The side of folder and CelebA pictures without --image-size.
+DEFAULT_IMAGE_SIZE = 64
 # NumPy and Keras seeds are unsigned 32-bit integers.
 MAX_SEED = 2**32 - 1
 
@@ -63,12 +65,40 @@ class TrainingConfig:
     Every field's meaning is its `help` below (also `python train.py --help`).
     """
 
-    dataset: str = option("fashion_mnist", "Dataset to train on.", choices=names.DATASETS)
+    dataset: str = option(
+        "fashion_mnist",
+        "Dataset to train on: an IDX dataset, a folder of pictures (--data-dir) or CelebA.",
+        choices=names.DATASETS,
+    )
     data_dir: str | None = option(
         None,
-        "Directory holding the four IDX files. Default: Debian's "
+        "The dataset's directory: the four IDX files; the folder of pictures (class "
+        "sub-folders, attributes.csv); CelebA's original files. Default: Debian's "
         "/usr/share/datasets/fashion-mnist for fashion_mnist when present, else "
         "tensorflow-datasets (downloads when online).",
+    )
+    image_size: str | None = option(
+        None,
+        "Side (64) or HEIGHTxWIDTH (48x64) the pictures of folder and celeba are "
+        "centre-cropped and resized to (default: 64); IDX datasets are 28x28.",
+    )
+    channels: int | None = option(
+        None,
+        "1 (grey) or 3 (RGB) for folder and celeba (default: 3); IDX datasets are grey.",
+        parse=int,
+    )
+    background: str = option(
+        "white",
+        "What transparent pixels of folder pictures become.",
+        choices=names.BACKGROUNDS,
+    )
+    strict: bool = option(
+        False, "An unreadable file in the folder is an error (default: skipped, and counted)."
+    )
+    cache: bool = option(
+        False,
+        "Decode the folder or CelebA once into a uint8 file in RUN/cache and read it from "
+        "there (one byte per pixel on disk; nothing more in memory).",
     )
     preset: str = option("default", "Architecture.", choices=names.PRESETS)
     latent_dim: int | None = option(
@@ -195,11 +225,42 @@ class TrainingConfig:
                 "grid pairs test images."
             )
         names.check_gaussian_scale(self.gaussian_scale)
+        self._check_data()
         if "float32" not in self.export_variants:
             raise ValueError(
                 "export_variants (--export-variants) must include float32: the run's "
                 f"generated_tflite.png is drawn by it; got {' '.join(self.export_variants)}."
             )
+
+    def _check_data(self):
+        if self.dataset in names.IDX_DATASETS:
+            if self.image_size is not None and names.parse_image_size(self.image_size) != (28, 28):
+                raise ValueError(
+                    f"image_size (--image-size) {self.image_size!r}: {self.dataset} is 28x28; "
+                    "drop the flag (it is for --dataset folder and celeba)."
+                )
+            if self.channels not in (None, 1):
+                raise ValueError(
+                    f"channels (--channels) {self.channels}: {self.dataset} is grey; drop "
+                    "the flag (it is for --dataset folder and celeba)."
+                )
+            return
+        if self.image_size is not None:
+            names.parse_image_size(self.image_size)
+        if self.channels not in (None, 1, 3):
+            raise ValueError(f"channels (--channels) must be 1 or 3; got {self.channels}.")
+        if self.dataset == "folder" and self.data_dir is None:
+            raise ValueError(
+                "--dataset folder needs --data-dir: the folder of pictures (sub-folders "
+                "are classes)."
+            )
+
+    def image_shape(self):
+        """`(H, W, C)` of the images of folder and celeba (IDX datasets are 28x28x1)."""
+        if self.dataset in names.IDX_DATASETS:
+            return (28, 28, 1)
+        height, width = names.parse_image_size(self.image_size or DEFAULT_IMAGE_SIZE)
+        return (height, width, self.channels or 3)
 
     def model_kwargs(self, image_shape):
         """Keyword arguments for `keras_vae.VAE`."""

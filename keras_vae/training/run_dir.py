@@ -33,7 +33,8 @@ from keras_vae.training.config import flag_name
 
 # Config fields that a rerun may change: how fast a run trains (not what it
 # computes), the prior fitted after training (a failed or unwanted fit is
-# redone with other settings, without training again) and what it exports.
+# redone with other settings, without training again), what it exports, and how
+# a folder is read (whether its decoded pictures are cached, unreadable files refused).
 RERUN_FIELDS = frozenset(
     {
         "steps_per_execution",
@@ -42,6 +43,8 @@ RERUN_FIELDS = frozenset(
         "prior_codes",
         "export_variants",
         "export_static_batch_sizes",
+        "strict",
+        "cache",
     }
 )
 
@@ -53,6 +56,7 @@ LOCK_FILE = ".lock"
 LOGS_DIR = "logs"
 BACKUP_DIR = "backup"
 EXPORT_DIR = "export"
+CACHE_DIR = "cache"  # --cache: the decoded pictures of a folder or CelebA
 SAMPLES_PNG = "samples.png"
 STANDARD_SAMPLES_PNG = "samples_standard.png"
 RECONSTRUCTIONS_PNG = "reconstructions.png"

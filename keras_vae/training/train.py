@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae import datasets, generation
-from keras_vae.datasets import pipeline
+from keras_vae.datasets import folder, pipeline
 from keras_vae.export import generator as export
 from keras_vae.models import priors
 from keras_vae.models.optimizers import FusedAdam
@@ -37,6 +37,7 @@ from keras_vae.training.callbacks import (
     TrainingComplete,
 )
 from keras_vae.utils import images as image_io
+from keras_vae.utils import names
 from keras_vae.utils.atomic_files import atomic_write, atomic_write_json
 
 # Test images shown in the TensorBoard image grids and the Projector.
@@ -72,8 +73,16 @@ def split_validation(images, validation_size, seed):
     return images[order[validation_size:]], images[order[:validation_size]]
 
 
-def load_splits(config):
-    """`(train_images, validation_images or None, test_images, test_labels)`, checked."""
+def load_splits(config, cache_dir=None):
+    """`(train_images, validation_images or None, test_images, test_labels)`, checked.
+
+    The IDX datasets are arrays in memory; a folder or CelebA's files are
+    `datasets.folder.FolderImages`, each decoded once here to drop (or with
+    `--strict` refuse) unreadable files, into a uint8 file in `cache_dir`
+    with `--cache`. `test_labels` is None for a folder without classes.
+    """
+    if config.dataset not in names.IDX_DATASETS:
+        return _streamed_splits(config, cache_dir)
     train_images, _ = datasets.load(
         config.dataset, "train", config.data_dir, limit=config.train_subset or None
     )
@@ -88,6 +97,29 @@ def load_splits(config):
             train_images, config.validation_size, config.seed
         )
     return train_images, validation_images, test_images, test_labels
+
+
+def _streamed_splits(config, cache_dir):
+    train, validation, test = datasets.streamed_splits(
+        config.dataset,
+        config.data_dir,
+        config.image_shape(),
+        config.seed,
+        config.validation_size,
+        config.background,
+    )
+    train, test = train.subset(config.train_subset), test.subset(config.test_subset)
+    for images in (train, validation, test):
+        if images is None:
+            continue
+        cache = None
+        if config.cache and cache_dir is not None:
+            cache = os.path.join(cache_dir, folder.cache_name(images))
+        total = len(images)
+        skipped = images.verify(config.strict, cache)
+        if skipped:
+            print(f"{config.data_dir}: {folder.skipped_message(skipped, total)}", file=sys.stderr)
+    return train, validation, test, test.labels
 
 
 @contextlib.contextmanager
@@ -130,6 +162,13 @@ def log_config(log_dir, config):
     writer.close()
 
 
+def class_names(config, images):
+    """The names of the labels of `images` (None where they have none)."""
+    if isinstance(images, folder.FolderImages):
+        return images.folder.class_names or None
+    return datasets.CLASS_NAMES.get(config.dataset)
+
+
 def build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_size):
     """The callbacks of `fit`, in the order they must run.
 
@@ -149,8 +188,8 @@ def build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_si
         LatentImages(
             log_dir,
             test_images[:TENSORBOARD_IMAGES],
-            test_labels[:TENSORBOARD_IMAGES],
-            label_names=datasets.CLASS_NAMES.get(config.dataset),
+            None if test_labels is None else test_labels[:TENSORBOARD_IMAGES],
+            label_names=class_names(config, test_images),
             seed=config.seed,
         ),
         FlushingTensorBoard(log_dir=log_dir),
@@ -424,7 +463,7 @@ def train_and_evaluate(config, directory, verbose="auto"):
         finished = finished_training(directory) if chief else None
         done = distribute.chief_says(strategy, finished is not None)
         keras.utils.set_random_seed(config.seed)
-        splits = load_splits(config)
+        splits = load_splits(config, os.path.join(directory, run_dir.CACHE_DIR))
         if not done:
             with dtype_policy(config.mixed_precision):
                 model = build_model(config, strategy, splits[0].shape[1:], len(splits[0]))

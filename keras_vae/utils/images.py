@@ -5,6 +5,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from keras_vae.utils import names
 from keras_vae.utils.atomic_files import atomic_write
 from keras_vae.utils.names import check_choice
 
@@ -152,7 +153,7 @@ def _text_size(font, text):
     return x1 - x0, y1 - y0
 
 
-BACKGROUNDS = ("white", "black")
+BACKGROUNDS = names.BACKGROUNDS
 
 
 def load_images(paths, image_shape, background="white", invert=False):
@@ -183,12 +184,49 @@ def load_images(paths, image_shape, background="white", invert=False):
     check_choice("background", background, BACKGROUNDS)
     loaded = []
     for path in paths:
-        image = _flattened(_read(path), background, path)
-        image = image.convert("L" if channels == 1 else "RGB")
-        image = ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
-        pixels = np.asarray(image, dtype=np.float32).reshape(height, width, channels) / 255.0
+        pixels = load_image(path, image_shape, background).astype(np.float32) / 255.0
         loaded.append(1.0 - pixels if invert else pixels)
     return np.stack(loaded) if loaded else np.zeros((0, height, width, channels), np.float32)
+
+
+def load_image(path, image_shape, background="white", smallest=False, crop=None):
+    """One image file as uint8 `[H, W, C]`: `load_images`'s steps, without the scaling.
+
+    Args:
+        smallest: refuse (`ImageTooSmall`, a ValueError) an image smaller than
+            `image_shape` once cropped to its aspect ratio, instead of enlarging it.
+        crop: first keep the central square of side `crop` (at most the
+            image's sides): CelebA's faces.
+    """
+    height, width, channels = (int(d) for d in image_shape)
+    image = _flattened(_read(path), background, path)
+    image = image.convert("L" if channels == 1 else "RGB")
+    if crop is not None:
+        side = min(crop, *image.size)
+        left, top = (image.size[0] - side) // 2, (image.size[1] - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    if smallest:
+        cropped = _cropped_size(image.size, (width, height))
+        if cropped[0] < width or cropped[1] < height:
+            raise ImageTooSmall(
+                f"{path} is {image.size[0]}x{image.size[1]} pixels, smaller than the image size "
+                f"{height}x{width} (height x width) once cropped to its aspect ratio: pass a "
+                "smaller --image-size, or remove the file."
+            )
+    image = ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS)
+    return np.asarray(image, dtype=np.uint8).reshape(height, width, channels)
+
+
+class ImageTooSmall(ValueError):
+    """An image has fewer pixels than the size it must be resized to."""
+
+
+def _cropped_size(size, target):
+    """(width, height) of the largest centred crop of `size` with `target`'s aspect ratio."""
+    width, height = size
+    if width * target[1] > height * target[0]:  # wider than the target
+        return height * target[0] // target[1], height
+    return width, width * target[1] // target[0]
 
 
 def _read(path):

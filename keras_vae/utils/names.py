@@ -9,10 +9,15 @@ import math
 # The architectures of keras_vae.models.presets.PRESETS (a test keeps the two equal).
 PRESETS = ("conv", "default", "keras_example", "mlp")
 LIKELIHOODS = ("bernoulli", "gaussian")
-# Datasets that train.py trains on (IDX files, or tensorflow-datasets).
-DATASETS = ("fashion_mnist", "mnist")
+# The MNIST family: 28x28 grey IDX files (or tensorflow-datasets), held in memory.
+IDX_DATASETS = ("fashion_mnist", "mnist")
+# Datasets that `keras-vae train` trains on: the IDX ones, a folder of pictures and
+# CelebA (both streamed from disk, at any --image-size).
+DATASETS = (*IDX_DATASETS, "folder", "celeba")
 # Datasets with attributes for the latent toolkit (class labels count as attributes).
-ATTRIBUTE_DATASETS = (*DATASETS, "celeba")
+ATTRIBUTE_DATASETS = DATASETS
+# What transparent pixels become.
+BACKGROUNDS = ("white", "black")
 SPLITS = ("train", "test")
 CELEBA_SPLITS = ("train", "validation", "test", "all")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
@@ -49,6 +54,27 @@ def check_choice(kind, value, choices):
     raise ValueError(
         f"Unknown {kind} {value!r}. Valid {_plural(kind)}: {', '.join(map(str, choices))}."
     )
+
+
+def parse_image_size(text):
+    """`"64"` -> (64, 64), `"48x64"` -> (48, 64): (height, width).
+
+    Raises:
+        ValueError: anything else, or a side below 1.
+    """
+    parts = str(text).lower().split("x")
+    try:
+        sides = tuple(int(part) for part in parts)
+    except ValueError:
+        sides = ()
+    if len(sides) == 1:
+        sides = sides * 2
+    if len(sides) != 2 or min(sides) < 1:
+        raise ValueError(
+            f"image_size (--image-size) must be a side (64) or height x width (48x64); "
+            f"got {text!r}."
+        )
+    return sides
 
 
 def check_gaussian_scale(value):
