@@ -48,7 +48,7 @@ def assert_one_line_error(result, message):
         (["--batch-size", "0"], "batch_size (--batch-size) must be > 0; got 0."),
         (["--epochs", "0"], "epochs (--epochs) must be > 0; got 0."),
         (["--dataset", "cifar10"], "Valid datasets: fashion_mnist, mnist, folder, celeba."),
-        (["--preset", "resnet"], "Valid presets: conv, default, keras_example, mlp."),
+        (["--preset", "resnet"], "Valid presets: conv, conv_deep, default, keras_example, mlp."),
         (["--likelihood", "laplace"], "Valid likelihoods: bernoulli, gaussian."),
         (["--strategy", "tpu"], "Valid strategies: auto, one_device, mirrored, multi_worker."),
         (["--gaussian-scale", "-0.5"], "gaussian_scale (--gaussian-scale) must be 'learned' or a"),

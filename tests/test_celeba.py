@@ -116,3 +116,35 @@ def test_class_labels_are_attributes(fashion_mnist):
     assert datasets.attribute_index(datasets.CLASS_NAMES["mnist"], "7") == 7
     with pytest.raises(ValueError, match="Unknown attribute 'hat'. Valid attributes: T-shirt/top"):
         datasets.attribute_index(names, "hat")
+
+
+def test_training_streams_the_same_faces_the_toolkit_loads(celeba_dir):
+    train, validation, test = datasets.streamed_splits(
+        "celeba", str(celeba_dir), (32, 32, 3), validation_size=5
+    )
+    assert (len(train), len(validation), len(test)) == (3, 1, 2)
+    for split, streamed in (("train", train), ("validation", validation), ("test", test)):
+        assert streamed.verify() == []
+        loaded, attributes, _ = celeba.load(split, data_dir=str(celeba_dir), size=32)
+        np.testing.assert_allclose(streamed[:], loaded, atol=1 / 255)
+        np.testing.assert_array_equal(streamed.attributes, attributes)
+
+
+def test_keras_vae_train_on_celeba_files_then_a_smile_vector(celeba_dir, tmp_path):
+    from keras_vae import cli
+    from tests.testing import SMALL_EXPORT_ARGS, call_main
+
+    run = tmp_path / "run"
+    train = ["train", "--dataset", "celeba", "--data-dir", celeba_dir, "--image-size", "32"]
+    train += ["--epochs", "1", "--batch-size", "2", "--prior", "standard", "--cache"]
+    code, out, err = call_main(
+        cli.main, [*train, "--run-dir", run, "--verbose", "0", *SMALL_EXPORT_ARGS]
+    )
+    assert code == 0, err
+    assert len(list((run / "cache").iterdir())) == 3  # train, validation, test
+    argv = ["attribute", "--model", run, "--attribute", "Smiling", "--split", "all"]
+    code, out, err = call_main(cli.main, [*argv, "--out", tmp_path / "smile.npy"])
+    assert code == 0, err
+    smiling = fixture_attributes()[:, celeba.ATTRIBUTES.index("Smiling")]
+    assert f"Smiling: {smiling.sum()} of {COUNT} images have it" in err
+    assert np.load(tmp_path / "smile.npy").shape == (32,)

@@ -4,7 +4,8 @@ A fenced block tagged ```python runs in a fresh Python process, one tagged ```sh
 bash (`set -e`: every line must succeed), each with its working directory a new
 temporary folder that holds what the docs assume: a trained run in
 runs/fashion_mnist-default (made by `python train.py` with the tiny settings below),
-train.py, shoe.png and boot.jpg, and MNIST's IDX files in ~/mnist (HOME is that
+train.py, shoe.png and boot.jpg, MNIST's IDX files in ~/mnist and a folder of
+colour pictures with classes and attributes.csv in ~/pictures (HOME is that
 folder). Blocks that are output, trees or prose are tagged ```text; an untagged
 block fails `test_every_block_says_whether_it_runs`.
 
@@ -164,6 +165,21 @@ def tiny_run(tmp_path_factory):
     return folder / "runs" / "fashion_mnist-default"
 
 
+def write_pictures(root, per_class=150):
+    """root/cats/ and root/dogs/: 64x64 colour pictures, and attributes.csv with `smiling`."""
+    rng = np.random.default_rng(0)
+    rows = ["file,smiling"]
+    for name, colour in (("cats", (200, 120, 40)), ("dogs", (60, 90, 200))):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.full((64, 64, 3), colour, np.uint8)
+            top, left = rng.integers(0, 40, 2)
+            pixels[top : top + 24, left : left + 24] = rng.integers(0, 256, 3)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+            rows.append(f"{name}/{i}.png,{int(rng.random() < 0.5)}")
+    (root / "attributes.csv").write_text("\n".join(rows) + "\n")
+
+
 @pytest.fixture
 def workdir(tmp_path, tiny_run):
     """A folder with what the docs' blocks assume is there."""
@@ -175,6 +191,7 @@ def workdir(tmp_path, tiny_run):
     pixels = (images[..., 0] * 255).round().astype(np.uint8)
     Image.fromarray(pixels[int(np.argmax(labels == 5))]).save(tmp_path / "shoe.png")  # sandal
     Image.fromarray(pixels[int(np.argmax(labels == 9))]).save(tmp_path / "boot.jpg")  # ankle boot
+    write_pictures(tmp_path / "pictures")  # ~/pictures
     mnist = tmp_path / "mnist"  # ~/mnist
     mnist.mkdir()
     rng = np.random.default_rng(0)

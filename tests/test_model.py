@@ -4,7 +4,7 @@ import pytest
 
 from keras_vae import VAE, Autoencoder, KLWarmup, generation
 from keras_vae.datasets import pipeline
-from keras_vae.models import priors
+from keras_vae.models import presets, priors
 from tests.testing import TINY, random_images, run_serialization_test
 
 
@@ -18,8 +18,12 @@ def loss_with_fixed_eps(model, images):
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
-@pytest.mark.parametrize("preset", ["keras_example", "conv", "default", "mlp"])
+@pytest.mark.parametrize("preset", ["keras_example", "conv", "conv_deep", "default", "mlp"])
 def test_presets_build_for_each_image_shape(preset, shape):
+    if shape[0] % 2 ** len(presets.PRESETS[preset].conv_filters):
+        with pytest.raises(ValueError, match="must be divisible by 16"):
+            VAE(image_shape=shape, preset=preset)
+        return
     model = VAE(image_shape=shape, preset=preset)
     images = random_images(2, shape)
     mean, log_var = model.encode(images)
@@ -248,7 +252,7 @@ def test_validation_loss_uses_full_beta_during_warmup():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"preset": "huge"}, "Valid presets: conv, default, keras_example, mlp"),
+        ({"preset": "huge"}, "Valid presets: conv, conv_deep, default, keras_example, mlp"),
         ({"likelihood": "poisson"}, "Valid likelihoods: bernoulli, gaussian"),
         ({"latent_dim": 0}, "must be positive"),
         ({"beta": -1.0}, "beta must be >= 0"),

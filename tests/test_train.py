@@ -122,8 +122,8 @@ def test_bad_arguments_give_one_line_errors(tmp_path):
     code, _, err = call_main(train.main, ["--run-dir", tmp_path / "bad", "--preset", "giant"])
     assert code == 2
     assert (
-        "train.py: error: Unknown preset 'giant'. Valid presets: conv, default, keras_example, mlp."
-        in err
+        "train.py: error: Unknown preset 'giant'. "
+        "Valid presets: conv, conv_deep, default, keras_example, mlp." in err
     )
     assert "Traceback" not in err
 

@@ -44,6 +44,11 @@ PRESETS = {
     "conv": Architecture(
         latent_dim=32, conv_filters=(32, 64), encoder_units=(512,), decoder_units=(512,)
     ),
+    # For colour pictures of 64x64 (folders, CelebA): four stride-2 convolutions
+    # down to 4x4x256, so any size divisible by 16; a 64-dim latent space.
+    "conv_deep": Architecture(
+        latent_dim=64, conv_filters=(32, 64, 128, 256), encoder_units=(512,), decoder_units=(512,)
+    ),
     # pytorch/examples vae/main.py: 784-400-20 and back.
     "mlp": Architecture(latent_dim=20, encoder_units=(400,), decoder_units=(400,)),
 }

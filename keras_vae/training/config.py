@@ -12,6 +12,7 @@ import json
 import math
 import os
 
+from keras_vae.models import presets
 from keras_vae.utils import names
 
 # The largest latent space train.py builds: far more dimensions than any preset
@@ -233,6 +234,25 @@ class TrainingConfig:
             )
 
     def _check_data(self):
+        self._check_data_flags()
+        strides = len(presets.PRESETS[self.preset].conv_filters)
+        factor = 2**strides
+        height, width, _ = self.image_shape()
+        if height % factor == 0 and width % factor == 0:
+            return
+        needs = f"--preset {self.preset}'s {strides} stride-2 convolutions need a height and width"
+        if self.dataset in names.IDX_DATASETS:
+            raise ValueError(
+                f"{needs} divisible by {factor}, and {self.dataset} images are {height}x{width}: "
+                "use another --preset."
+            )
+        raise ValueError(
+            f"{needs} divisible by {factor} ({factor * 2}, {factor * 3}, {factor * 4}...); "
+            f"--image-size {self.image_size or DEFAULT_IMAGE_SIZE} is {height}x{width}: pass "
+            "another --image-size, or another --preset."
+        )
+
+    def _check_data_flags(self):
         if self.dataset in names.IDX_DATASETS:
             if self.image_size is not None and names.parse_image_size(self.image_size) != (28, 28):
                 raise ValueError(

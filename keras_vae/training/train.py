@@ -396,11 +396,12 @@ def write_run_artifacts(model, directory, config, test_images):
         seed=config.seed,
         prior="standard",
     )
-    inputs = test_images[:16]
+    cols = min(8, len(test_images))  # two rows of 8, or one row of every test image
+    inputs = test_images[: 16 // cols * cols]
     outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
     image_io.save_png(
         os.path.join(directory, run_dir.RECONSTRUCTIONS_PNG),
-        image_io.reconstruction_grid(inputs, outputs, cols=8),
+        image_io.reconstruction_grid(inputs, outputs, cols=cols),
     )
     export_dir = os.path.join(directory, run_dir.EXPORT_DIR)
     export.export_generator(

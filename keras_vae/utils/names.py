@@ -7,7 +7,7 @@ TensorFlow; every other module takes its names from here.
 import math
 
 # The architectures of keras_vae.models.presets.PRESETS (a test keeps the two equal).
-PRESETS = ("conv", "default", "keras_example", "mlp")
+PRESETS = ("conv", "conv_deep", "default", "keras_example", "mlp")
 LIKELIHOODS = ("bernoulli", "gaussian")
 # The MNIST family: 28x28 grey IDX files (or tensorflow-datasets), held in memory.
 IDX_DATASETS = ("fashion_mnist", "mnist")
