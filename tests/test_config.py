@@ -27,7 +27,7 @@ def test_every_field_is_a_flag_with_its_help_and_parser():
     for field in dataclasses.fields(TrainingConfig):
         flag = "--" + field.name.replace("_", "-")
         assert flag in help_text, flag
-    assert "One of: conv, default, keras_example, mlp." in help_text
+    assert "One of: conv, conv_deep, default, keras_example, mlp." in help_text
     args = parser.parse_args(["--latent-dim", "8", "--gaussian-scale", "0.2", "--mixed-precision"])
     config = config_from_flags(args)
     assert config == TrainingConfig(latent_dim=8, gaussian_scale=0.2, mixed_precision=True)
