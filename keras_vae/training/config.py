@@ -88,11 +88,6 @@ class TrainingConfig:
         "1 (grey) or 3 (RGB) for folder and celeba (default: 3); IDX datasets are grey.",
         parse=int,
     )
-    background: str = option(
-        "white",
-        "What transparent pixels of folder pictures become.",
-        choices=names.BACKGROUNDS,
-    )
     strict: bool = option(
         False, "An unreadable file in the folder is an error (default: skipped, and counted)."
     )
@@ -100,6 +95,11 @@ class TrainingConfig:
         False,
         "Decode the folder or CelebA once into a uint8 file in RUN/cache and read it from "
         "there (one byte per pixel on disk; nothing more in memory).",
+    )
+    background: str = option(
+        "white",
+        "What transparent pixels of folder pictures become.",
+        choices=names.BACKGROUNDS,
     )
     preset: str = option("default", "Architecture.", choices=names.PRESETS)
     latent_dim: int | None = option(
