@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN_DIR ?= runs/fashion_mnist-default
 TRAIN_ARGS ?=
 
-.PHONY: install data browser train test lint format clean bench torch-venv web web-deps
+.PHONY: install data browser train test lint format clean bench torch-venv web web-deps emoji
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,22 @@ PORT ?= 8000
 WEB_RUN ?=
 web: install web-deps
 	$(PY) -m keras_vae web $(if $(WEB_RUN),--run-dir $(WEB_RUN)) --port $(PORT)
+
+# A folder of real colour pictures, offline: every 64x64 emoji of npm's
+# emoji-datasource-google (Noto Emoji, Apache-2.0) and emoji-datasource-twitter
+# (Twemoji, CC-BY 4.0), pinned, as data/emoji/<category>/*.png with an
+# attributes.csv (benchmarks/emoji_pictures.py says which).
+EMOJI_VERSION := 16.0.0
+EMOJI_NPM := data/emoji-npm
+EMOJI_STAMP := $(EMOJI_NPM)/.installed-$(EMOJI_VERSION)
+$(EMOJI_STAMP):
+	mkdir -p $(EMOJI_NPM)
+	npm install --silent --no-audit --no-fund --prefix $(EMOJI_NPM) \
+		emoji-datasource-google@$(EMOJI_VERSION) emoji-datasource-twitter@$(EMOJI_VERSION)
+	touch $(EMOJI_STAMP)
+
+emoji: install $(EMOJI_STAMP)
+	$(PY) -m benchmarks emoji-pictures --folder-only --npm-dir $(EMOJI_NPM) --folder data/emoji
 
 # Debian's dataset-fashion-mnist where apt-get works; otherwise train.py falls
 # back to tensorflow-datasets, which downloads Fashion-MNIST when online.
@@ -87,7 +103,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(TORCH_VENV) runs .pytest_cache node_modules
+	rm -rf $(VENV) $(TORCH_VENV) runs .pytest_cache node_modules data
 
 # The benchmarks, one runner: `make bench NAME=... [BENCH_ARGS=...]` runs
 # `python -m benchmarks NAME`, with what that benchmark needs installed first
@@ -115,6 +131,8 @@ BENCH_OPTIONS_export := --run-dir $(RUN_DIR)
 BENCH_OPTIONS_web := --run-dir $(RUN_DIR)
 BENCH_OPTIONS_prior := --run-dir $(RUN_DIR) --mnist-dir $(MNIST_DIR)
 BENCH_OPTIONS_mnist-pictures := --mnist-dir $(MNIST_DIR)
+
+BENCH_NEEDS_emoji-pictures := emoji
 
 bench: install $(BENCH_NEEDS_$(NAME))
 	$(PY) -m benchmarks $(NAME) $(BENCH_OPTIONS_$(NAME)) $(BENCH_ARGS)

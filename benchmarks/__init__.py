@@ -110,6 +110,14 @@ BENCHMARKS = (
         "3",
         ("docs/mnist_*.png",),
     ),
+    Benchmark(
+        "emoji-pictures",
+        "emoji_pictures",
+        "README's colour pictures: conv_deep trained on a folder of 7,000 emoji (Noto Emoji "
+        "and Twemoji), its samples, smiling and sunglasses edits and averages",
+        "not timed",
+        ("docs/emoji_*.png",),
+    ),
 )
 
 BY_NAME = {benchmark.name: benchmark for benchmark in BENCHMARKS}
