@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 RUN_DIR ?= runs/fashion_mnist-default
 TRAIN_ARGS ?=
 
-.PHONY: install data browser train test lint format clean bench torch-venv web web-deps emoji
+.PHONY: install data browser train test lint format clean bench torch-venv web web-deps emoji bench-data
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -133,6 +133,11 @@ BENCH_OPTIONS_prior := --run-dir $(RUN_DIR) --mnist-dir $(MNIST_DIR)
 BENCH_OPTIONS_mnist-pictures := --mnist-dir $(MNIST_DIR)
 
 BENCH_NEEDS_emoji-pictures := emoji
+BENCH_NEEDS_data := data emoji
 
 bench: install $(BENCH_NEEDS_$(NAME))
 	$(PY) -m benchmarks $(NAME) $(BENCH_OPTIONS_$(NAME)) $(BENCH_ARGS)
+
+# The data benchmark by its own name: folders streamed from disk against the IDX path.
+bench-data:
+	$(MAKE) bench NAME=data

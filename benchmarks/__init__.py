@@ -111,6 +111,14 @@ BENCHMARKS = (
         ("docs/mnist_*.png",),
     ),
     Benchmark(
+        "data",
+        "data_pipeline",
+        "folders of pictures streamed from disk: peak memory at 10k, 50k and 200k pictures; "
+        "speed and test -ELBO of Fashion-MNIST as a PNG folder against the IDX path",
+        "not timed",
+        ("data_pipeline.json",),
+    ),
+    Benchmark(
         "emoji-pictures",
         "emoji_pictures",
         "README's colour pictures: conv_deep trained on a folder of 7,000 emoji (Noto Emoji "

@@ -223,6 +223,19 @@ try {
     await slide('#direction-0', 2.5);
     const afterDirection = {morph: await canvasDigest('morph'), explore: await canvasDigest('explore')};
     result.sliders = {before, after_morph: afterMorph, after_direction: afterDirection};
+    // The first named attribute slider (when the run has attribute directions): its
+    // label, the code it makes from the moved morph, and the pixels shown.
+    const explored = () =>
+      page.evaluate(async () => {
+        const explorer = await window.explorer;
+        const label = document.querySelector('#attribute-0')?.parentElement.textContent.trim();
+        return {z: Array.from(explorer.explored), label, names: explorer.attributes.names};
+      });
+    if (await page.$('#attribute-0')) {
+      const beforeAttribute = await explored();
+      await slide('#attribute-0', 1.5);
+      result.attribute = {before: beforeAttribute, after: await explored(), explore: await canvasDigest('explore')};
+    }
   }
 } finally {
   await browser.close();

@@ -316,3 +316,45 @@ def test_quality_runs_each_model_in_a_child_and_reports_the_same_run_comparisons
     assert "| `default` - best peer at 60 s | 250.00 - 252.00 (`pytorch_reference`)" in table
     assert bench.table(report).count("\n") == 2 + 3 - 1
     assert plot.exists()
+
+
+def test_the_data_benchmark_links_pictures_and_tables_its_targets(tmp_path):
+    from benchmarks import data_pipeline
+
+    (tmp_path / "emoji" / "Faces").mkdir(parents=True)
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / "emoji" / "Faces" / name).write_bytes(name.encode())
+    data_pipeline.linked_folder(str(tmp_path / "emoji"), str(tmp_path / "many"), 7)
+    names = sorted(os.listdir(tmp_path / "many"))
+    assert names == [f"{i:06d}.png" for i in range(7)]
+    contents = [(tmp_path / "many" / name).read_bytes() for name in names]
+    assert contents == [b"a.png", b"b.png", b"c.png"] * 2 + [b"a.png"]
+    memory = [
+        {
+            "images": 10_000,
+            "peak_rss_mb": 1000.0,
+            "seconds": 20,
+            "images_per_second_after_first_epoch": 900,
+        },
+        {
+            "images": 200_000,
+            "peak_rss_mb": 1120.0,
+            "seconds": 300,
+            "images_per_second_after_first_epoch": 880,
+        },
+    ]
+    assert "| 200,000 | 1,120 | +120 | 300 | 880 |" in data_pipeline.memory_table(
+        {"memory": memory}
+    )
+    run = {"images_per_second_after_first_epoch": 10_000.0, "test_negative_elbo_own_split": 240.0}
+    result = {
+        "settings": {"epochs": 10},
+        "idx": {**run, "test_negative_elbo_idx_test": 241.0},
+        "folder": {
+            **run,
+            "images_per_second_after_first_epoch": 8_000.0,
+            "test_negative_elbo_idx_test": 241.3,
+        },
+    }
+    table = data_pipeline.speed_table(result)
+    assert "| IDX / folder | 1.25x | +0.30 nats | |" in table

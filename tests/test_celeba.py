@@ -1,5 +1,8 @@
 """CelebA from the original on-disk layout (a fixture written here) and from tfds (mocked)."""
 
+import json
+import os
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -148,3 +151,38 @@ def test_keras_vae_train_on_celeba_files_then_a_smile_vector(celeba_dir, tmp_pat
     smiling = fixture_attributes()[:, celeba.ATTRIBUTES.index("Smiling")]
     assert f"Smiling: {smiling.sum()} of {COUNT} images have it" in err
     assert np.load(tmp_path / "smile.npy").shape == (32,)
+
+
+def test_tensorflow_datasets_celeb_a_streams_through_one_cache_file(tmp_path):
+    with tfds.testing.mock_data(num_examples=6):
+        train, validation, test = datasets.streamed_splits("celeba", None, (16, 16, 3), 0, 4)
+        assert train.needs_cache and len(validation.subset(0)) == 0  # nothing read yet
+        cache = tmp_path / "cache" / datasets.folder.cache_name(test)
+        assert test.verify(cache=str(cache)) == []
+        in_memory, attributes, names = celeba.load("test", size=16)
+    assert len(test) == 6 and test.attributes.shape == (6, 40)
+    np.testing.assert_array_equal(test.attributes, attributes)
+    np.testing.assert_allclose(test[:], in_memory, atol=1 / 255)
+    assert names == test.folder.attribute_names
+    assert sorted(os.listdir(cache.parent)) == sorted([cache.name, cache.name + ".attributes.npy"])
+    again = datasets.streamed_splits("celeba", None, (16, 16, 3), 0, 4)[2]
+    assert again.verify(cache=str(cache)) == []  # from the cache: no tfds read
+    np.testing.assert_array_equal(again.read(range(6)), test.read(range(6)))
+    assert validation.subset(2).subset(3).limit == 2
+
+
+def test_keras_vae_train_on_tensorflow_datasets_celeb_a(tmp_path):
+    from keras_vae import cli
+    from tests.testing import SMALL_EXPORT_ARGS, call_main
+
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", "celeba", "--image-size", "16", "--epochs", "1"]
+    argv += ["--batch-size", "4", "--prior", "standard", "--validation-size", "2"]
+    with tfds.testing.mock_data(num_examples=8):
+        code, _, err = call_main(
+            cli.main, [*argv, "--run-dir", run, "--verbose", "0", *SMALL_EXPORT_ARGS]
+        )
+    assert code == 0, err
+    assert len(os.listdir(run / "cache")) == 6  # three splits: pictures and attributes
+    named = json.loads((run / "attribute_vectors.json").read_text())
+    assert set(named["names"]) <= set(celeba.ATTRIBUTES) and named["names"]

@@ -14,7 +14,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from export import __main__ as export_cli
-from keras_vae import VAE
+from keras_vae import VAE, datasets
 from keras_vae.export import generator as export
 from keras_vae.models import priors
 from keras_vae.utils import atomic_files
@@ -257,6 +257,12 @@ def test_metadata_describes_the_generator(trained_run, generator_outputs):
     assert metadata["likelihood"] == "bernoulli" and metadata["dataset"] == "fashion_mnist"
     assert metadata["training_config"]["preset"] == "keras_example"
     assert metadata["keras_vae_version"]
+    # The classes' attribute vectors, as the run dir records them (the explorer's sliders).
+    named = metadata["attribute_directions"]
+    assert named == json.loads((run_dir / "attribute_vectors.json").read_text())
+    assert named["names"] == list(datasets.CLASS_NAMES["fashion_mnist"])
+    assert np.array(named["vectors"]).shape == (10, model.latent_dim)
+    assert sum(named["counts"]) == 256  # one class per test image
     generate = metadata["signatures"]["generate"]
     assert generate["inputs"]["z"] == {"shape": [None, model.latent_dim], "dtype": "float32"}
     assert generate["outputs"]["pixels"]["dtype"] == "uint8"

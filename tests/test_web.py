@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_vae import datasets
 from keras_vae.export import explorer
 from keras_vae.generation import latent
 from keras_vae.models import priors
@@ -121,6 +122,14 @@ def test_page_generates_morphs_and_explores_like_the_keras_decoder(served_page, 
     assert sliders["after_morph"]["morph"] != sliders["before"]["morph"]
     assert sliders["after_direction"]["explore"] != sliders["after_morph"]["explore"]
     assert sliders["after_direction"]["morph"] == sliders["after_morph"]["morph"]
+    # A named slider: "Trouser" (the run's class) x 1.5 of its attribute vector.
+    named = json.loads((run_dir / "attribute_vectors.json").read_text())
+    attribute = seen["attribute"]
+    first = named["names"].index(attribute["after"]["label"])
+    assert attribute["after"]["label"] in datasets.CLASS_NAMES["fashion_mnist"]
+    expected_z = np.array(attribute["before"]["z"]) + 1.5 * np.array(named["vectors"][first])
+    np.testing.assert_allclose(attribute["after"]["z"], expected_z, atol=1e-5)
+    assert attribute["explore"] != sliders["after_direction"]["explore"]
 
 
 @pytest.mark.browser
@@ -382,6 +391,7 @@ def test_site_generator_json_holds_what_the_page_reads_and_no_local_paths(traine
         "image_shape",
         "latent_prior",
         "latent_directions",
+        "attribute_directions",
         "artifacts",
         "dataset",
         "likelihood",
@@ -506,6 +516,13 @@ def _no_path(metadata):
         (lambda metadata: {**metadata, "latent_prior": {"weights": [1]}}, '"latent_prior"'),
         (_directions_with_scales(3), '"latent_directions" must hold scales'),
         (_directions_with_scales(None), '"latent_directions" must hold scales'),
+        (
+            lambda metadata: {
+                **metadata,
+                "attribute_directions": {"names": ["Bag"], "vectors": []},
+            },
+            '"attribute_directions" must be null or names [k] and vectors',
+        ),
     ],
 )
 def test_build_refuses_a_generator_json_that_is_not_an_export(trained_run, tmp_path, edit, message):

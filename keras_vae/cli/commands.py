@@ -344,6 +344,7 @@ def _write_export(args, out):
         variants=args.variants,
         prior=args.prior,
         static_batch_sizes=args.static_batch_sizes,
+        attribute_directions=run_dir.read_attribute_directions(run_dir.of_model(args.model)),
     )
     if args.preview:
         export.render_preview(out, args.preview)

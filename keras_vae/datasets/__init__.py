@@ -71,9 +71,13 @@ def streamed_splits(dataset, data_dir, image_shape, seed=0, validation_size=0, b
     """`(train, validation or None, test)` of a folder or of CelebA's files, not yet read.
 
     Each is a `folder.FolderImages` (sized, sliceable, decoded when read;
-    `verify` it first). See `folder.splits` and `celeba.directory_splits`.
+    `verify` it first). See `folder.splits`, `celeba.directory_splits` and,
+    for CelebA without `data_dir`, `celeba.tfds_splits` (whose splits must be
+    verified into a cache file: `needs_cache`).
     """
     valid.check_choice("streamed dataset", dataset, ("folder", "celeba"))
+    if dataset == "celeba" and data_dir is None:  # read once into a cache (see TfdsImages)
+        return celeba.tfds_splits(image_shape, validation_size)
     if data_dir is None:
         raise DataError(f"--dataset {dataset} needs --data-dir (the directory of its pictures).")
     if dataset == "celeba":

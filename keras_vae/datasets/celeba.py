@@ -1,6 +1,7 @@
 """CelebA faces as float32 64x64 RGB images in [0, 1] with their 40 binary attributes.
 
-Two sources give the same arrays:
+Two sources give the same arrays (`load`), and the same streamed splits for
+training (`directory_splits`, `tfds_splits`):
 - tensorflow-datasets `celeb_a` (`load(data_dir=None)`);
 - the files people download by hand (`load(data_dir=DIR)`), in their original
   layout: `DIR/img_align_celeba/000001.jpg ...`, `DIR/list_attr_celeba.txt`
@@ -14,6 +15,7 @@ default, the face) and resized to 64x64 with antialiasing. The whole dataset
 is 202,599 images (about 10 GB as float32 at 64x64x3): pass `limit`.
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -78,12 +80,7 @@ def preprocess(image, size=IMAGE_SIZE, crop=CROP):
 
     The central square of side min(crop, H, W), resized with antialiasing.
     """
-    height, width = image.shape[:2]
-    side = min(crop, height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    square = Image.fromarray(np.asarray(image[top : top + side, left : left + side], np.uint8))
-    resized = square.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
-    return np.asarray(resized, dtype=np.float32) / 255.0
+    return face(image, (size, size, 3), crop).astype(np.float32) / 255.0
 
 
 def read_attributes(path):
@@ -242,3 +239,103 @@ def directory_splits(directory, image_shape, seed, validation_size):
 
     validation = images(validation_indices) if len(validation_indices) else None
     return images(parts["train"]), validation, images(parts["test"])
+
+
+class TfdsImages(folders.FolderImages):
+    """A tensorflow-datasets `celeb_a` split, decoded once into a uint8 cache file.
+
+    A `FolderImages` whose pictures come from tensorflow-datasets rather
+    than files: `verify(cache=PATH)` (a cache is required) reads the split
+    once, writes each face (the central `CROP` square, resized) and its 40
+    attributes beside it, and every later read comes from that file.
+
+    Args:
+        split: "train", "validation" or "test".
+        image_shape: `(H, W, C)`.
+        limit: keep the first `limit` images (`None`: all).
+        data_dir: tensorflow-datasets' data directory (`None`: its default).
+    """
+
+    needs_cache = True
+
+    def __init__(self, split, image_shape, limit=None, data_dir=None):
+        source = folders.Folder(
+            directory=f"tensorflow-datasets celeb_a {split}",
+            files=(),
+            labels=None,
+            class_names=(),
+            attributes=np.zeros((0, len(ATTRIBUTES)), bool),
+            attribute_names=ATTRIBUTES,
+        )
+        super().__init__(source, [], image_shape, crop=CROP)
+        self.split, self.limit, self.data_dir = split, limit, data_dir
+
+    def subset(self, count):
+        if self.cache is not None:
+            return super().subset(count)
+        limits = [n for n in (self.limit, count) if n]
+        return TfdsImages(self.split, self.image_shape, min(limits, default=None), self.data_dir)
+
+    def cache_key(self):
+        return repr(("celeb_a", self.split, self.limit, self.image_shape, self.crop))
+
+    def verify(self, strict=False, cache=None, workers=None):
+        """Reads the split once into `cache` (and its attributes beside it); nothing is skipped."""
+        if cache is None:
+            raise ValueError("A tensorflow-datasets split is read from a cache file: pass cache.")
+        attributes_path = cache + ".attributes.npy"
+        if not (os.path.exists(cache) and os.path.exists(attributes_path)):
+            self._write_cache(cache, attributes_path)
+        attributes = np.load(attributes_path)
+        self.folder = dataclasses.replace(
+            self.folder,
+            files=tuple(f"{self.split}/{i:06d}" for i in range(len(attributes))),
+            attributes=attributes,
+        )
+        self.indices = np.arange(len(attributes))
+        self.cache = cache
+        return []
+
+    def _write_cache(self, cache, attributes_path):
+        import tensorflow_datasets as tfds
+
+        dataset = tfds.load("celeb_a", split=self.split, data_dir=self.data_dir)
+        if self.limit:
+            dataset = dataset.take(self.limit)
+        writer = folders.RecordWriter(cache)
+        attributes = []
+        try:
+            for example in tfds.as_numpy(dataset):
+                writer.add(face(example["image"], self.image_shape))
+                attributes.append([bool(example["attributes"][name]) for name in ATTRIBUTES])
+            if not attributes:
+                raise DataError(f"tensorflow-datasets celeb_a split {self.split!r} is empty.")
+            temporary = f"{attributes_path}.tmp-{os.getpid()}.npy"
+            np.save(temporary, np.array(attributes, bool).reshape(-1, len(ATTRIBUTES)))
+            os.replace(temporary, attributes_path)
+            writer.commit()
+        finally:
+            writer.discard()
+
+
+def face(image, image_shape, crop=CROP):
+    """uint8 `[H, W, 3]` photo -> uint8 `image_shape`: `preprocess`'s steps, any size."""
+    height, width, channels = image_shape
+    rows, cols = image.shape[:2]
+    side = min(crop, rows, cols)
+    top, left = (rows - side) // 2, (cols - side) // 2
+    square = Image.fromarray(np.asarray(image[top : top + side, left : left + side], np.uint8))
+    resized = square.convert("L" if channels == 1 else "RGB").resize(
+        (width, height), Image.Resampling.LANCZOS
+    )
+    return np.asarray(resized, np.uint8).reshape(image_shape)
+
+
+def tfds_splits(image_shape, validation_size, data_dir=None):
+    """`(train, validation or None, test)` `TfdsImages` of tensorflow-datasets `celeb_a`."""
+    validation = TfdsImages("validation", image_shape, validation_size, data_dir)
+    return (
+        TfdsImages("train", image_shape, None, data_dir),
+        validation if validation_size else None,
+        TfdsImages("test", image_shape, None, data_dir),
+    )

@@ -207,6 +207,9 @@ class FolderImages:
         background: what transparent pixels become ("white" or "black").
     """
 
+    # True where the images can only be read from a cache file (see `verify`).
+    needs_cache = False
+
     def __init__(self, folder, indices, image_shape, background="white", crop=None):
         self.folder = folder
         self.indices = np.asarray(indices, np.int64)
@@ -231,10 +234,21 @@ class FolderImages:
         return self.folder.attributes[self.indices]
 
     def subset(self, count):
-        """The first `count` of these images (all of them for 0)."""
-        return FolderImages(
+        """The first `count` of these images (all of them for 0), reading the same cache."""
+        images = FolderImages(
             self.folder, self.indices[: count or None], self.image_shape, self.background, self.crop
         )
+        images.cache = self.cache  # record k is image k: the first `count` records
+        return images
+
+    def cache_key(self):
+        """What the cache file's name is made from: every file's path, size and time."""
+        parts = [repr((self.image_shape, self.background, self.crop))]
+        for position in range(len(self)):
+            path = self.path(position)
+            stat = os.stat(path)
+            parts.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+        return "\0".join(parts)
 
     def path(self, position):
         return os.path.join(self.folder.directory, self.folder.files[self.indices[position]])
@@ -291,7 +305,7 @@ class FolderImages:
             return []
         workers = workers or os.cpu_count() or 1
         skipped, kept = [], []
-        writer = _RecordWriter(cache) if cache is not None else None
+        writer = RecordWriter(cache) if cache is not None else None
         try:
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                 # A bounded number of decoded images at a time, whatever the folder's size.
@@ -335,7 +349,7 @@ class FolderImages:
             return None, str(error).removeprefix(f"{self.path(position)}: ")
 
 
-class _RecordWriter:
+class RecordWriter:
     """Appends uint8 arrays to a temporary file beside `path`; `commit` renames it to `path`."""
 
     def __init__(self, path):
@@ -358,15 +372,10 @@ class _RecordWriter:
 
 
 def cache_name(images):
-    """A cache file name that changes with the files (names, sizes, times) and the settings."""
-    digest = hashlib.sha256()
-    digest.update(repr((images.image_shape, images.background, images.crop)).encode())
-    for position in range(len(images)):
-        path = images.path(position)
-        stat = os.stat(path)
-        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    """A cache file name that changes with the pictures (`cache_key`) and their size."""
+    digest = hashlib.sha256(images.cache_key().encode()).hexdigest()[:16]
     height, width, channels = images.image_shape
-    return f"{digest.hexdigest()[:16]}-{height}x{width}x{channels}.u8"
+    return f"{digest}-{height}x{width}x{channels}.u8"
 
 
 def skipped_message(skipped, total):

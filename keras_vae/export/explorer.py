@@ -254,6 +254,16 @@ def read_generator_json(export_dir):
         and _numbers(directions.get("directions"), [count, latent_dim])
     ):
         refuse('"latent_directions" must hold scales [k] and directions [k, latent_dim]')
+    named = metadata.get("attribute_directions")
+    if named is not None:
+        labels = named.get("names") if isinstance(named, dict) else None
+        count = len(labels) if isinstance(labels, list) else 0
+        if not (
+            count
+            and all(isinstance(label, str) for label in labels)
+            and _numbers(named.get("vectors"), [count, latent_dim])
+        ):
+            refuse('"attribute_directions" must be null or names [k] and vectors [k, latent_dim]')
     return metadata
 
 
@@ -289,6 +299,12 @@ def published_metadata(metadata):
             if facts.get("layout") == "static"
         },
     }
+    named = metadata.get("attribute_directions")
+    if named is not None:
+        published["attribute_directions"] = {
+            "names": named["names"],
+            "vectors": named["vectors"],
+        }
     for key in ("dataset", "likelihood", "keras_vae_version"):
         if isinstance(metadata.get(key), str):
             published[key] = metadata[key]

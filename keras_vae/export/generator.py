@@ -549,6 +549,26 @@ def _tree_size(directory):
     )
 
 
+def check_attribute_directions(directions, latent_dim):
+    """Raises ExportError unless `directions` is None or K names with K finite vectors."""
+    if directions is None:
+        return
+    names_ = directions.get("names") if isinstance(directions, dict) else None
+    vectors = np.asarray(directions.get("vectors", ()) if names_ else (), dtype=np.float64)
+    if (
+        not names_
+        or not all(isinstance(name, str) for name in names_)
+        or vectors.shape != (len(names_), latent_dim)
+        or not np.isfinite(vectors).all()
+        or np.abs(vectors).max() > MAX_PRIOR_VALUE
+    ):
+        raise ExportError(
+            "attribute_directions must hold names and one finite vector of "
+            f"{latent_dim} values per name (attribute_vectors.json of the run dir); "
+            "delete that file to export without named sliders."
+        )
+
+
 def export_generator(
     model,
     out_dir,
@@ -559,6 +579,7 @@ def export_generator(
     prior=None,
     static_batch_sizes=STATIC_BATCH_SIZES,
     latent_directions=LATENT_DIRECTIONS,
+    attribute_directions=None,
 ):
     """Exports `model`'s decoder as a generator into `out_dir`, atomically.
 
@@ -585,6 +606,10 @@ def export_generator(
             file per variant and size; empty for none).
         latent_directions: how many main directions of the codes (of the
             prior's covariance) generator.json records.
+        attribute_directions: optional named directions (the explorer's
+            attribute sliders): `{"names": [K], "vectors": [K, latent_dim],
+            ...}`, as `keras_vae.training.train.attribute_directions` makes them;
+            recorded as generator.json's "attribute_directions".
 
     Returns:
         The metadata dict written to `generator.json`.
@@ -609,6 +634,7 @@ def export_generator(
     static_batch_sizes = check_static_batch_sizes(static_batch_sizes)
     if int(latent_directions) < 1:
         raise ValueError(f"latent_directions must be >= 1; got {latent_directions}.")
+    check_attribute_directions(attribute_directions, model.latent_dim)
     out_dir = os.path.abspath(out_dir)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
@@ -645,6 +671,7 @@ def export_generator(
                         parity_samples,
                         static_batch_sizes,
                         latent_directions,
+                        attribute_directions,
                     )
         except atomic_files.DestinationChanged as error:
             raise FileExistsError(
@@ -663,6 +690,7 @@ def _write_staging(
     parity_samples,
     static_batch_sizes,
     latent_directions,
+    attribute_directions,
 ):
     """Writes every artifact and generator.json into `staging`; returns the metadata."""
     parity_z = (
@@ -683,6 +711,7 @@ def _write_staging(
         "serving_default": GENERATE,
         "latent_prior": prior.to_dict(),
         "latent_directions": prior.principal_directions(latent_directions),
+        "attribute_directions": attribute_directions,
         "parity_check": f"max |artifact - VAE.decode| over {len(parity_z)} z ~ N(0, I) "
         "(the first `batch` of them for a static file), run by the LiteRT Interpreter",
         "artifacts": artifacts,

@@ -52,6 +52,9 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 TRAINING_FILE = "training.json"
+# The test codes' attribute vectors (class labels, attributes.csv, CelebA's 40):
+# the web explorer's named sliders.
+ATTRIBUTES_FILE = "attribute_vectors.json"
 LOCK_FILE = ".lock"
 LOGS_DIR = "logs"
 BACKUP_DIR = "backup"
@@ -164,6 +167,15 @@ def _one_line(error):
     """Keras's message of `error` on one line (some span six), at most 400 characters."""
     text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
     return text if len(text) <= 400 else text[:397] + "..."
+
+
+def read_attribute_directions(directory):
+    """The run dir's attribute_vectors.json as a dict, or None when it has none (or is None)."""
+    path = None if directory is None else os.path.join(directory, ATTRIBUTES_FILE)
+    if path is None or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def read_config(path):

@@ -113,7 +113,7 @@ def _streamed_splits(config, cache_dir):
         if images is None:
             continue
         cache = None
-        if config.cache and cache_dir is not None:
+        if (config.cache or images.needs_cache) and cache_dir is not None:
             cache = os.path.join(cache_dir, folder.cache_name(images))
         total = len(images)
         skipped = images.verify(config.strict, cache)
@@ -387,7 +387,43 @@ def prior_facts(model, test_codes):
     }
 
 
-def write_run_artifacts(model, directory, config, test_images):
+def attribute_directions(model, config, test_images, test_labels, limit=TENSORBOARD_IMAGES * 5):
+    """The attribute vectors of the test codes, by name: the explorer's named sliders.
+
+    Each is mean(code | attribute) - mean(code | not) over the first `limit`
+    test images: the classes of the IDX datasets ("Trouser"), a folder's
+    class sub-folders and attributes.csv columns, CelebA's 40 attributes.
+    Attributes that every image (or none) has are left out.
+
+    Returns:
+        `{"names", "vectors", "counts", "source"}`, or None without attributes.
+    """
+    streamed = isinstance(test_images, folder.FolderImages)
+    images = test_images.subset(limit) if streamed else test_images[:limit]  # read in chunks
+    if streamed:
+        attributes, attribute_names = (
+            test_images.attributes[:limit],
+            test_images.folder.attribute_names,
+        )
+    elif test_labels is not None and config.dataset in datasets.CLASS_NAMES:
+        attribute_names = datasets.CLASS_NAMES[config.dataset]
+        attributes = datasets.class_attributes(test_labels[:limit], len(attribute_names))
+    else:
+        return None
+    counts = attributes.sum(axis=0)
+    kept = [k for k, count in enumerate(counts) if 0 < count < len(attributes)]
+    if not kept:
+        return None
+    codes = generation.Codec(model).encode(images)
+    return {
+        "names": [attribute_names[k] for k in kept],
+        "vectors": [generation.attribute_vector(codes, attributes[:, k]).tolist() for k in kept],
+        "counts": [int(counts[k]) for k in kept],
+        "source": f"mean(code | attribute) - mean(code | not) over {len(attributes)} test images",
+    }
+
+
+def write_run_artifacts(model, directory, config, test_images, test_labels=None):
     """The pictures and the exported generator of a trained `model` in the run dir."""
     write_samples(model, os.path.join(directory, run_dir.SAMPLES_PNG), seed=config.seed)
     write_samples(
@@ -403,6 +439,9 @@ def write_run_artifacts(model, directory, config, test_images):
         os.path.join(directory, run_dir.RECONSTRUCTIONS_PNG),
         image_io.reconstruction_grid(inputs, outputs, cols=cols),
     )
+    directions = attribute_directions(model, config, test_images, test_labels)
+    if directions is not None:
+        atomic_write_json(os.path.join(directory, run_dir.ATTRIBUTES_FILE), directions)
     export_dir = os.path.join(directory, run_dir.EXPORT_DIR)
     export.export_generator(
         model,
@@ -411,6 +450,7 @@ def write_run_artifacts(model, directory, config, test_images):
         training_config=config.to_dict(),
         variants=config.export_variants,
         static_batch_sizes=config.export_static_batch_sizes,
+        attribute_directions=directions,
     )
     export.render_preview(
         export_dir, os.path.join(directory, run_dir.PREVIEW_PNG), seed=config.seed
@@ -488,5 +528,5 @@ def train_and_evaluate(config, directory, verbose="auto"):
         atomic_write_json(os.path.join(directory, run_dir.METRICS_FILE), metrics)
         check_prior_settings(config, splits, best.latent_dim)
         metrics["prior"] = fit_run_priors(best, config, splits, directory)
-        write_run_artifacts(best, directory, config, test_images)
+        write_run_artifacts(best, directory, config, test_images, splits[3])
     return metrics

@@ -10,6 +10,21 @@ const GRID_SIDE = 4; // tiles on each side of the grid
 const GRID = GRID_SIDE * GRID_SIDE; // 4 x 4 samples: the batch of the largest static file
 const STRIP = 8; // frames of the morph strip
 const SLIDERS = 6; // main directions with a slider
+const ATTRIBUTE_SLIDERS = 12; // named attribute directions with a slider, the longest vectors
+
+// The `count` longest attribute vectors of generator.json's "attribute_directions"
+// (none without it), in their order there.
+function strongestAttributes(named, count) {
+  if (!named) return {names: [], vectors: []};
+  const norms = named.vectors.map((v) => Math.hypot(...v));
+  const kept = norms
+    .map((norm, k) => [norm, k])
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, count)
+    .map(([, k]) => k)
+    .sort((a, b) => a - b);
+  return {names: kept.map((k) => named.names[k]), vectors: kept.map((k) => named.vectors[k])};
+}
 const SCALE = 4; // screen pixels per image pixel
 
 const params = new URLSearchParams(location.search);
@@ -115,6 +130,8 @@ class Explorer {
     this.codes = [];
     this.picked = [];
     this.amounts = new Array(Math.min(SLIDERS, this.metadata.latent_directions.scales.length)).fill(0);
+    this.attributes = strongestAttributes(this.metadata.attribute_directions, ATTRIBUTE_SLIDERS);
+    this.attributeAmounts = new Array(this.attributes.names.length).fill(0);
     this.lastGrid = null;
   }
 
@@ -154,6 +171,19 @@ class Explorer {
       Object.assign(slider, {type: 'range', min: -3, max: 3, step: 0.05, value: 0, id: `direction-${k}`});
       slider.addEventListener('input', () => {
         this.amounts[k] = Number(slider.value);
+        this.schedule(() => this.explore());
+      });
+      label.appendChild(slider);
+      list.appendChild(label);
+    });
+    this.attributes.names.forEach((name, k) => {
+      const label = document.createElement('label');
+      label.textContent = `${name} `;
+      label.className = 'attribute';
+      const slider = document.createElement('input');
+      Object.assign(slider, {type: 'range', min: -2, max: 2, step: 0.05, value: 0, id: `attribute-${k}`});
+      slider.addEventListener('input', () => {
+        this.attributeAmounts[k] = Number(slider.value);
         this.schedule(() => this.explore());
       });
       label.appendChild(slider);
@@ -238,7 +268,10 @@ class Explorer {
   }
 
   async explore() {
-    const z = moveAlong(this.base, this.metadata.latent_directions, this.amounts);
+    const moved = moveAlong(this.base, this.metadata.latent_directions, this.amounts);
+    // Attribute sliders add amount x the attribute's vector (scale 1).
+    const named = {directions: this.attributes.vectors, scales: this.attributes.vectors.map(() => 1)};
+    const z = moveAlong(moved, named, this.attributeAmounts);
     const {pixels} = await this.generator.decode([z]);
     draw($('explore'), pixels[0], this.shape);
     this.explored = z;
@@ -246,6 +279,7 @@ class Explorer {
 
   async resetSliders() {
     this.amounts.fill(0);
+    this.attributeAmounts.fill(0);
     document.querySelectorAll('#sliders input').forEach((slider) => (slider.value = 0));
     await this.explore();
   }
