@@ -115,7 +115,7 @@ BENCHMARKS = (
         "data_pipeline",
         "folders of pictures streamed from disk: peak memory at 10k, 50k and 200k pictures; "
         "speed and test -ELBO of Fashion-MNIST as a PNG folder against the IDX path",
-        "not timed",
+        "25",
         ("data_pipeline.json",),
     ),
     Benchmark(
@@ -123,7 +123,7 @@ BENCHMARKS = (
         "emoji_pictures",
         "README's colour pictures: conv_deep trained on a folder of 7,000 emoji (Noto Emoji "
         "and Twemoji), its samples, smiling and sunglasses edits and averages",
-        "not timed",
+        "14",
         ("docs/emoji_*.png",),
     ),
 )

@@ -140,7 +140,10 @@ def speed_table(result):
         "epoch 1 | test -ELBO, IDX test set | test -ELBO, its own test split |",
         "|---|---|---|---|",
     ]
-    for name, row in (("IDX in memory", idx), ("PNG folder, --cache", png)):
+    rows = [("IDX in memory", idx), ("PNG folder, --cache", png)]
+    if "idx_seed1" in result:
+        rows.append(("IDX in memory, --seed 1", result["idx_seed1"]))
+    for name, row in rows:
         lines.append(
             f"| {name} | {row['images_per_second_after_first_epoch']:,.0f} "
             f"| {row['test_negative_elbo_idx_test']:.2f} "
@@ -150,6 +153,11 @@ def speed_table(result):
         f"| IDX / folder | {ratio:.2f}x | "
         f"{png['test_negative_elbo_idx_test'] - idx['test_negative_elbo_idx_test']:+.2f} nats | |"
     )
+    if "idx_seed1" in result:
+        spread = (
+            result["idx_seed1"]["test_negative_elbo_idx_test"] - idx["test_negative_elbo_idx_test"]
+        )
+        lines.append(f"| IDX --seed 1 - IDX --seed 0 | | {spread:+.2f} nats | |")
     return "\n".join(lines)
 
 
@@ -166,9 +174,11 @@ def main(argv=None, prog="data"):
     for count in [int(size) for size in args.sizes.split(",")]:
         folder = os.path.join(scratch, f"emoji-{count}")
         linked_folder(args.emoji, folder, count)
+        run_dir = os.path.join(scratch, f"run-emoji-{count}")
+        shutil.rmtree(run_dir, ignore_errors=True)  # a finished run would not train again
         run = keras_vae_train(
-            os.path.join(scratch, f"run-emoji-{count}"), "--dataset", "folder", "--data-dir",
-            folder, "--image-size", 64, "--epochs", 3, "--prior", "gaussian",
+            run_dir, "--dataset", "folder", "--data-dir", folder, "--image-size", 64,
+            "--epochs", 3, "--prior", "gaussian",
         )  # fmt: skip
         memory.append({"images": count, **run})
         shutil.rmtree(folder)
@@ -181,21 +191,27 @@ def main(argv=None, prog="data"):
     epochs = ["--epochs", args.epochs]
     png_dir = os.path.join(scratch, "run-fashion_mnist-png")
     idx_dir = os.path.join(scratch, "run-fashion_mnist-idx")
-    for directory in (png_dir, idx_dir):
+    seed_dir = os.path.join(scratch, "run-fashion_mnist-idx-seed1")
+    for directory in (png_dir, idx_dir, seed_dir):
         shutil.rmtree(directory, ignore_errors=True)
     png_run = keras_vae_train(
         png_dir, "--dataset", "folder", "--data-dir", png, "--image-size", 28, "--channels", 1,
         "--cache", *epochs,
     )  # fmt: skip
     idx_run = keras_vae_train(idx_dir, "--train-subset", len(parts["train"]), *epochs)
-    png_run["test_negative_elbo_idx_test"] = idx_test_elbo(png_dir)
-    idx_run["test_negative_elbo_idx_test"] = idx_test_elbo(idx_dir)
+    # The same IDX run with another seed: how far two runs land apart by chance.
+    seed_run = keras_vae_train(
+        seed_dir, "--train-subset", len(parts["train"]), "--seed", 1, *epochs
+    )
+    for run, directory in ((png_run, png_dir), (idx_run, idx_dir), (seed_run, seed_dir)):
+        run["test_negative_elbo_idx_test"] = idx_test_elbo(directory)
     result = {
         **run_facts(prog, args),
         "settings": {"epochs": args.epochs, "folder_training_images": len(parts["train"])},
         "memory": memory,
         "idx": idx_run,
         "folder": png_run,
+        "idx_seed1": seed_run,
     }
     atomic_write_json(args.out, result)
     print(memory_table(result))

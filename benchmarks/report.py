@@ -110,6 +110,8 @@ TABLES = {
         "quality_per_second", "comparisons_table", "quality_per_second_full.json"
     ),
     "step-profile": _module("step_profile", "table", "step_profile.json"),
+    "data/memory": _module("data_pipeline", "memory_table", "data_pipeline.json"),
+    "data/speed": _module("data_pipeline", "speed_table", "data_pipeline.json"),
     "precision": _module("precision", "table", "precision.json"),
     "evenness": _module("epoch_evenness", "table", "epoch_evenness.json"),
     "export/latency": _module("export_latency", "latency_table", "export_latency.json"),

@@ -185,7 +185,7 @@ try {
         const decoded = await explorer.showGrid(codes.map((z) => Float32Array.from(z)));
         // The grid canvas, read back at one image pixel per tile pixel.
         const canvas = document.getElementById('grid');
-        const [height, width] = explorer.shape;
+        const [height, width, channels] = explorer.shape;
         const context = canvas.getContext('2d');
         const drawn = decoded.pixels.map((_, i) => {
           const x = (i % 4) * canvas.width / 4;
@@ -194,7 +194,10 @@ try {
           const scale = canvas.width / 4 / width;
           const values = [];
           for (let r = 0; r < height; r++) {
-            for (let c = 0; c < width; c++) values.push(data[4 * ((r * scale) * width * scale + c * scale)]);
+            for (let c = 0; c < width; c++) {
+              // Grey tiles: R (= G = B); colour tiles: R, G, B, as the generator's pixels.
+              for (let ch = 0; ch < channels; ch++) values.push(data[4 * ((r * scale) * width * scale + c * scale) + ch]);
+            }
           }
           return values;
         });

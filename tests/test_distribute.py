@@ -98,6 +98,7 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
     assert epoch_lines(chief_out) and epoch_lines(chief_out) == epoch_lines(worker_out)
     assert sorted(os.listdir(run_dir)) == [
         ".lock",
+        "attribute_vectors.json",
         "config.json",
         "export",
         "generated_tflite.png",

@@ -44,6 +44,10 @@ SKIPPED = {
         "block of the same page runs)"
     ),
     ("docs/explorer.md", "npm install --prefix"): "downloads from the npm registry",
+    ("docs/data.md", "make emoji"): (
+        "downloads 150 MB from the npm registry (test_emoji_folder.py builds the folder from "
+        "packages of the same layout)"
+    ),
     ("docs/latent.md", "keras-vae average     --model runs/celeba"): (
         "needs a model trained on CelebA and CelebA's files (test_celeba.py covers the loader)"
     ),

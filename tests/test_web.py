@@ -727,3 +727,47 @@ def test_export_readme_kotlin_snippets_are_complete_and_read_real_fields(trained
             field in metadata or field in prior or field in facts or field in metadata["artifacts"]
         ), field
     assert facts["path"] == "generator_float16_b16.tflite" and facts["batch"] == 16
+
+
+@pytest.mark.browser
+def test_a_colour_run_of_a_folder_is_drawn_in_colour_with_its_named_sliders(tmp_path):
+    from keras_vae import cli
+    from tests.test_folder import write_folder
+
+    pictures = write_folder(tmp_path / "pictures", per_class=40)
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", "folder", "--data-dir", pictures, "--image-size", "16"]
+    argv += ["--epochs", "2", "--batch-size", "16", "--prior", "standard", "--run-dir", run]
+    argv += ["--verbose", "0", "--export-variants", "float32", "--export-static-batch-sizes", "16"]
+    code, _, err = call_main(cli.main, argv)
+    assert code == 0, err
+    model = keras.models.load_model(run / "model.keras")
+    z = np.random.default_rng(5).standard_normal((16, model.latent_dim)).astype(np.float32)
+    (tmp_path / "z.json").write_text(json.dumps(z.tolist()))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "keras_vae", "web", "--run-dir", str(run), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    try:
+        address = next(
+            (line.split()[2] for line in server.stdout if line.startswith("Latent explorer: ")),
+            None,
+        )
+        assert address, server.stderr.read()[-3000:]
+        seen = browse(address, tmp_path / "z.json")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert seen["state"] == "ready" and real_errors(seen) == [], seen
+    expected = keras.ops.convert_to_numpy(model.decode(z)).reshape(16, -1)
+    images = np.array(seen["grid"]["images"], np.float32)
+    assert images.shape == (16, 16 * 16 * 3)
+    assert np.max(np.abs(images - expected)) <= 1e-5
+    # The canvas shows every channel of the generator's pixels: not a grey picture.
+    drawn = np.array(seen["grid"]["drawn"]).reshape(16, 16, 16, 3)
+    np.testing.assert_array_equal(drawn.reshape(16, -1), np.array(seen["grid"]["pixels"]))
+    assert (drawn[..., 0] != drawn[..., 1]).any()
+    assert seen["attribute"]["after"]["label"] in ("red", "blue")
