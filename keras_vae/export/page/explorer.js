@@ -163,32 +163,25 @@ class Explorer {
     $('t').addEventListener('input', () => this.schedule(() => this.morph()));
     $('method').addEventListener('change', () => this.schedule(() => this.showPicks()));
     $('reset').addEventListener('click', () => this.schedule(() => this.resetSliders()));
-    const list = $('sliders');
     this.amounts.forEach((_, k) => {
-      const label = document.createElement('label');
-      label.textContent = `direction ${k + 1} (std ${this.metadata.latent_directions.scales[k].toFixed(2)}) `;
-      const slider = document.createElement('input');
-      Object.assign(slider, {type: 'range', min: -3, max: 3, step: 0.05, value: 0, id: `direction-${k}`});
-      slider.addEventListener('input', () => {
-        this.amounts[k] = Number(slider.value);
-        this.schedule(() => this.explore());
-      });
-      label.appendChild(slider);
-      list.appendChild(label);
+      const scale = this.metadata.latent_directions.scales[k].toFixed(2);
+      this.addSlider(`direction ${k + 1} (std ${scale})`, `direction-${k}`, 3, this.amounts, k);
     });
-    this.attributes.names.forEach((name, k) => {
-      const label = document.createElement('label');
-      label.textContent = `${name} `;
-      label.className = 'attribute';
-      const slider = document.createElement('input');
-      Object.assign(slider, {type: 'range', min: -2, max: 2, step: 0.05, value: 0, id: `attribute-${k}`});
-      slider.addEventListener('input', () => {
-        this.attributeAmounts[k] = Number(slider.value);
-        this.schedule(() => this.explore());
-      });
-      label.appendChild(slider);
-      list.appendChild(label);
+    this.attributes.names.forEach((name, k) => this.addSlider(name, `attribute-${k}`, 2, this.attributeAmounts, k));
+  }
+
+  // A labelled slider from -limit to limit that sets amounts[k] and moves the morph.
+  addSlider(text, id, limit, amounts, k) {
+    const label = document.createElement('label');
+    label.textContent = `${text} `;
+    const slider = document.createElement('input');
+    Object.assign(slider, {type: 'range', min: -limit, max: limit, step: 0.05, value: 0, id});
+    slider.addEventListener('input', () => {
+      amounts[k] = Number(slider.value);
+      this.schedule(() => this.explore());
     });
+    label.appendChild(slider);
+    $('sliders').appendChild(label);
   }
 
   // A new GRID_SIDE x GRID_SIDE grid of codes from the run's prior.
