@@ -144,7 +144,7 @@ def test_keras_vae_train_on_celeba_files_then_a_smile_vector(celeba_dir, tmp_pat
         cli.main, [*train, "--run-dir", run, "--verbose", "0", *SMALL_EXPORT_ARGS]
     )
     assert code == 0, err
-    assert len(list((run / "cache").iterdir())) == 3  # train, validation, test
+    assert len(list((run / "cache").iterdir())) == 6  # train, validation, test: records, kept
     argv = ["attribute", "--model", run, "--attribute", "Smiling", "--split", "all"]
     code, out, err = call_main(cli.main, [*argv, "--out", tmp_path / "smile.npy"])
     assert code == 0, err

@@ -187,7 +187,8 @@ def test_the_cache_holds_the_decoded_pictures_and_is_written_whole(tmp_path):
     decoded = images.read(range(len(images)))
     cache = tmp_path / "run" / "cache" / folder.cache_name(images)
     assert images.verify(cache=str(cache)) == []
-    assert sorted(os.listdir(cache.parent)) == [cache.name]  # no temporary left
+    # The records and which pictures they are; no temporary left.
+    assert sorted(os.listdir(cache.parent)) == [cache.name, cache.name + ".kept.npy"]
     assert cache.stat().st_size == decoded.nbytes
     np.testing.assert_array_equal(images.read(range(len(images))), decoded)
     other = FolderImages(found, range(len(found.files)), (16, 16, 1))
@@ -276,3 +277,17 @@ def test_keras_vae_train_on_a_folder_of_colour_pictures_then_export_explorer_and
     assert np.load(out.strip().splitlines()[-1]).shape == (32,)
     code, _, err = call_main(cli.main, [*train[:6], "24", *train[7:]])
     assert code == 2 and "--image-size '32' there, '24' now" in err, err
+
+
+def test_a_cache_written_with_skipped_files_reads_back_the_same_pictures(tmp_path):
+    write_folder(tmp_path / "pictures", per_class=3)
+    (tmp_path / "pictures" / "blue" / "0.jpg").write_text("not a JPEG")
+    found = folder.scan(tmp_path / "pictures")
+    images = FolderImages(found, range(len(found.files)), (8, 8, 3))
+    cache = str(tmp_path / "cache" / folder.cache_name(images))
+    assert len(images.verify(cache=cache)) == 1
+    again = FolderImages(found, range(len(found.files)), (8, 8, 3))
+    assert again.verify(cache=cache) == []  # from the cache, without decoding
+    np.testing.assert_array_equal(again.indices, images.indices)
+    np.testing.assert_array_equal(again[:], images[:])
+    np.testing.assert_array_equal(again.labels, images.labels)

@@ -288,9 +288,10 @@ class FolderImages:
 
         Args:
             strict: an unreadable file is an error rather than skipped.
-            cache: a file to write every kept image to (uint8, in order);
-                later reads come from it. An existing cache file made for the
-                same files, size and background is used without decoding.
+            cache: a file to write every kept image to (uint8, in order),
+                with the kept positions beside it (`CACHE.kept.npy`); later
+                reads come from it. An existing cache made for the same
+                files, size and background is used without decoding.
             workers: decoding threads (default: one per CPU).
 
         Returns:
@@ -300,7 +301,10 @@ class FolderImages:
             DataError: with `strict`, an unreadable file; no readable image;
                 an image smaller than the image size.
         """
-        if cache is not None and os.path.exists(cache):
+        kept_path = None if cache is None else cache + ".kept.npy"
+        if cache is not None and os.path.exists(cache) and os.path.exists(kept_path):
+            # The cache holds the images that were readable when it was written.
+            self.indices = self.indices[np.load(kept_path)]
             self.cache = cache
             return []
         workers = workers or os.cpu_count() or 1
@@ -332,6 +336,10 @@ class FolderImages:
                     f"{skipped[0][1]}."
                 )
             if writer is not None:
+                # Which images the records are, first: a cache file never stands without it.
+                temporary = f"{kept_path}.tmp-{os.getpid()}.npy"
+                np.save(temporary, np.array(kept, np.int64))
+                os.replace(temporary, kept_path)
                 writer.commit()
         finally:
             if writer is not None:
