@@ -2,15 +2,20 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from keras_vae.training import distribute
-from tests.testing import REPO_ROOT, SMALL_EXPORT_ARGS, TINY_TRAIN_ARGS, free_ports
+from keras_vae.training import train as training
+from keras_vae.training.config import TrainingConfig
+from tests.testing import REPO_ROOT, SMALL_EXPORT_ARGS, free_ports
 
 
 @pytest.mark.processes
@@ -43,8 +48,21 @@ def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path, optim
     assert results["replica_copies"] == 2 and results["max_replica_diff"] == 0.0
 
 
-def start_workers(run_dir, workers):
-    """train.py on every worker of the cluster `workers`, each with its TF_CONFIG."""
+def write_pictures(root, count=48):
+    """root/dark/*.png and root/light/*.png: grey squares of `count` shades in all."""
+    for i in range(count):
+        kind = "dark" if i % 2 else "light"
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        shade = 40 + 4 * i if kind == "dark" else 255 - 4 * i
+        Image.fromarray(np.full((16, 16), shade, np.uint8)).save(root / kind / f"{i}.png")
+    return root
+
+
+def start_workers(run_dir, workers, pictures):
+    """train.py on every worker of the cluster `workers`, each with its TF_CONFIG.
+
+    They train on the folder `pictures`, each worker on its own shard of the files.
+    """
     processes = []
     for index in range(len(workers)):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
@@ -57,7 +75,22 @@ def start_workers(run_dir, workers):
                     "multi_worker",
                     "--run-dir",
                     str(run_dir),
-                    *TINY_TRAIN_ARGS,
+                    "--dataset",
+                    "folder",
+                    "--data-dir",
+                    str(pictures),
+                    "--image-size",
+                    "16",
+                    "--channels",
+                    "1",
+                    "--epochs",
+                    "2",
+                    "--batch-size",
+                    "8",
+                    "--validation-size",
+                    "8",
+                    "--kl-warmup-epochs",
+                    "1",
                     *SMALL_EXPORT_ARGS,
                     # A small MLP: what is tested is the synchronization, not the network.
                     "--preset",
@@ -80,13 +113,23 @@ def start_workers(run_dir, workers):
 @pytest.mark.processes
 def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
     run_dir = tmp_path / "run"
+    pictures = write_pictures(tmp_path / "pictures")
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    processes = start_workers(run_dir, workers)
+    processes = start_workers(run_dir, workers, pictures)
     outputs = [process.communicate(timeout=600) for process in processes]
     for process, (_, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr[-3000:]
     chief_out, worker_out = outputs[0][0], outputs[1][0]
     assert "negative_elbo" in chief_out and "worker done" in worker_out
+    # Each worker decoded and trained on its own half of the training files.
+    shares = [
+        int(re.search(rf"Worker {i} of 2 reads its shard of the files: (\d+) training", out)[1])
+        for i, out in ((1, chief_out), (2, worker_out))
+    ]
+    train, _, _, _ = training.load_splits(
+        TrainingConfig(dataset="folder", data_dir=str(pictures), image_size="16", validation_size=8)
+    )
+    assert shares == [(len(train) + 1) // 2, len(train) // 2]
 
     def epoch_lines(text):
         # "12/12 - 5s - 396ms/step - kl_loss: 0.22 - loss: ..." without the timings.
@@ -115,7 +158,7 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
 
     # The same command again on every worker: the chief's run dir says training has
     # finished, and every worker follows it (none waits for the others' collectives).
-    again = start_workers(run_dir, [f"127.0.0.1:{port}" for port in free_ports(2)])
+    again = start_workers(run_dir, [f"127.0.0.1:{port}" for port in free_ports(2)], pictures)
     outputs = [process.communicate(timeout=300) for process in again]
     for process, (stdout, stderr) in zip(again, outputs, strict=True):
         assert process.returncode == 0, stderr[-3000:]

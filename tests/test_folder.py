@@ -291,3 +291,49 @@ def test_a_cache_written_with_skipped_files_reads_back_the_same_pictures(tmp_pat
     np.testing.assert_array_equal(again.indices, images.indices)
     np.testing.assert_array_equal(again[:], images[:])
     np.testing.assert_array_equal(again.labels, images.labels)
+
+
+def test_shards_split_the_files_between_workers_before_or_after_the_cache(tmp_path):
+    write_folder(tmp_path / "pictures", per_class=5)
+    found = folder.scan(tmp_path / "pictures")
+    whole = FolderImages(found, range(len(found.files)), (8, 8, 3))
+    shards = [whole.shard(3, index) for index in range(3)]
+    assert sorted(np.concatenate([s.indices for s in shards]).tolist()) == list(range(10))
+    assert [len(s) for s in shards] == [4, 3, 3]
+    np.testing.assert_array_equal(shards[1][:], whole[1::3])
+    np.testing.assert_array_equal(shards[1].labels, whole.labels[1::3])
+    # After the first pass the shard reads its records of the one cache file.
+    expected = shards[2][:]
+    cache = str(tmp_path / "cache" / folder.cache_name(whole))
+    whole.verify(cache=cache)
+    for path in (tmp_path / "pictures" / "red").iterdir():
+        path.unlink()
+    np.testing.assert_array_equal(whole.shard(3, 2)[:], expected)
+    np.testing.assert_array_equal(whole.shard(3, 2).subset(2)[:], expected[:2])
+    with pytest.raises(ValueError, match=r"shard index must be in \[0, 3\); got 3"):
+        whole.shard(3, 3)
+
+
+def test_a_worker_decodes_only_its_own_shard_of_the_training_files(tmp_path, capsys):
+    from keras_vae.training import train as training
+    from keras_vae.training.config import TrainingConfig
+
+    write_folder(tmp_path / "pictures", per_class=20, size=(16, 16))
+    # One broken training file: only the worker whose shard holds it meets it.
+    config = TrainingConfig(
+        dataset="folder",
+        data_dir=str(tmp_path / "pictures"),
+        image_size="16",
+        channels=3,
+        validation_size=0,
+    )
+    whole, _, _, _ = training.load_splits(config)
+    broken = whole.path(3)
+    with open(broken, "wb") as f:
+        f.write(b"not a picture")
+    shards = [training.load_splits(config, shard=(2, index))[0] for index in range(2)]
+    assert len(shards[0]) + len(shards[1]) == len(whole) - 1
+    paths = [{s.path(p) for p in range(len(s))} for s in shards]
+    assert not paths[0] & paths[1] and broken not in paths[0] | paths[1]
+    errors = capsys.readouterr().err
+    assert errors.count("skipped 1 of") == 1 and os.path.basename(broken) in errors

@@ -21,6 +21,7 @@ adding files never moves an old file between train and test.
 """
 
 import concurrent.futures
+import copy
 import csv
 import dataclasses
 import hashlib
@@ -217,6 +218,7 @@ class FolderImages:
         self.background = background
         self.crop = crop
         self.cache = None
+        self.records = None  # with a cache: the record of each position (None: the same)
 
     def __len__(self):
         return len(self.indices)
@@ -235,11 +237,29 @@ class FolderImages:
 
     def subset(self, count):
         """The first `count` of these images (all of them for 0), reading the same cache."""
-        images = FolderImages(
-            self.folder, self.indices[: count or None], self.image_shape, self.background, self.crop
-        )
-        images.cache = self.cache  # record k is image k: the first `count` records
+        return self._select(slice(count or None))
+
+    def shard(self, count, index):
+        """Every `count`-th of these images from the `index`-th: one worker's share of files.
+
+        The `count` shards are disjoint and together hold every image. Taken
+        before `verify`, a shard is all a worker decodes; taken after, it
+        reads its records of the same cache file.
+        """
+        if not 0 <= index < count:
+            raise ValueError(f"shard index must be in [0, {count}); got {index}.")
+        return self._select(slice(index, None, count))
+
+    def _select(self, key):
+        images = copy.copy(self)
+        images.indices = self.indices[key]
+        if self.cache is not None:
+            images.records = self._records()[key]
         return images
+
+    def _records(self):
+        """Which record of the cache file each position is."""
+        return np.arange(len(self)) if self.records is None else self.records
 
     def cache_key(self):
         """What the cache file's name is made from: every file's path, size and time."""
@@ -263,11 +283,12 @@ class FolderImages:
         positions = np.asarray(positions, np.int64).reshape(-1)
         out = np.empty((len(positions), *self.image_shape), np.uint8)
         if self.cache is not None:
-            record = out[0].nbytes
+            size = out[0].nbytes
+            records = positions if self.records is None else self.records[positions]
             with open(self.cache, "rb") as f:
-                for i, position in enumerate(positions):
+                for i, record in enumerate(records):
                     out[i] = np.frombuffer(
-                        os.pread(f.fileno(), record, int(position) * record), np.uint8
+                        os.pread(f.fileno(), size, int(record) * size), np.uint8
                     ).reshape(self.image_shape)
             return out
         for i, position in enumerate(positions):

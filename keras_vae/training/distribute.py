@@ -73,6 +73,25 @@ def any_worker_says(strategy, flag):
     return _votes(strategy, flag, chief_only=False)
 
 
+def smallest(strategy, value):
+    """The smallest of every worker's `value` (a collective); `value` out of a cluster."""
+    if not is_multi_worker(strategy):
+        return value
+    # tf.distribute reduces only by sum or mean: every replica's value, then their minimum.
+    values = strategy.gather(strategy.run(lambda: tf.constant([value], tf.int64)), axis=0)
+    return int(tf.reduce_min(values).numpy())
+
+
+def worker_shard(strategy):
+    """`(workers, this worker's index)` in a cluster, else None: which files a worker reads."""
+    if not is_multi_worker(strategy):
+        return None
+    resolver = strategy.cluster_resolver
+    cluster = resolver.cluster_spec().as_dict()
+    tasks = [(job, i) for job in ("chief", "worker") for i in range(len(cluster.get(job, ())))]
+    return len(tasks), tasks.index((resolver.task_type, resolver.task_id))
+
+
 def worker_dir(run_dir, strategy):
     """Where this worker writes: `run_dir` for the chief, else a private temp dir.
 

@@ -73,16 +73,22 @@ def split_validation(images, validation_size, seed):
     return images[order[validation_size:]], images[order[:validation_size]]
 
 
-def load_splits(config, cache_dir=None):
+def load_splits(config, cache_dir=None, shard=None):
     """`(train_images, validation_images or None, test_images, test_labels)`, checked.
 
     The IDX datasets are arrays in memory; a folder or CelebA's files are
     `datasets.folder.FolderImages`, each decoded once here to drop (or with
     `--strict` refuse) unreadable files, into a uint8 file in `cache_dir`
     with `--cache`. `test_labels` is None for a folder without classes.
+
+    Args:
+        shard: `(workers, index)` (`distribute.worker_shard`): the training
+            split of a folder or CelebA is then this worker's shard of the
+            files, and only those are decoded. The IDX arrays are whole (the
+            strategy shards their batches).
     """
     if config.dataset not in names.IDX_DATASETS:
-        return _streamed_splits(config, cache_dir)
+        return _streamed_splits(config, cache_dir, shard)
     train_images, _ = datasets.load(
         config.dataset, "train", config.data_dir, limit=config.train_subset or None
     )
@@ -99,7 +105,7 @@ def load_splits(config, cache_dir=None):
     return train_images, validation_images, test_images, test_labels
 
 
-def _streamed_splits(config, cache_dir):
+def _streamed_splits(config, cache_dir, shard):
     train, validation, test = datasets.streamed_splits(
         config.dataset,
         config.data_dir,
@@ -109,6 +115,8 @@ def _streamed_splits(config, cache_dir):
         config.background,
     )
     train, test = train.subset(config.train_subset), test.subset(config.test_subset)
+    if shard and not train.needs_cache:
+        train = train.shard(*shard)  # before the first pass: a worker decodes its own files
     for images in (train, validation, test):
         if images is None:
             continue
@@ -119,6 +127,8 @@ def _streamed_splits(config, cache_dir):
         skipped = images.verify(config.strict, cache)
         if skipped:
             print(f"{config.data_dir}: {folder.skipped_message(skipped, total)}", file=sys.stderr)
+    if shard and train.needs_cache:
+        train = train.shard(*shard)  # tensorflow-datasets: read whole into the cache first
     return train, validation, test, test.labels
 
 
@@ -216,14 +226,21 @@ def fit(config, model, splits, out_dir, verbose):
         dict: what `TrainingComplete` recorded in `training.json`.
     """
     train_images, validation_images, test_images, test_labels = splits
-    batch_size = min(config.batch_size, len(train_images))
-    data = pipeline.fit_arguments(
-        train_images,
-        validation_images,
-        batch_size=batch_size,
-        seed=config.seed,
-        likelihood=config.likelihood,
-    )
+    strategy = model.distribute_strategy
+    if distribute.worker_shard(strategy) and isinstance(train_images, folder.FolderImages):
+        batch_size = config.batch_size
+        data = sharded_fit_arguments(
+            strategy, train_images, validation_images, batch_size, config.seed
+        )
+    else:
+        batch_size = min(config.batch_size, len(train_images))
+        data = pipeline.fit_arguments(
+            train_images,
+            validation_images,
+            batch_size=batch_size,
+            seed=config.seed,
+            likelihood=config.likelihood,
+        )
     log_config(os.path.join(out_dir, run_dir.LOGS_DIR), config)
     monitor = "val_loss" if validation_images is not None else "loss"
     callbacks = build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_size)
@@ -243,6 +260,51 @@ def fit(config, model, splits, out_dir, verbose):
             )
         print(f"{where}: training stopped there, on the best checkpoint.", file=sys.stderr)
     return read_json(training_path)
+
+
+def sharded_fit_arguments(strategy, train_images, validation_images, batch_size, seed):
+    """`fit`'s data in a cluster whose workers each hold their own shard of the files.
+
+    Each worker's pipeline reads only its shard (`train_images`), in batches
+    of its replicas' share of the global `batch_size`; an epoch is as many
+    steps as the smallest shard fills, so every worker takes the same steps.
+    The validation images are whole on every worker (the strategy splits
+    their batches).
+    """
+    workers, _ = distribute.worker_shard(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(
+            f"--batch-size {batch_size} must be a multiple of the cluster's {replicas} "
+            f"replicas (each replica takes an equal part); try "
+            f"{batch_size // replicas * replicas or replicas}."
+        )
+    worker_batch = batch_size // workers
+    steps = distribute.smallest(strategy, len(train_images) // worker_batch)
+    if steps < 1:
+        raise ValueError(
+            f"A worker's shard holds {len(train_images)} pictures, fewer than its "
+            f"{worker_batch} of each --batch-size {batch_size} batch: lower --batch-size."
+        )
+
+    def worker_dataset(context):
+        return pipeline.make_dataset(
+            train_images,
+            batch_size=context.get_per_replica_batch_size(batch_size),
+            shuffle=True,
+            seed=seed,
+            repeat=True,
+            drop_remainder=True,
+        )
+
+    data = {
+        "x": strategy.distribute_datasets_from_function(worker_dataset),
+        "steps_per_epoch": steps,
+        "shuffle": False,
+    }
+    if validation_images is not None:
+        data["validation_data"] = pipeline.make_dataset(validation_images, batch_size=batch_size)
+    return data
 
 
 def finished_training(directory):
@@ -504,7 +566,14 @@ def train_and_evaluate(config, directory, verbose="auto"):
         finished = finished_training(directory) if chief else None
         done = distribute.chief_says(strategy, finished is not None)
         keras.utils.set_random_seed(config.seed)
-        splits = load_splits(config, os.path.join(directory, run_dir.CACHE_DIR))
+        shard = distribute.worker_shard(strategy)
+        # A worker's cache (of its own files) goes where it writes: the chief's, in the run dir.
+        splits = load_splits(config, os.path.join(out_dir, run_dir.CACHE_DIR), shard)
+        if shard and isinstance(splits[0], folder.FolderImages):
+            print(
+                f"Worker {shard[1] + 1} of {shard[0]} reads its shard of the files: "
+                f"{len(splits[0])} training pictures."
+            )
         if not done:
             with dtype_policy(config.mixed_precision):
                 model = build_model(config, strategy, splits[0].shape[1:], len(splits[0]))
