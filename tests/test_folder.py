@@ -11,7 +11,7 @@ from PIL import Image
 from keras_vae import cli, datasets
 from keras_vae.datasets import folder
 from keras_vae.datasets.folder import FolderImages
-from tests.testing import SMALL_EXPORT_ARGS, call_main
+from tests.testing import SMALL_EXPORT_ARGS, call_main, logged_images
 
 RED, BLUE = (200, 30, 30), (30, 30, 200)
 
@@ -261,6 +261,16 @@ def test_keras_vae_train_on_a_folder_of_colour_pictures_then_export_explorer_and
         with Image.open(run / picture) as image:
             pixels = np.asarray(image.convert("RGB"), np.int16)
         assert np.abs(pixels[..., 0] - pixels[..., 2]).max() > spread, picture
+    # TensorBoard's grids and the projector's sprite are in colour too.
+    logged = logged_images(run / "logs" / "images")
+    assert {"reconstructions", "samples"} <= set(logged)
+    for tag, steps in logged.items():
+        for picture in steps.values():
+            assert picture.shape[-1] == 3, tag
+    inputs = next(iter(logged["reconstructions"].values())).astype(np.int16)
+    assert np.abs(inputs[..., 0] - inputs[..., 2]).max() > 100
+    with Image.open(run / "logs" / "projector" / "sprite.png") as sprite:
+        assert sprite.mode == "RGB"
     generator = json.loads((run / "export" / "generator.json").read_text())
     assert generator["image_shape"] == [32, 32, 3]
     from ai_edge_litert.interpreter import Interpreter
