@@ -64,7 +64,7 @@ def device_samples(export_dir, count):
     from ai_edge_litert.interpreter import Interpreter
 
     path = os.path.join(export_dir, export.tflite_filename("float32"))
-    runner = Interpreter(model_path=path).get_signature_runner(export.SAMPLE)
+    runner = Interpreter(model_path=path).get_signature_runner(export.SAMPLE_RANDOM)
     return runner(count=np.array(count, np.int32))["images"]
 
 

@@ -4,7 +4,8 @@ Usage: python generator_check.py EXPORT_DIR Z.npy OUT.npz
 
 Loads the SavedModel (`generate` signature) and every dynamic .tflite
 (signature runner), decodes the z in Z.npy at batch sizes 1 and len(z),
-draws from the `sample` signatures (z and the mixture component of each),
+draws from the `sample_random` signatures (z and the mixture component of
+each) and runs `sample` on the eps and u of `sampler_inputs`,
 and feeds a wrong-size z. Runs every static-shape .tflite through both the
 Interpreter API and the CompiledModel API (LiteRT's newer one) on the first
 `batch` z, and feeds each a wrong shape. Writes everything to OUT.npz.
@@ -23,6 +24,13 @@ from ai_edge_litert.interpreter import Interpreter
 # z drawn per `sample` call. int8 gets fewer: LiteRT's dynamic-range int8 kernels
 # decode the conv preset about 45x slower than float32 here (18 vs 0.4 ms an image).
 SAMPLE_COUNTS = {"float32": 2000, "float16": 2000, "int8": 100}
+
+
+def sampler_inputs(count, latent_dim):
+    """The eps [count, latent_dim] and u [count] that an app would pass to `sample`."""
+    rng = np.random.default_rng(7)
+    eps = rng.standard_normal((count, latent_dim)).astype(np.float32)
+    return eps, rng.uniform(size=count).astype(np.float32)
 
 
 def wrong_size_errors(call, latent_dim):
@@ -129,9 +137,13 @@ def main(export_dir, z_path, out_path):
         results[f"saved_model/images/{batch}"] = outputs["images"].numpy()
         results[f"saved_model/pixels/{batch}"] = outputs["pixels"].numpy()
     errors["saved_model"] = wrong_size_errors(lambda bad: generate(z=tf.constant(bad)), z.shape[1])
-    drawn = saved.signatures["sample"](count=tf.constant(SAMPLE_COUNTS["float32"]))
+    drawn = saved.signatures["sample_random"](count=tf.constant(SAMPLE_COUNTS["float32"]))
     for name in ("z", "component", "images"):
         results[f"saved_model/sample/{name}"] = drawn[name].numpy()
+    eps, u = sampler_inputs(len(z), z.shape[1])
+    drawn = saved.signatures["sample"](eps=tf.constant(eps), u=tf.constant(u))
+    for name in ("z", "component", "images"):
+        results[f"saved_model/sample_inputs/{name}"] = drawn[name].numpy()
 
     for variant, facts in metadata["artifacts"].items():
         if variant == "saved_model":
@@ -148,13 +160,16 @@ def main(export_dir, z_path, out_path):
         errors[variant] = wrong_size_errors(lambda bad, r=runner: r(z=bad), z.shape[1])
         # The runner still works after refusing a wrong z.
         results[f"{variant}/after_error"] = runner(z=z[:2])["images"]
-        sample = interpreter.get_signature_runner("sample")
+        sample = interpreter.get_signature_runner("sample_random")
         first = sample(count=np.array(SAMPLE_COUNTS[variant], np.int32))
         second = sample(count=np.array(3, np.int32))
         results[f"{variant}/sample/z"] = first["z"]
         results[f"{variant}/sample/component"] = first["component"]
         results[f"{variant}/sample/images"] = first["images"]
         results[f"{variant}/sample/z_again"] = second["z"]
+        drawn = interpreter.get_signature_runner("sample")(eps=eps, u=u)
+        for name in ("z", "component", "images"):
+            results[f"{variant}/sample_inputs/{name}"] = drawn[name]
 
     assert "keras_vae" not in sys.modules, "the generator must run without keras_vae"
     np.savez(out_path, **results, errors=json.dumps(errors))

@@ -24,6 +24,7 @@ from tests.testing import (
     TINY,
     assert_draws_follow_prior,
     call_main,
+    prior_draws,
     staging_exists,
     tree_digest,
     wait_for,
@@ -211,6 +212,79 @@ def test_on_device_sample_draws_from_the_fitted_prior(generator_outputs, variant
     assert np.max(np.abs(images[:8] - expected)) <= TOLERANCE[variant]
 
 
+# How far `sample`'s z may be from the app's own arithmetic: the prior's constants
+# are float16 in the float16 files.
+Z_TOLERANCE = {"saved_model": 1e-5, "float32": 1e-5, "float16": 1e-2, "int8": 1e-5}
+
+
+@pytest.mark.parametrize("variant", ["saved_model", "float32", "float16", "int8"])
+def test_sample_is_a_function_of_the_eps_and_u_the_app_passes(generator_outputs, variant):
+    export_dir, model, z, _, outputs = generator_outputs
+    prior = json.loads((export_dir / "generator.json").read_text())["latent_prior"]
+    eps, u = generator_check.sampler_inputs(len(z), model.latent_dim)
+    expected_z, expected_component = prior_draws(prior, eps, u)
+    assert len(set(expected_component)) > 1  # several components are exercised
+    got = {name: outputs[f"{variant}/sample_inputs/{name}"] for name in ("z", "component")}
+    np.testing.assert_array_equal(got["component"], expected_component)
+    np.testing.assert_allclose(got["z"], expected_z, atol=Z_TOLERANCE[variant], rtol=0)
+    images = outputs[f"{variant}/sample_inputs/images"]
+    expected = keras.ops.convert_to_numpy(model.decode(got["z"]))
+    assert np.max(np.abs(images - expected)) <= TOLERANCE[variant]
+
+
+SAMPLER_RUN = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+export_dir = sys.argv[1]
+eps = np.linspace(-2, 2, 16, dtype=np.float32).reshape(4, 4)
+u = np.array([0.05, 0.3, 0.6, 0.95], np.float32)
+saved = tf.saved_model.load(export_dir + "/saved_model")
+lite = Interpreter(model_path=export_dir + "/generator_float32.tflite")
+out = {
+    "saved_model": saved.signatures["sample"](eps=eps, u=u)["images"].numpy().tolist(),
+    "saved_model_random": saved.signatures["sample_random"](count=4)["z"].numpy().tolist(),
+    "tflite": lite.get_signature_runner("sample")(eps=eps, u=u)["images"].tolist(),
+    "tflite_random": lite.get_signature_runner("sample_random")(count=np.int32(4))["z"].tolist(),
+}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.processes
+def test_same_eps_and_u_same_images_in_fresh_processes_and_new_draws_each_launch(
+    tmp_path, small_vae
+):
+    # The model was built under a global seed, as train.py's are: the random ops
+    # of sample_random must not carry it into the files.
+    keras.utils.set_random_seed(0)
+    small_vae.set_prior(
+        priors.GaussianMixture(
+            [0.5, 0.5], [[-3.0, 0, 0, 0], [3.0, 0, 0, 0]], [np.eye(4) * 0.5, np.eye(4)]
+        )
+    )
+    export.export_generator(
+        small_vae, tmp_path / "export", variants=("float32",), static_batch_sizes=()
+    )
+    launches = []
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-c", SAMPLER_RUN, str(tmp_path / "export")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        launches.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    first, second = launches
+    np.testing.assert_array_equal(first["saved_model"], second["saved_model"])
+    np.testing.assert_array_equal(first["tflite"], second["tflite"])
+    np.testing.assert_allclose(first["saved_model"], first["tflite"], atol=1e-5)
+    for key in ("saved_model_random", "tflite_random"):
+        assert not np.allclose(first[key], second[key]), key
+
+
 def test_sample_signature_picks_components_by_weight(tmp_path):
     # Far-apart components: the component of each draw can be read off its z.
     model = VAE(image_shape=(28, 28, 1), **TINY)
@@ -229,19 +303,19 @@ def test_sample_signature_picks_components_by_weight(tmp_path):
     path = str(tmp_path / "export" / export.tflite_filename("float32"))
     from ai_edge_litert.interpreter import Interpreter
 
-    drawn = Interpreter(model_path=path).get_signature_runner("sample")(
+    drawn = Interpreter(model_path=path).get_signature_runner("sample_random")(
         count=np.array(4000, np.int32)
     )
     nearest = np.argmin(np.linalg.norm(drawn["z"][:, None] - prior.means[None], axis=-1), axis=1)
     np.testing.assert_array_equal(nearest, drawn["component"])
     assert_draws_follow_prior(metadata["latent_prior"], drawn["z"], drawn["component"])
-    # The standard prior's sample signature is plain N(0, I).
+    # The standard prior's sampler is plain N(0, I).
     model.set_prior(model.priors["standard"])
     export.export_generator(
         model, tmp_path / "standard", variants=("float32",), static_batch_sizes=()
     )
     path = str(tmp_path / "standard" / export.tflite_filename("float32"))
-    drawn = Interpreter(model_path=path).get_signature_runner("sample")(
+    drawn = Interpreter(model_path=path).get_signature_runner("sample_random")(
         count=np.array(4000, np.int32)
     )
     assert not drawn["component"].any()

@@ -689,7 +689,7 @@ KOTLIN_FREE_CALLS = {
 }  # fmt: skip
 KOTLIN_MEMBER_CALLS = {
     "copyInto", "toFloat", "toInt", "use", "bufferedReader", "readText",  # Kotlin
-    "nextDouble", "nextGaussian", "Random", "map",  # java.util, java.nio
+    "nextDouble", "nextFloat", "nextGaussian", "Random", "map",  # java.util, java.nio
     "openFd", "open",  # android.content.res.AssetManager
     "getInt", "getDouble", "getString", "getJSONArray", "getJSONObject", "length",  # org.json
     "runSignature",  # org.tensorflow.lite.Interpreter

@@ -223,6 +223,20 @@ def tree_digest(directory):
     return digest.hexdigest()
 
 
+def prior_draws(prior, eps, u):
+    """`(z, component)` that `prior` (a `to_dict()`) gives eps `[n, d]` and u `[n]`.
+
+    What an app computes from generator.json to sample with a static file:
+    c = how many of the cumulative weights (all but the last) u reaches,
+    z = means[c] + cholesky[c] @ eps.
+    """
+    cumulative = np.cumsum(prior["weights"])[:-1]
+    component = np.sum(u[:, None] >= cumulative[None, :], axis=1).astype(np.int32)
+    means, cholesky = np.asarray(prior["means"]), np.asarray(prior["cholesky"])
+    z = means[component] + np.einsum("nij,nj->ni", cholesky[component], eps)
+    return z.astype(np.float32), component
+
+
 def assert_draws_follow_prior(prior, z, components, sigmas=5.0):
     """Asserts that draws `z` `[n, d]` with their `components` `[n]` come from `prior`.
 

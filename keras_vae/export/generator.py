@@ -18,10 +18,14 @@ Interpreter API and TensorFlow:
     generate(z: float32 [batch, latent_dim])
         -> images: float32 [batch, H, W, C] in [0, 1]
            pixels: uint8   [batch, H, W, C] in [0, 255] (round(images * 255))
-    sample(count: int32 scalar)
-        -> images, pixels as above, z: float32 [count, latent_dim] drawn from
-           the model's prior, and component: int32 [count], the mixture
-           component of each z (0 for N(0, I) and the Gaussian)
+    sample(eps: float32 [n, latent_dim] ~ N(0, 1), u: float32 [n] ~ U[0, 1))
+        -> images, pixels as above, z: float32 [n, latent_dim] of the model's
+           prior, and component: int32 [n], the mixture component of each z
+           (0 for N(0, I) and the Gaussian). A pure function of eps and u:
+           the same inputs give the same images on every runtime.
+    sample_random(count: int32 scalar)
+        -> as `sample`, with eps and u drawn by the runtime's random ops, new
+           ones in every process that loads the file.
 `serving_default` is `generate` in the SavedModel.
 
 Static files (generator_{variant}_b{batch}.tflite), for every LiteRT runtime:
@@ -31,15 +35,19 @@ WebGPU), which need every tensor's size fixed:
         -> images: float32 [batch, H * W * C] in [0, 1], rows of NHWC pixels
            pixels: uint8   [batch, H * W * C]
 Flat outputs, because LiteRT.js returns zeros for an output made by a
-trailing RESHAPE; no `sample` (random ops with a count are dynamic): draw z
-from generator.json's "latent_prior" in the app.
+trailing RESHAPE. An app samples with them as `sample` does, from
+generator.json's "latent_prior": with its own eps and u,
 
-`sample` draws from the model's default prior (`VAE.prior`: the prior fitted
-to the training codes after `keras_vae.generation.fit_priors`, else N(0, I)) with
-LiteRT builtins only: RANDOM_UNIFORM picks the component against the
-cumulative weights, RANDOM_STANDARD_NORMAL draws eps, and
-z = means[c] + cholesky[c] @ eps. generator.json's "latent_prior" holds the
-weights, means and Cholesky factors, for runtimes that draw their own z, and
+    c = the number of cumulative weights (all but the last) that u reaches
+    z = means[c] + cholesky[c] @ eps
+
+and then `generate(z)`; the tests check that this gives `sample`'s z.
+
+`sample` and `sample_random` draw from the model's default prior
+(`VAE.prior`: the prior fitted to the training codes after
+`keras_vae.generation.fit_priors`, else N(0, I)) with LiteRT builtins only
+(RANDOM_UNIFORM and RANDOM_STANDARD_NORMAL in `sample_random`). generator.json's
+"latent_prior" holds the weights, means and Cholesky factors, and
 "latent_directions" the main directions of the codes (the explorer's sliders).
 """
 
@@ -53,12 +61,14 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import context
 
 from keras_vae.utils import atomic_files, names
 from keras_vae.version import __version__
 
 GENERATE = "generate"
 SAMPLE = "sample"
+SAMPLE_RANDOM = "sample_random"
 SAVED_MODEL_DIR = "saved_model"
 METADATA_FILE = "generator.json"
 # Ops that mean the .tflite is not self-contained: Select TF (Flex) kernels
@@ -173,13 +183,20 @@ class _Generator(tf.Module):
             self._generate, input_signature=[tf.TensorSpec(z_shape, tf.float32, name="z")]
         )
         self.sample = tf.function(
-            self._sample, input_signature=[tf.TensorSpec([], tf.int32, name="count")]
+            self._sample,
+            input_signature=[
+                tf.TensorSpec(z_shape, tf.float32, name="eps"),
+                tf.TensorSpec([None], tf.float32, name="u"),
+            ],
+        )
+        self.sample_random = tf.function(
+            self._sample_random, input_signature=[tf.TensorSpec([], tf.int32, name="count")]
         )
 
     def signatures(self):
         if self.batch is not None:
             return {GENERATE: self.generate}
-        return {GENERATE: self.generate, SAMPLE: self.sample}
+        return {GENERATE: self.generate, SAMPLE: self.sample, SAMPLE_RANDOM: self.sample_random}
 
     def _images(self, z, flat=False):
         logits = tf.cast(self._logits(z), tf.float32)
@@ -221,18 +238,46 @@ class _Generator(tf.Module):
         images, pixels = self._images(z, flat=True)
         return {"images": images, "pixels": pixels}
 
-    def _sample(self, count):
-        # Stateful tf.random.* become the LiteRT builtins RANDOM_UNIFORM and
-        # RANDOM_STANDARD_NORMAL; keras.random's stateless ops would need Flex.
-        uniform = tf.random.uniform(tf.reshape(count, [1]))
+    def _sample(self, eps, u):
+        # A pure function of the randomness passed in: the same eps and u give
+        # the same images on every runtime, and the app decides what repeats.
+        # The component is the number of cumulative weights that u reaches.
+        if self.frozen:
+            eps = tf.reshape(eps, tf.stack([tf.shape(eps)[0], self.latent_dim]))
         component = tf.reduce_sum(
-            tf.cast(uniform[:, None] >= self._cumulative_weights[None, :], tf.int32), axis=1
+            tf.cast(u[:, None] >= self._cumulative_weights[None, :], tf.int32), axis=1
         )
-        eps = tf.random.normal(tf.stack([count, self.latent_dim]))
-        chol = tf.gather(self._cholesky, component)  # [count, d, d]
+        chol = tf.gather(self._cholesky, component)  # [n, d, d]
         z = tf.gather(self._means, component) + tf.squeeze(tf.matmul(chol, eps[:, :, None]), axis=2)
         images, pixels = self._images(z)
         return {"images": images, "pixels": pixels, "z": z, "component": component}
+
+    def _sample_random(self, count):
+        # Stateful tf.random.* become the LiteRT builtins RANDOM_UNIFORM and
+        # RANDOM_STANDARD_NORMAL (keras.random's stateless ops would need Flex).
+        # Traced without a global seed (`_fresh_random_ops`), each runtime that
+        # loads the file seeds them from the system: new draws on every launch.
+        u = tf.random.uniform(tf.reshape(count, [1]))
+        eps = tf.random.normal(tf.stack([count, self.latent_dim]))
+        return self._sample(eps, u)
+
+
+@contextlib.contextmanager
+def _fresh_random_ops():
+    """Inside the block, random ops are traced without seeds (TensorFlow's global seed unset).
+
+    A random op traced under a global seed (`keras.utils.set_random_seed`, as
+    training sets it) carries fixed seeds into the SavedModel and the
+    .tflite, so every process or app that loads the file draws the same
+    "random" numbers. Unseeded ops draw from the system's entropy instead.
+    """
+    seed = context.global_seed()
+    tf.random.set_seed(None)
+    try:
+        yield
+    finally:
+        if seed is not None:
+            tf.random.set_seed(seed)
 
 
 @contextlib.contextmanager
@@ -400,6 +445,12 @@ def run_tflite_generate(model_path, z):
 def _signatures_json(model):
     height, width, channels = model.image_shape
     image = [None, height, width, channels]
+    sampled = {
+        "images": {"shape": image, "dtype": "float32", "range": [0.0, 1.0]},
+        "pixels": {"shape": image, "dtype": "uint8", "range": [0, 255]},
+        "z": {"shape": [None, model.latent_dim], "dtype": "float32"},
+        "component": {"shape": [None], "dtype": "int32"},
+    }
     return {
         GENERATE: {
             "inputs": {"z": {"shape": [None, model.latent_dim], "dtype": "float32"}},
@@ -409,13 +460,16 @@ def _signatures_json(model):
             },
         },
         SAMPLE: {
-            "inputs": {"count": {"shape": [], "dtype": "int32"}},
-            "outputs": {
-                "images": {"shape": image, "dtype": "float32", "range": [0.0, 1.0]},
-                "pixels": {"shape": image, "dtype": "uint8", "range": [0, 255]},
-                "z": {"shape": [None, model.latent_dim], "dtype": "float32"},
-                "component": {"shape": [None], "dtype": "int32"},
+            "inputs": {
+                "eps": {"shape": [None, model.latent_dim], "dtype": "float32", "draw": "N(0, 1)"},
+                "u": {"shape": [None], "dtype": "float32", "draw": "uniform in [0, 1)"},
             },
+            "outputs": sampled,
+        },
+        SAMPLE_RANDOM: {
+            "inputs": {"count": {"shape": [], "dtype": "int32"}},
+            "outputs": sampled,
+            "randomness": "the runtime's own, seeded from the system when the file loads",
         },
     }
 
@@ -495,7 +549,7 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
         "saved_model": {
             "path": SAVED_MODEL_DIR,
             "layout": "dynamic",
-            "signatures": [GENERATE, SAMPLE, "serving_default"],
+            "signatures": [GENERATE, SAMPLE, SAMPLE_RANDOM, "serving_default"],
             "runtimes": list(SAVED_MODEL_RUNTIMES),
             "runtimes_tested": list(SAVED_MODEL_RUNTIMES),
             "size_bytes": _tree_size(saved_model_dir),
@@ -516,7 +570,7 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
             if batch is None:
                 entry.update(
                     layout="dynamic",
-                    signatures=[GENERATE, SAMPLE],
+                    signatures=[GENERATE, SAMPLE, SAMPLE_RANDOM],
                     runtimes=list(DYNAMIC_RUNTIMES),
                     runtimes_tested=list(DYNAMIC_RUNTIMES),
                     quantization=_QUANTIZATION[variant],
@@ -698,7 +752,8 @@ def _write_staging(
         .standard_normal((max((parity_samples, *static_batch_sizes)), model.latent_dim))
         .astype(np.float32)
     )
-    artifacts = _write_artifacts(model, prior, staging, parity_z, variants, static_batch_sizes)
+    with _fresh_random_ops():
+        artifacts = _write_artifacts(model, prior, staging, parity_z, variants, static_batch_sizes)
     metadata = {
         "keras_vae_version": __version__,
         "latent_dim": int(model.latent_dim),
