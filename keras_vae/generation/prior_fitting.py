@@ -27,8 +27,9 @@ def fit_priors(
         validation_images: held-out images whose codes choose the mixture's
             number of components (`None`: a seeded 10% of the codes).
         kind: "gmm" fits a full-covariance Gaussian and a Gaussian mixture,
-            "gaussian" the Gaussian only, "standard" nothing (N(0, I) stays
-            the default).
+            "gaussian" the Gaussian only, "standard" nothing (N(0, I) becomes
+            the default), "vamp" nothing (the VampPrior the model learned
+            becomes the default).
         components: the mixture's number of components; `None` chooses it
             by held-out log-likelihood among `priors.COMPONENT_CANDIDATES`.
         codes: "mean" (posterior means) or "sample" (one z ~ q(z | x) per image).
@@ -41,7 +42,7 @@ def fit_priors(
     names.check_choice("prior", kind, names.PRIORS)
     names.check_choice("codes", codes, names.PRIOR_CODES)
     fitted = {}
-    if kind != priors.STANDARD:
+    if kind not in (priors.STANDARD, priors.VAMP):
         codec = codec or Codec(model)
         encode = codec.encode if codes == "mean" else lambda x: codec.encode_samples(x, seed)
         train_codes = encode(images)

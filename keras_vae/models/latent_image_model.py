@@ -126,7 +126,8 @@ class LatentImageModel(keras.Model):
     def set_prior(self, prior, default=True):
         """Keeps a fitted `GaussianMixture` under its kind, as the default if `default`.
 
-        Saved with the model. A "standard" prior only makes N(0, I) the default.
+        Saved with the model. A "standard" prior only makes N(0, I) the
+        default, and a "vamp" one the VampPrior (which the model's weights hold).
         """
         if not isinstance(prior, priors.GaussianMixture):
             raise TypeError(
@@ -134,7 +135,9 @@ class LatentImageModel(keras.Model):
                 f"got {type(prior).__name__}."
             )
         self._check_prior_size(prior)
-        if prior.kind != priors.STANDARD:
+        if prior.kind == priors.VAMP:
+            self.get_prior(priors.VAMP)  # only a VAE that learned one has it
+        elif prior.kind != priors.STANDARD:
             self._fitted_priors[prior.kind] = prior
         if default:
             self._default_prior = prior.kind
@@ -148,7 +151,7 @@ class LatentImageModel(keras.Model):
         return prior
 
     def get_prior(self, prior=None):
-        """The prior named `prior` ("standard", "gaussian", "gmm"), or the default for `None`.
+        """The prior named `prior` (one of `names.PRIORS`), or the default for `None`.
 
         A `GaussianMixture` is returned as it is, after checking its size.
         """
@@ -157,6 +160,11 @@ class LatentImageModel(keras.Model):
         name = self._default_prior if prior is None else prior
         names.check_choice("prior", name, names.PRIORS)
         available = self.priors
+        if name == priors.VAMP and name not in available:
+            raise ValueError(
+                f"This {type(self).__name__} has no vamp prior: it is learned with the "
+                "model, by a VAE built with learned_prior='vamp' (train.py --learned-prior vamp)."
+            )
         if name not in available:
             raise ValueError(
                 f"This {type(self).__name__} has no fitted {name!r} prior (it has: "

@@ -10,14 +10,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_vae.models import losses
 from keras_vae.models.layers import Sampling
-
-
-def _log_normal(z, mean, log_var):
-    """log N(z; mean, exp(log_var)) summed over the last axis, nats."""
-    return -0.5 * ops.sum(
-        math.log(2 * math.pi) + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1
-    )
 
 
 def _log_weights(model, images, samples, sampler):
@@ -33,8 +27,8 @@ def _log_weights(model, images, samples, sampler):
     )
     log_likelihood = -model.reconstruction_nll(tiled, model.decoder_logits(flat_z))
     log_likelihood = ops.reshape(log_likelihood, (samples, batch))
-    log_prior = _log_normal(z, 0.0, ops.zeros_like(z))
-    log_posterior = _log_normal(z, mean, log_var)
+    log_prior = model.log_prior(z)
+    log_posterior = losses.log_normal(z, mean, log_var)
     return log_likelihood + log_prior - log_posterior
 
 

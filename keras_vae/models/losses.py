@@ -61,3 +61,41 @@ def kl_to_standard_normal(mean, log_var):
     """
     per_dim = -0.5 * (1.0 + log_var - ops.square(mean) - ops.exp(log_var))
     return ops.sum(per_dim, axis=-1)
+
+
+def log_normal(z, mean, log_var):
+    """log N(z; mean, exp(log_var)) of a diagonal Gaussian, summed over the last axis, nats."""
+    return -0.5 * ops.sum(
+        2.0 * _HALF_LOG_TWO_PI + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1
+    )
+
+
+def log_mixture(z, means, log_vars):
+    """log of the equal-weight mixture of diagonal Gaussians at `z`, nats.
+
+    Args:
+        z: float `[..., latent_dim]`.
+        means, log_vars: float `[k, latent_dim]`, the components.
+
+    Returns:
+        float `[...]`: log((1/k) sum_c N(z; means[c], exp(log_vars[c]))), by
+        log-sum-exp, so a z far from every component is finite, not -inf.
+    """
+    # sum_d (z - m)^2 / v expanded into matrix products, so that memory holds
+    # [n, k] values rather than [n, k, latent_dim].
+    latent_dim = ops.shape(z)[-1]
+    flat = ops.reshape(z, (-1, latent_dim))
+    precisions = ops.exp(-log_vars)  # [k, d]
+    squared = (
+        ops.matmul(ops.square(flat), ops.transpose(precisions))
+        - 2.0 * ops.matmul(flat, ops.transpose(means * precisions))
+        + ops.sum(ops.square(means) * precisions, axis=-1)
+    )
+    per_component = -0.5 * (
+        2.0 * _HALF_LOG_TWO_PI * ops.cast(latent_dim, z.dtype)
+        + ops.sum(log_vars, axis=-1)
+        + squared
+    )  # [n, k]
+    count = ops.cast(ops.shape(means)[0], z.dtype)
+    log_density = ops.logsumexp(per_component, axis=-1) - ops.log(count)
+    return ops.reshape(log_density, ops.shape(z)[:-1])

@@ -30,8 +30,9 @@ import numpy as np
 
 from keras_vae.utils import names
 
-# The prior kinds (`names.PRIORS`): what `fit` makes and `--prior` names.
-STANDARD, GAUSSIAN, GMM = names.PRIORS
+# The prior kinds (`names.PRIORS`): what `fit` makes and `--prior` names. VAMP is
+# not fitted: a VAE trained with `learned_prior="vamp"` computes it from its weights.
+STANDARD, GAUSSIAN, GMM, VAMP = names.PRIORS
 # Components tried by `fit_gmm` when none is given; the one with the best
 # held-out log-likelihood wins.
 COMPONENT_CANDIDATES = (1, 5, 10, 20, 50)
@@ -60,7 +61,7 @@ class GaussianMixture:
         means: `[k, latent_dim]`.
         cholesky: `[k, latent_dim, latent_dim]`, lower-triangular factors
             with a positive diagonal: covariance[c] = cholesky[c] @ cholesky[c].T.
-        kind: "standard", "gaussian" or "gmm" (what it was made as).
+        kind: "standard", "gaussian", "gmm" or "vamp" (what it was made as).
         info: a JSON-able dict of how it was fitted (codes, components
             tried, held-out log-likelihoods, seconds).
     """
@@ -478,6 +479,11 @@ def fit_gmm(
 def fit(kind, codes, validation_codes=None, components=None, seed=0):
     """The prior `kind` ("standard", "gaussian" or "gmm") fitted to `codes` `[n, d]`."""
     names.check_choice("prior", kind, names.PRIORS)
+    if kind == VAMP:
+        raise ValueError(
+            "The vamp prior is learned with the model (VAE(learned_prior='vamp')), not "
+            "fitted to codes."
+        )
     if kind == STANDARD:
         return standard_normal(np.shape(codes)[-1])
     if kind == GAUSSIAN:

@@ -62,7 +62,8 @@ class TrainingConfig:
     """Everything that defines a training run.
 
     Model fields (`preset`, `latent_dim`, `likelihood`, `gaussian_scale`,
-    `beta`, `seed`) go to `keras_vae.VAE`; the rest drive data and `fit`.
+    `beta`, `seed`, `learned_prior`, `pseudo_inputs`) go to `keras_vae.VAE`;
+    the rest drive data and `fit`.
     Every field's meaning is its `help` below (also `python train.py --help`).
     """
 
@@ -116,6 +117,18 @@ class TrainingConfig:
         parse=_gaussian_scale,
     )
     beta: float = option(1.0, "KL weight.", parse=float, minimum="non-negative")
+    learned_prior: str = option(
+        "standard",
+        "The prior in the model's own bound while it trains: N(0, I), or vamp, the "
+        "VampPrior (a mixture of the encoder's posteriors at --pseudo-inputs learned images).",
+        choices=names.LEARNED_PRIORS,
+    )
+    pseudo_inputs: int | None = option(
+        None,
+        "The VampPrior's number of pseudo-inputs, started at training images (default: 100).",
+        parse=int,
+        minimum="positive",
+    )
     kl_warmup_epochs: int = option(
         0,
         "Ramp the KL weight linearly from 0 to beta over this many epochs (0: off).",
@@ -164,7 +177,7 @@ class TrainingConfig:
         "gmm",
         "Latent prior fitted to the training codes after training, which samples.png and "
         "the exported generator draw from (gmm also fits the Gaussian; standard: N(0, I), "
-        "nothing fitted).",
+        "nothing fitted; vamp: the VampPrior the model learned, with --learned-prior vamp).",
         choices=names.PRIORS,
     )
     prior_components: int | None = option(
@@ -226,6 +239,16 @@ class TrainingConfig:
                 "grid pairs test images."
             )
         names.check_gaussian_scale(self.gaussian_scale)
+        if self.pseudo_inputs is not None and self.learned_prior != "vamp":
+            raise ValueError(
+                f"pseudo_inputs (--pseudo-inputs {self.pseudo_inputs}) is the VampPrior's: "
+                "pass --learned-prior vamp too, or drop it."
+            )
+        if self.prior == "vamp" and self.learned_prior != "vamp":
+            raise ValueError(
+                "prior (--prior vamp) samples from the VampPrior the model learned: pass "
+                "--learned-prior vamp too, or another --prior (gmm, gaussian, standard)."
+            )
         self._check_data()
         if "float32" not in self.export_variants:
             raise ValueError(
@@ -292,6 +315,8 @@ class TrainingConfig:
             "gaussian_scale": self.gaussian_scale,
             "beta": self.beta,
             "seed": self.seed,
+            "learned_prior": self.learned_prior,
+            "pseudo_inputs": self.pseudo_inputs,
         }
 
     def to_dict(self):

@@ -164,6 +164,21 @@ def build_model(config, strategy, image_shape, train_size=None):
     return model
 
 
+def start_pseudo_inputs(model, train_images, seed, strategy):
+    """Starts a VampPrior's pseudo-inputs at random training images (seeded).
+
+    In a cluster they keep their random start: each worker holds another
+    shard of the files, and the pseudo-inputs must start equal everywhere.
+    """
+    if model.learned_prior != priors.VAMP or distribute.is_multi_worker(strategy):
+        return
+    count = len(train_images)
+    positions = np.random.default_rng(seed).choice(
+        count, model.pseudo_inputs, replace=count < model.pseudo_inputs
+    )
+    model.initialize_pseudo_inputs(train_images[np.sort(positions)])
+
+
 def log_config(log_dir, config):
     """Writes the config as a TensorBoard text summary under `log_dir/config`."""
     writer = tf.summary.create_file_writer(os.path.join(log_dir, "config"))
@@ -405,7 +420,7 @@ def check_prior_settings(config, splits, latent_dim):
     is refused before hours of `fit`; the prior settings may change on a
     rerun (`run_dir.RERUN_FIELDS`), which then fits without training again.
     """
-    if config.prior == priors.STANDARD:
+    if config.prior in (priors.STANDARD, priors.VAMP):
         return
     train_size, has_validation = len(splits[0]), splits[1] is not None
     needed = priors.codes_needed(1, latent_dim)
@@ -577,6 +592,7 @@ def train_and_evaluate(config, directory, verbose="auto"):
         if not done:
             with dtype_policy(config.mixed_precision):
                 model = build_model(config, strategy, splits[0].shape[1:], len(splits[0]))
+                start_pseudo_inputs(model, splits[0], config.seed, strategy)
             check_prior_settings(config, splits, model.latent_dim)
         if chief:
             atomic_write_json(os.path.join(directory, run_dir.CONFIG_FILE), config.to_dict())
