@@ -170,6 +170,15 @@ try {
       return timings;
     });
   } else if (result.state === 'ready') {
+    // The grid the page drew first: its codes, and the eps a two-stage prior made them of.
+    result.first_grid = await page.evaluate(async () => {
+      const explorer = await window.explorer;
+      return {
+        codes: explorer.codes.map((z) => Array.from(z)),
+        eps: explorer.eps ? explorer.eps.map((e) => Array.from(e)) : null,
+        about: document.getElementById('about').textContent,
+      };
+    });
     const codes = second ? JSON.parse(readFileSync(second, 'utf8')) : null;
     const canvasDigest = (id) =>
       page.evaluate((id) => {

@@ -232,19 +232,10 @@ def read_generator_json(export_dir):
     prior = metadata.get("latent_prior")
     if not isinstance(prior, dict):
         refuse('"latent_prior" is missing')
-    from keras_vae.models import priors  # NumPy only
-
-    try:
-        mixture = priors.GaussianMixture(
-            prior.get("weights", []),
-            prior.get("means", []),
-            prior.get("cholesky", []),
-            kind=prior.get("kind", "gmm"),
-        )
-    except (ValueError, TypeError) as error:
-        refuse(f'"latent_prior" is not a Gaussian mixture ({error})')
-    if mixture.means.shape[1] != latent_dim:
-        refuse(f'"latent_prior" has {mixture.means.shape[1]}-D means, latent_dim is {latent_dim}')
+    if prior.get("kind") == "two_stage":
+        _check_prior_files(metadata.get("prior_artifacts"), latent_dim, refuse)
+    else:
+        _check_mixture(prior, latent_dim, refuse)
     directions = metadata.get("latent_directions")
     scales = directions.get("scales") if isinstance(directions, dict) else None
     count = len(scales) if isinstance(scales, list) else 0
@@ -267,10 +258,51 @@ def read_generator_json(export_dir):
     return metadata
 
 
+def _check_mixture(prior, latent_dim, refuse):
+    from keras_vae.models import priors  # NumPy only
+
+    try:
+        mixture = priors.GaussianMixture(
+            prior.get("weights", []),
+            prior.get("means", []),
+            prior.get("cholesky", []),
+            kind=prior.get("kind", "gmm"),
+        )
+    except (ValueError, TypeError) as error:
+        refuse(f'"latent_prior" is not a Gaussian mixture ({error})')
+    if mixture.means.shape[1] != latent_dim:
+        refuse(f'"latent_prior" has {mixture.means.shape[1]}-D means, latent_dim is {latent_dim}')
+
+
+def _check_prior_files(files, latent_dim, refuse):
+    """A two-stage prior's static files (`prior_artifacts`): each a path and a batch."""
+    if not isinstance(files, dict) or not files:
+        refuse(
+            'a two_stage "latent_prior" needs "prior_artifacts", its static '
+            "prior_float32_b*.tflite files: export with static batch sizes"
+        )
+    for key, facts in files.items():
+        if not (
+            isinstance(facts, dict)
+            and isinstance(facts.get("path"), str)
+            and _TFLITE_NAME.fullmatch(facts["path"])
+            and _is_count(facts.get("batch"))
+        ):
+            refuse(f'prior_artifacts["{key}"] needs a .tflite "path" and a "batch"')
+
+
+def _page_models(metadata):
+    """The .tflite files the page loads: the static generators and a two-stage prior's."""
+    files = [f for f in metadata["artifacts"].values() if f.get("layout") == "static"]
+    if metadata["latent_prior"].get("kind") == "two_stage":
+        files += list(metadata["prior_artifacts"].values())
+    return files
+
+
 def static_files(export_dir):
     """generator.json's static-shape .tflite files; SiteError if there are none."""
     metadata = read_generator_json(export_dir)
-    return [f["path"] for f in metadata["artifacts"].values() if f.get("layout") == "static"]
+    return [f["path"] for f in _page_models(metadata)]
 
 
 def published_metadata(metadata):
@@ -278,17 +310,21 @@ def published_metadata(metadata):
     prior = metadata["latent_prior"]
     directions = metadata["latent_directions"]
     training = metadata.get("training_config")
-    published = {
-        "latent_dim": metadata["latent_dim"],
-        "image_shape": metadata["image_shape"],
-        "latent_prior": {
+    if prior.get("kind") == "two_stage":
+        latent_prior = {"kind": "two_stage", "components": 1, "latent_dim": metadata["latent_dim"]}
+    else:
+        latent_prior = {
             "kind": prior.get("kind", "gmm"),
             "components": len(prior["weights"]),
             "latent_dim": metadata["latent_dim"],
             "weights": prior["weights"],
             "means": prior["means"],
             "cholesky": prior["cholesky"],
-        },
+        }
+    published = {
+        "latent_dim": metadata["latent_dim"],
+        "image_shape": metadata["image_shape"],
+        "latent_prior": latent_prior,
         "latent_directions": {
             "scales": directions["scales"],
             "directions": directions["directions"],
@@ -299,6 +335,11 @@ def published_metadata(metadata):
             if facts.get("layout") == "static"
         },
     }
+    if prior.get("kind") == "two_stage":
+        published["prior_artifacts"] = {
+            key: {"path": facts["path"], "batch": facts["batch"]}
+            for key, facts in metadata["prior_artifacts"].items()
+        }
     named = metadata.get("attribute_directions")
     if named is not None:
         published["attribute_directions"] = {
@@ -381,8 +422,7 @@ def build_site(export_dir, out_dir, node_modules=None):
     metadata = read_generator_json(export_dir)
     models = {
         facts["path"]: _read_model_file(export_dir, facts["path"])
-        for facts in metadata["artifacts"].values()
-        if facts.get("layout") == "static"
+        for facts in _page_models(metadata)
     }
     node_modules = find_node_modules(node_modules)
     out_dir = os.path.abspath(out_dir)

@@ -63,6 +63,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.eager import context
 
+from keras_vae.models import priors
 from keras_vae.utils import atomic_files, names
 from keras_vae.version import __version__
 
@@ -174,11 +175,7 @@ class _Generator(tf.Module):
         # cannot fold `_generate`'s reshape away, and that RESHAPE fails when
         # it runs (invoke) unless k == latent_dim.
         z_shape = [None, None] if frozen else [None, latent_dim]
-        # float32 constants of the prior, for `sample` only; the last cumulative
-        # weight is never compared.
-        self._cumulative_weights = tf.constant(np.cumsum(prior.weights)[:-1], tf.float32)
-        self._means = tf.constant(prior.means, tf.float32)
-        self._cholesky = tf.constant(prior.cholesky, tf.float32)
+        self._prior = _PriorGraph(prior)
         self.generate = tf.function(
             self._generate, input_signature=[tf.TensorSpec(z_shape, tf.float32, name="z")]
         )
@@ -244,11 +241,7 @@ class _Generator(tf.Module):
         # The component is the number of cumulative weights that u reaches.
         if self.frozen:
             eps = tf.reshape(eps, tf.stack([tf.shape(eps)[0], self.latent_dim]))
-        component = tf.reduce_sum(
-            tf.cast(u[:, None] >= self._cumulative_weights[None, :], tf.int32), axis=1
-        )
-        chol = tf.gather(self._cholesky, component)  # [n, d, d]
-        z = tf.gather(self._means, component) + tf.squeeze(tf.matmul(chol, eps[:, :, None]), axis=2)
+        z, component = self._prior(eps, u)
         images, pixels = self._images(z)
         return {"images": images, "pixels": pixels, "z": z, "component": component}
 
@@ -260,6 +253,68 @@ class _Generator(tf.Module):
         u = tf.random.uniform(tf.reshape(count, [1]))
         eps = tf.random.normal(tf.stack([count, self.latent_dim]))
         return self._sample(eps, u)
+
+
+class _PriorGraph:
+    """The prior's z as TensorFlow ops of the app's randomness: `(z, component)` of (eps, u).
+
+    A Gaussian mixture: c = how many cumulative weights (the last one never
+    compared) u reaches, z = means[c] + cholesky[c] @ eps. A two-stage prior:
+    z = its decoder (ReLU layers, the last linear) of eps; u is not used, and
+    every component is 0. Constants in float32: LiteRT builtins only.
+    """
+
+    def __init__(self, prior):
+        self.two_stage = isinstance(prior, priors.TwoStagePrior)
+        if self.two_stage:
+            self.layers = [
+                (tf.constant(kernel, tf.float32), tf.constant(bias, tf.float32))
+                for kernel, bias in prior.decoder
+            ]
+            return
+        self.cumulative_weights = tf.constant(np.cumsum(prior.weights)[:-1], tf.float32)
+        self.means = tf.constant(prior.means, tf.float32)
+        self.cholesky = tf.constant(prior.cholesky, tf.float32)
+
+    def __call__(self, eps, u):
+        if self.two_stage:
+            return self.decode(eps), tf.zeros_like(u, tf.int32)
+        component = tf.reduce_sum(
+            tf.cast(u[:, None] >= self.cumulative_weights[None, :], tf.int32), axis=1
+        )
+        chol = tf.gather(self.cholesky, component)  # [n, d, d]
+        z = tf.gather(self.means, component) + tf.squeeze(tf.matmul(chol, eps[:, :, None]), axis=2)
+        return z, component
+
+    def decode(self, eps):
+        x = eps
+        for i, (kernel, bias) in enumerate(self.layers):
+            x = tf.matmul(x, kernel) + bias
+            if i < len(self.layers) - 1:
+                x = tf.nn.relu(x)
+        return x
+
+
+class _PriorNetwork(tf.Module):
+    """A two-stage prior's decoder alone, static batch: prior(eps [batch, d]) -> z.
+
+    What the static runtimes (LiteRT.js, the CompiledModel API, GPU
+    delegates) run to turn their own eps into codes for `generate`, since a
+    network cannot be written as generator.json arithmetic.
+    """
+
+    def __init__(self, prior, batch):
+        super().__init__(name="prior")
+        self._graph = _PriorGraph(prior)
+        self.prior = tf.function(
+            lambda eps: {"z": self._graph.decode(eps)},
+            input_signature=[tf.TensorSpec([batch, prior.latent_dim], tf.float32, name="eps")],
+        )
+
+
+def prior_filename(batch):
+    """prior_float32_b{batch}.tflite: a two-stage prior's decoder for the static runtimes."""
+    return f"prior_float32_b{batch}.tflite"
 
 
 @contextlib.contextmanager
@@ -595,6 +650,36 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
     return facts
 
 
+def _write_prior_files(prior, directory, static_batch_sizes):
+    """A two-stage prior's decoder as a static float32 .tflite per batch size; their facts."""
+    facts = {}
+    for batch in static_batch_sizes:
+        module = _PriorNetwork(prior, batch)
+        with tempfile.TemporaryDirectory(prefix=FROZEN_PREFIX, dir=directory) as frozen_dir:
+            tf.saved_model.save(module, frozen_dir, signatures={"prior": module.prior})
+            flatbuffer = _convert_tflite(frozen_dir, ["prior"], "float32")
+        filename = prior_filename(batch)
+        path = os.path.join(directory, filename)
+        with atomic_files.naming(path), open(path, "wb") as f:
+            f.write(flatbuffer)
+        check_builtin_ops(path)
+        eps = np.random.default_rng(1).standard_normal((batch, prior.latent_dim))
+        from ai_edge_litert.interpreter import Interpreter
+
+        z = Interpreter(model_path=path).get_signature_runner("prior")(eps=eps.astype(np.float32))
+        facts[f"prior_b{batch}"] = {
+            "path": filename,
+            "layout": "static",
+            "batch": batch,
+            "signatures": ["prior"],
+            "inputs": {"eps": {"shape": [batch, prior.latent_dim], "dtype": "float32"}},
+            "outputs": {"z": {"shape": [batch, prior.latent_dim], "dtype": "float32"}},
+            "size_bytes": os.path.getsize(path),
+            "max_abs_error": float(np.max(np.abs(z["z"] - prior.decode(eps)))),
+        }
+    return facts
+
+
 def _tree_size(directory):
     return sum(
         os.path.getsize(os.path.join(root, name))
@@ -735,6 +820,26 @@ def export_generator(
     return metadata
 
 
+def _prior_json(prior, static_batch_sizes):
+    """generator.json's "latent_prior": a mixture's parameters, or how to run a two-stage one.
+
+    A two-stage prior's networks stay out of the JSON (hundreds of thousands
+    of weights): the dynamic files' `sample` runs its decoder, and for the
+    static runtimes `prior_float32_b{batch}.tflite` does.
+    """
+    if not isinstance(prior, priors.TwoStagePrior):
+        return prior.to_dict()
+    return {
+        "kind": prior.kind,
+        "components": 1,
+        "latent_dim": prior.latent_dim,
+        "files": {str(batch): prior_filename(batch) for batch in static_batch_sizes},
+        "sampling": "eps ~ N(0, I) [batch, latent_dim]; z = the prior file's `prior` "
+        "signature of eps (or the dynamic files' `sample`, which also decodes z)",
+        "info": prior.info,
+    }
+
+
 def _write_staging(
     model,
     prior,
@@ -754,6 +859,9 @@ def _write_staging(
     )
     with _fresh_random_ops():
         artifacts = _write_artifacts(model, prior, staging, parity_z, variants, static_batch_sizes)
+    prior_artifacts = {}
+    if isinstance(prior, priors.TwoStagePrior):
+        prior_artifacts = _write_prior_files(prior, staging, static_batch_sizes)
     metadata = {
         "keras_vae_version": __version__,
         "latent_dim": int(model.latent_dim),
@@ -764,12 +872,13 @@ def _write_staging(
         "training_config": training_config,
         "signatures": _signatures_json(model),
         "serving_default": GENERATE,
-        "latent_prior": prior.to_dict(),
+        "latent_prior": _prior_json(prior, static_batch_sizes),
         "latent_directions": prior.principal_directions(latent_directions),
         "attribute_directions": attribute_directions,
         "parity_check": f"max |artifact - VAE.decode| over {len(parity_z)} z ~ N(0, I) "
         "(the first `batch` of them for a static file), run by the LiteRT Interpreter",
         "artifacts": artifacts,
+        "prior_artifacts": prior_artifacts,
     }
     atomic_files.atomic_write_json(os.path.join(staging, METADATA_FILE), metadata)
     return metadata
@@ -820,11 +929,19 @@ def check_prior(prior):
     `MAX_PRIOR_VALUE` (float32's range ends at 3.4e38) makes `sample` draw
     inf codes or crashes the LiteRT converter.
     """
-    for name, values in (
-        ("weights", prior.weights),
-        ("means", prior.means),
-        ("cholesky", prior.cholesky),
-    ):
+    if isinstance(prior, priors.TwoStagePrior):
+        parameters = [
+            (f"decoder layer {i} {part}", values)
+            for i, layer in enumerate(prior.decoder)
+            for part, values in zip(("kernel", "bias"), layer, strict=True)
+        ]
+    else:
+        parameters = [
+            ("weights", prior.weights),
+            ("means", prior.means),
+            ("cholesky", prior.cholesky),
+        ]
+    for name, values in parameters:
         values = np.abs(np.asarray(values, dtype=np.float64))
         largest = float(np.max(np.where(np.isnan(values), np.inf, values), initial=0.0))
         if largest > MAX_PRIOR_VALUE:
@@ -837,7 +954,7 @@ def check_prior(prior):
 
 # What an export writes, and nothing else: generator.json, the .tflite files
 # and the SavedModel (its files as tf.saved_model.save writes them).
-_EXPORT_FILE = re.compile(r"generator_[a-z0-9]+(_b\d+)?\.tflite")
+_EXPORT_FILE = re.compile(r"generator_[a-z0-9]+(_b\d+)?\.tflite|prior_float32_b\d+\.tflite")
 _SAVED_MODEL_FILE = re.compile(
     r"saved_model\.pb|fingerprint\.pb|variables/variables\.(index|data-\d+-of-\d+)"
 )
@@ -870,11 +987,15 @@ def not_an_export(directory):
 
 def render_preview(export_dir, png_path, rows=8, cols=8, seed=0):
     """Writes a grid generated by the exported float32 .tflite from z of its prior."""
-    from keras_vae.models import priors
+    from ai_edge_litert.interpreter import Interpreter
+
     from keras_vae.utils import images as image_io
 
     with open(os.path.join(export_dir, METADATA_FILE)) as f:
-        prior = priors.GaussianMixture.from_dict(json.load(f)["latent_prior"])
-    z = prior.sample(rows * cols, seed=seed)
-    generated = run_tflite_generate(os.path.join(export_dir, tflite_filename("float32")), z)
+        latent_dim = json.load(f)["latent_dim"]
+    rng = np.random.default_rng(seed)
+    eps = rng.standard_normal((rows * cols, latent_dim)).astype(np.float32)
+    u = rng.uniform(size=rows * cols).astype(np.float32)
+    path = os.path.join(export_dir, tflite_filename("float32"))
+    generated = Interpreter(model_path=path).get_signature_runner(SAMPLE)(eps=eps, u=u)
     image_io.save_png(png_path, image_io.grid(generated["images"], rows, cols))

@@ -2,7 +2,8 @@
 
 `latent`: interpolation, attribute vectors, edits and averages on codes
 (NumPy); `codec`: batched encode/decode of a model as compiled functions;
-`prior_fitting`: `fit_priors`, the priors fitted to a model's codes.
+`prior_fitting`: `fit_priors`, the priors fitted to a model's codes;
+`two_stage`: `fit_two_stage`, the two-stage VAE's second VAE on the codes.
 
 Example:
 >>> from keras_vae import generation
@@ -20,6 +21,7 @@ from keras_vae.generation.latent import (
     interpolate,
 )
 from keras_vae.generation.prior_fitting import fit_priors
+from keras_vae.generation.two_stage import fit_two_stage
 
 __all__ = [
     "BatchedFunction",
@@ -29,5 +31,6 @@ __all__ = [
     "average_code",
     "edit",
     "fit_priors",
+    "fit_two_stage",
     "interpolate",
 ]

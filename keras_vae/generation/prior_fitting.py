@@ -1,6 +1,7 @@
 """Latent priors fitted to a trained model's codes ("ex-post density estimation")."""
 
 from keras_vae.generation.codec import Codec
+from keras_vae.generation.two_stage import fit_two_stage
 from keras_vae.models import priors
 from keras_vae.utils import names
 
@@ -27,7 +28,8 @@ def fit_priors(
         validation_images: held-out images whose codes choose the mixture's
             number of components (`None`: a seeded 10% of the codes).
         kind: "gmm" fits a full-covariance Gaussian and a Gaussian mixture,
-            "gaussian" the Gaussian only, "standard" nothing (N(0, I) becomes
+            "two_stage" the Gaussian and a second VAE on the codes
+            (`fit_two_stage`), "gaussian" the Gaussian only, "standard" nothing (N(0, I) becomes
             the default), "vamp" nothing (the VampPrior the model learned
             becomes the default).
         components: the mixture's number of components; `None` chooses it
@@ -52,6 +54,8 @@ def fit_priors(
             fitted[priors.GMM] = priors.fit_gmm(
                 train_codes, validation_codes, components=components, seed=seed
             )
+        if kind == priors.TWO_STAGE:
+            fitted[priors.TWO_STAGE] = fit_two_stage(train_codes, seed=seed)
         for prior in fitted.values():
             prior.info["fitted_to"] = codes
             if validation_codes is not None:

@@ -129,9 +129,9 @@ class LatentImageModel(keras.Model):
         Saved with the model. A "standard" prior only makes N(0, I) the
         default, and a "vamp" one the VampPrior (which the model's weights hold).
         """
-        if not isinstance(prior, priors.GaussianMixture):
+        if not isinstance(prior, priors.PRIOR_TYPES):
             raise TypeError(
-                "set_prior takes a keras_vae.models.priors.GaussianMixture; "
+                "set_prior takes a keras_vae.models.priors.GaussianMixture or TwoStagePrior; "
                 f"got {type(prior).__name__}."
             )
         self._check_prior_size(prior)
@@ -155,7 +155,7 @@ class LatentImageModel(keras.Model):
 
         A `GaussianMixture` is returned as it is, after checking its size.
         """
-        if isinstance(prior, priors.GaussianMixture):
+        if isinstance(prior, priors.PRIOR_TYPES):
             return self._check_prior_size(prior)
         name = self._default_prior if prior is None else prior
         names.check_choice("prior", name, names.PRIORS)
@@ -203,7 +203,7 @@ class LatentImageModel(keras.Model):
             state = json.load(f)
         self._fitted_priors = {}
         for values in state["priors"].values():
-            self.set_prior(priors.GaussianMixture.from_dict(values), default=False)
+            self.set_prior(priors.from_dict(values), default=False)
         self._default_prior = state["default"]
 
     def get_config(self):

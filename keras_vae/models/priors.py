@@ -32,7 +32,7 @@ from keras_vae.utils import names
 
 # The prior kinds (`names.PRIORS`): what `fit` makes and `--prior` names. VAMP is
 # not fitted: a VAE trained with `learned_prior="vamp"` computes it from its weights.
-STANDARD, GAUSSIAN, GMM, VAMP = names.PRIORS
+STANDARD, GAUSSIAN, GMM, VAMP, TWO_STAGE = names.PRIORS
 # Components tried by `fit_gmm` when none is given; the one with the best
 # held-out log-likelihood wins.
 COMPONENT_CANDIDATES = (1, 5, 10, 20, 50)
@@ -174,28 +174,8 @@ class GaussianMixture:
         return mean, second - np.outer(mean, mean)
 
     def principal_directions(self, count):
-        """The `count` main directions of the codes, for sliders that move a code.
-
-        Returns a JSON-able dict: "mean" `[d]`, "directions" `[count, d]` (unit
-        eigenvectors of the covariance, largest variance first, each signed so
-        its largest entry is positive) and "scales" `[count]` (the standard
-        deviation of the codes along each). For N(0, I) every direction is as
-        good as another: they are the axes, each of scale 1.
-        """
-        count = min(int(count), self.latent_dim)
-        if count < 1:
-            raise ValueError(f"count must be >= 1; got {count}.")
-        mean, covariance = self.moments()
-        variances, vectors = np.linalg.eigh(covariance)
-        order = np.argsort(-variances, kind="stable")[:count]
-        directions = vectors[:, order].T
-        signs = np.sign(directions[np.arange(count), np.argmax(np.abs(directions), axis=1)])
-        return {
-            "mean": mean.tolist(),
-            "directions": (directions * signs[:, None]).tolist(),
-            "scales": np.sqrt(np.maximum(variances[order], 0.0)).tolist(),
-            "source": f"covariance of the {self.kind} prior ({self.components} components)",
-        }
+        """The `count` main directions of the codes (see `principal_directions`)."""
+        return principal_directions(self, count)
 
     def to_dict(self):
         """A JSON-able dict; `from_dict` reads it back exactly (floats as Python floats)."""
@@ -223,6 +203,198 @@ class GaussianMixture:
             )
         except KeyError as error:
             raise ValueError(f"A saved prior lacks its {error.args[0]!r} entry.") from error
+
+
+def principal_directions(prior, count):
+    """The `count` main directions of `prior`'s codes, for sliders that move a code.
+
+    Returns a JSON-able dict: "mean" `[d]`, "directions" `[count, d]` (unit
+    eigenvectors of the covariance, largest variance first, each signed so
+    its largest entry is positive) and "scales" `[count]` (the standard
+    deviation of the codes along each). For N(0, I) every direction is as
+    good as another: they are the axes, each of scale 1.
+    """
+    count = min(int(count), prior.latent_dim)
+    if count < 1:
+        raise ValueError(f"count must be >= 1; got {count}.")
+    mean, covariance = prior.moments()
+    variances, vectors = np.linalg.eigh(covariance)
+    order = np.argsort(-variances, kind="stable")[:count]
+    directions = vectors[:, order].T
+    signs = np.sign(directions[np.arange(count), np.argmax(np.abs(directions), axis=1)])
+    return {
+        "mean": mean.tolist(),
+        "directions": (directions * signs[:, None]).tolist(),
+        "scales": np.sqrt(np.maximum(variances[order], 0.0)).tolist(),
+        "source": f"covariance of the {prior.kind} prior ({prior.components} components)",
+    }
+
+
+class TwoStagePrior:
+    """The prior of a two-stage VAE (Dai & Wipf 2019): a second, small VAE on the codes.
+
+    z = decoder(u) with u ~ N(0, I): the second VAE's decoder, a ReLU network
+    whose last layer is linear, maps its own standard-normal latent to the
+    first VAE's codes (`keras_vae.generation.fit_two_stage` trains it). Its
+    encoder and the learned scale `log_scale` of its Gaussian likelihood
+    give `log_prob`, a lower bound of the density: its likelihood is
+    N(z; decoder(u), diag(exp(log_scale))^2).
+
+    Args:
+        decoder: `[(kernel [in, out], bias [out]), ...]`, ReLU between the
+            layers; the first takes and the last gives `latent_dim` values.
+        encoder: the same, its last layer giving `2 * latent_dim` values:
+            the posterior's mean, then its log-variance.
+        log_scale: log of the likelihood's standard deviation, one per
+            dimension `[latent_dim]` (or one float for all).
+        info: a JSON-able dict of how it was trained.
+    """
+
+    kind = TWO_STAGE
+    components = 1
+
+    def __init__(self, decoder, encoder, log_scale, info=None):
+        self.decoder = _layers(decoder, "decoder")
+        self.encoder = _layers(encoder, "encoder")
+        latent_dim = self.decoder[0][0].shape[0]
+        if self.decoder[-1][0].shape[1] != latent_dim or self.encoder[-1][0].shape[1] != (
+            2 * latent_dim
+        ):
+            raise ValueError(
+                f"A two-stage prior's decoder maps {latent_dim} values to as many, and its "
+                f"encoder {latent_dim} to {2 * latent_dim}; got "
+                f"{self.decoder[-1][0].shape[1]} and {self.encoder[-1][0].shape[1]}."
+            )
+        log_scale = np.broadcast_to(np.asarray(log_scale, np.float64), (latent_dim,))
+        if not np.all(np.isfinite(log_scale)):
+            raise ValueError(f"log_scale must be finite; got {log_scale.tolist()}.")
+        self.log_scale = log_scale.copy()
+        self.info = dict(info or {})
+
+    @property
+    def latent_dim(self):
+        return self.decoder[0][0].shape[0]
+
+    def __repr__(self):
+        return f"TwoStagePrior(latent_dim={self.latent_dim}, layers={len(self.decoder)})"
+
+    def decode(self, u):
+        """The codes z `[n, latent_dim]` (float64) of second-stage latents u `[n, latent_dim]`."""
+        return _mlp(np.asarray(u, np.float64), self.decoder)
+
+    def sample(self, n, seed=None, return_components=False):
+        """`n` codes: float32 `[n, latent_dim]` (components: all 0)."""
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"n must be >= 0; got {n}.")
+        u = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
+        z = self.decode(u).astype(np.float32)
+        return (z, np.zeros(n, np.int32)) if return_components else z
+
+    def log_prob(self, z, samples=16, seed=0):
+        """A lower bound of log p(z), nats: float64 `[n]`.
+
+        The second VAE's importance-weighted bound with `samples` draws
+        of u ~ q(u | z) (seeded): log mean_s p(z | u_s) p(u_s) / q(u_s | z).
+        """
+        z = _check_codes(z, "codes", 0)
+        if z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"This prior is over codes of shape (n, {self.latent_dim}); got {z.shape}."
+            )
+        d = self.latent_dim
+        posterior = _mlp(z, self.encoder)
+        mean, log_var = posterior[:, :d], np.clip(posterior[:, d:], -30.0, 20.0)
+        rng = np.random.default_rng(seed)
+        weights = []
+        for _ in range(samples):
+            eps = rng.standard_normal(mean.shape)
+            u = mean + np.exp(0.5 * log_var) * eps
+            likelihood = -0.5 * np.sum(
+                _LOG_2PI
+                + 2 * self.log_scale
+                + (z - self.decode(u)) ** 2 / np.exp(2 * self.log_scale),
+                axis=1,
+            )
+            log_p_u = -0.5 * np.sum(_LOG_2PI + u**2, axis=1)
+            log_q_u = -0.5 * np.sum(_LOG_2PI + log_var + eps**2, axis=1)
+            weights.append(likelihood + log_p_u - log_q_u)
+        return _logsumexp(np.stack(weights, axis=1), axis=1) - math.log(samples)
+
+    def moments(self, draws=20_000):
+        """The mean `[d]` and covariance `[d, d]` of `draws` codes (seed 0)."""
+        z = self.sample(draws, seed=0).astype(np.float64)
+        return z.mean(axis=0), _covariance(z)
+
+    def principal_directions(self, count):
+        """The `count` main directions of the codes (see `principal_directions`)."""
+        return principal_directions(self, count)
+
+    def to_dict(self):
+        """A JSON-able dict; `from_dict` reads it back exactly."""
+
+        def listed(layers):
+            return [[kernel.tolist(), bias.tolist()] for kernel, bias in layers]
+
+        return {
+            "kind": self.kind,
+            "components": 1,
+            "latent_dim": self.latent_dim,
+            "decoder": listed(self.decoder),
+            "encoder": listed(self.encoder),
+            "log_scale": self.log_scale.tolist(),
+            "sampling": "u ~ N(0, I) (eps); h = u; for each decoder layer but the last: "
+            "h = relu(h @ kernel + bias); z = h @ kernel + bias with the last",
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_dict(cls, values):
+        try:
+            return cls(
+                values["decoder"], values["encoder"], values["log_scale"], values.get("info")
+            )
+        except KeyError as error:
+            raise ValueError(f"A saved prior lacks its {error.args[0]!r} entry.") from error
+
+
+def _layers(layers, what):
+    found = []
+    for kernel, bias in layers:
+        kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
+        if kernel.ndim != 2 or bias.shape != kernel.shape[1:]:
+            raise ValueError(
+                f"The {what}'s layers must be (kernel [in, out], bias [out]); got "
+                f"{kernel.shape} and {bias.shape}."
+            )
+        if not (np.all(np.isfinite(kernel)) and np.all(np.isfinite(bias))):
+            raise ValueError(f"The {what}'s weights must be finite.")
+        if found and found[-1][0].shape[1] != kernel.shape[0]:
+            raise ValueError(
+                f"The {what}'s layers do not chain: {found[-1][0].shape} then {kernel.shape}."
+            )
+        found.append((kernel, bias))
+    if not found:
+        raise ValueError(f"The {what} needs at least one layer.")
+    return found
+
+
+def _mlp(x, layers):
+    for i, (kernel, bias) in enumerate(layers):
+        x = x @ kernel + bias
+        if i < len(layers) - 1:
+            x = np.maximum(x, 0.0)
+    return x
+
+
+def from_dict(values):
+    """The prior a `to_dict()` describes (its "kind" says which type)."""
+    if values.get("kind") == TWO_STAGE:
+        return TwoStagePrior.from_dict(values)
+    return GaussianMixture.from_dict(values)
+
+
+PRIOR_TYPES = (GaussianMixture, TwoStagePrior)
 
 
 def standard_normal(latent_dim):
@@ -483,6 +655,11 @@ def fit(kind, codes, validation_codes=None, components=None, seed=0):
         raise ValueError(
             "The vamp prior is learned with the model (VAE(learned_prior='vamp')), not "
             "fitted to codes."
+        )
+    if kind == TWO_STAGE:
+        raise ValueError(
+            "The two_stage prior is a network trained on the codes: "
+            "keras_vae.generation.fit_two_stage(codes) makes it."
         )
     if kind == STANDARD:
         return standard_normal(np.shape(codes)[-1])

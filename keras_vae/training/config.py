@@ -176,8 +176,9 @@ class TrainingConfig:
     prior: str = option(
         "gmm",
         "Latent prior fitted to the training codes after training, which samples.png and "
-        "the exported generator draw from (gmm also fits the Gaussian; standard: N(0, I), "
-        "nothing fitted; vamp: the VampPrior the model learned, with --learned-prior vamp).",
+        "the exported generator draw from (gmm and two_stage, a second VAE on the codes, "
+        "also fit the Gaussian; standard: N(0, I), nothing fitted; vamp: the VampPrior the "
+        "model learned, with --learned-prior vamp).",
         choices=names.PRIORS,
     )
     prior_components: int | None = option(

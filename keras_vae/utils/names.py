@@ -30,8 +30,9 @@ STATIC_BATCH_SIZES = (1, 16)
 # parity check grow with it (a batch of 1024 64x64 RGB images is 50 MB a tensor).
 MAX_STATIC_BATCH = 1024
 # Latent priors (keras_vae.models.priors): N(0, I), a fitted full-covariance Gaussian,
-# a fitted mixture, the VampPrior a VAE learned with its weights.
-PRIORS = ("standard", "gaussian", "gmm", "vamp")
+# a fitted mixture, the VampPrior a VAE learned with its weights, a second VAE
+# trained on the codes (the two-stage VAE).
+PRIORS = ("standard", "gaussian", "gmm", "vamp", "two_stage")
 # The prior in a VAE's own bound while it trains: N(0, I), or the VampPrior (a mixture
 # of the encoder's posteriors at learned pseudo-inputs).
 LEARNED_PRIORS = ("standard", "vamp")

@@ -3,7 +3,7 @@
 // next to it; nothing but this page's own static server is ever called.
 import {isWebGPUSupported, loadAndCompile, loadLiteRt, Tensor} from '@litertjs/core';
 
-import {interpolate, moveAlong, samplePrior} from './latent.js';
+import {interpolate, moveAlong, normalDraws, samplePrior} from './latent.js';
 
 const MODEL_DIR = 'model/';
 const GRID_SIDE = 4; // tiles on each side of the grid
@@ -33,9 +33,10 @@ const $ = (id) => document.getElementById(id);
 // A batch-static generator: the `generate` signature of each
 // generator_{variant}_b{batch}.tflite, batched and padded as needed.
 class Generator {
-  constructor(metadata, models) {
+  constructor(metadata, models, priorModels = []) {
     this.metadata = metadata;
     this.models = models; // [{batch, model, facts}] by batch, largest first
+    this.priorModels = priorModels; // a two-stage prior's networks, the same way
     this.latentDim = metadata.latent_dim;
     [this.height, this.width, this.channels] = metadata.image_shape;
   }
@@ -56,21 +57,35 @@ class Generator {
               '`keras-vae export --model RUN --overwrite`.',
       );
     }
-    const models = [];
-    for (const facts of files.sort((a, b) => b.batch - a.batch)) {
-      const url = MODEL_DIR + facts.path;
-      const response = await fetch(url);
-      if (!response.ok) {
-        throw new Error(`Could not load ${url}: HTTP ${response.status} ${response.statusText}.`);
-      }
-      const bytes = new Uint8Array(await response.arrayBuffer());
+    const models = await loadModels(files, accelerator);
+    const priorFiles = Object.values(metadata.prior_artifacts || {});
+    return new Generator(metadata, models, await loadModels(priorFiles, accelerator));
+  }
+
+  // A two-stage prior's codes: eps (Float32Array[] of latent_dim) -> z, by its static files.
+  async priorCodes(eps) {
+    const codes = [];
+    for (let start = 0; start < eps.length; ) {
+      const left = eps.length - start;
+      const {batch, model} = this.priorModels.filter((m) => m.batch >= left).at(-1) || this.priorModels[0];
+      const input = new Float32Array(batch * this.latentDim);
+      const used = Math.min(batch, left);
+      for (let i = 0; i < used; i++) input.set(eps[start + i], i * this.latentDim);
+      const tensor = new Tensor(input, [batch, this.latentDim]);
+      let outputs = {};
       try {
-        models.push({batch: facts.batch, facts, model: await loadAndCompile(bytes, {accelerator})});
-      } catch (error) {
-        throw new Error(`${url} is not a LiteRT model this page can run (${error.message || error}).`);
+        outputs = await model.run({eps: tensor});
+        const z = await outputs.z.data();
+        for (let i = 0; i < used; i++) {
+          codes.push(Float32Array.from(z.subarray(i * this.latentDim, (i + 1) * this.latentDim)));
+        }
+      } finally {
+        tensor.delete();
+        Object.values(outputs).forEach((t) => t.delete());
       }
+      start += used;
     }
-    return new Generator(metadata, models);
+    return codes;
   }
 
   // codes: Float32Array[] -> {images: Float32Array[], pixels: Uint8Array[]}, one per code.
@@ -104,6 +119,25 @@ class Generator {
     }
     return {images, pixels};
   }
+}
+
+// The static .tflite files of `files` (generator.json facts), compiled, largest batch first.
+async function loadModels(files, accelerator) {
+  const models = [];
+  for (const facts of [...files].sort((a, b) => b.batch - a.batch)) {
+    const url = MODEL_DIR + facts.path;
+    const response = await fetch(url);
+    if (!response.ok) {
+      throw new Error(`Could not load ${url}: HTTP ${response.status} ${response.statusText}.`);
+    }
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    try {
+      models.push({batch: facts.batch, facts, model: await loadAndCompile(bytes, {accelerator})});
+    } catch (error) {
+      throw new Error(`${url} is not a LiteRT model this page can run (${error.message || error}).`);
+    }
+  }
+  return models;
 }
 
 // Draws uint8 pixels (H x W x C, C = 1 or 3) at (x, y) of a canvas, SCALE x larger.
@@ -187,6 +221,11 @@ class Explorer {
   // A new GRID_SIDE x GRID_SIDE grid of codes from the run's prior.
   async resample(seed) {
     this.seed = seed;
+    if (this.metadata.latent_prior.kind === 'two_stage') {
+      // The second VAE's decoder (prior_float32_b*.tflite) turns eps into codes.
+      this.eps = normalDraws(GRID, this.metadata.latent_dim, seed);
+      return this.showGrid(await this.generator.priorCodes(this.eps));
+    }
     return this.showGrid(samplePrior(this.metadata.latent_prior, GRID, seed));
   }
 
@@ -282,8 +321,11 @@ function describe(metadata, variant, generator) {
   // What LiteRT.js compiled for, which may be WASM after asking for WebGPU.
   const accelerator = generator.models[0].model.options.accelerator;
   const prior = metadata.latent_prior;
-  const priorText =
-    prior.kind === 'standard' ? 'N(0, I)' : `fitted ${prior.kind}, ${prior.components} component(s)`;
+  const priorText = {
+    standard: 'N(0, I)',
+    two_stage: 'two-stage VAE (a second VAE on the codes)',
+    vamp: `VampPrior learned with the model, ${prior.components} components`,
+  }[prior.kind] || `fitted ${prior.kind}, ${prior.components} component(s)`;
   return (
     `${metadata.dataset || 'unknown dataset'}, preset ${metadata.preset || '?'}, ` +
     `${metadata.latent_dim}-D codes, prior: ${priorText}; ` +

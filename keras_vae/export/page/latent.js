@@ -21,6 +21,12 @@ function normalGenerator(uniform) {
   };
 }
 
+// `count` draws of eps ~ N(0, I) of `dim` values each: a two-stage prior's input.
+export function normalDraws(count, dim, seed) {
+  const normal = normalGenerator(uniformGenerator(seed));
+  return Array.from({length: count}, () => Float32Array.from({length: dim}, normal));
+}
+
 // `count` codes from generator.json's latent_prior: pick component c with
 // probability weights[c], then z = means[c] + cholesky[c] @ eps, eps ~ N(0, I).
 // With `components` (an array), also records each code's component there.
