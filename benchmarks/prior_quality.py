@@ -1,4 +1,4 @@
-"""Sample quality of fitted latent priors on Fashion-MNIST and MNIST.
+"""Sample quality and likelihood of fitted and learned latent priors on Fashion-MNIST and MNIST.
 
     python -m benchmarks prior          (make bench NAME=prior; after make train)
 
@@ -7,12 +7,21 @@ epochs of batch 128):
   - "VAE (make train)": train.py's own run (`--run-dir`, made by `make train`
     for Fashion-MNIST; trained here if missing, and for MNIST from
     `--mnist-dir`), sampled from each prior;
+  - "VAE vamp K=k" for each k of `--pseudo-inputs`: train.py with
+    `--learned-prior vamp --pseudo-inputs k --prior vamp` (the same fit path
+    and budget as train.py's own run, so their training seconds compare; the
+    export is float32 only), in `--scratch`;
   - "VAE beta=B" (`--low-beta`) and the deterministic "Autoencoder" (the RAE
     baseline of Ghosh et al. 2020), trained here on the same training split
-    with the same budget.
+    with the same budget (plain Adam, no steps_per_execution).
 Each model's codes (posterior means) of the training split are fitted with a
 full-covariance Gaussian and mixtures of `--components` components; "gmm
 (auto)" is the mixture whose validation codes score best (train.py's choice).
+"two_stage" (train.py's VAE and the low-beta one) is the second VAE of
+`generation.fit_two_stage` on the same codes; "vamp (learned)" the VampPrior
+of a vamp model. Every VAE's test -ELBO (its own prior in the bound) and
+importance-weighted NLL (`--iw-k` samples on the first `--iw-images` test
+images) are in its model row.
 Every prior draws `--samples` codes (seeded); a CNN classifier trained on the
 dataset's labels scores the decoded images: share classified with confidence
 >= 0.9, entropy of the predicted class histogram (log 10 = 2.30 is uniform
@@ -22,6 +31,7 @@ the prior (nats per image). Writes --out (JSON) and side-by-side grids of the
 standard and the fitted prior (same seed) into --docs.
 """
 
+import dataclasses
 import os
 import sys
 import time
@@ -34,7 +44,7 @@ from benchmarks.common import argument_parser, run_facts
 from benchmarks.trainers import train_model
 from keras_vae import VAE, Autoencoder, datasets, generation
 from keras_vae.export import generator as export
-from keras_vae.models import priors
+from keras_vae.models import likelihood, priors
 from keras_vae.training import run_dir
 from keras_vae.training import train as training
 from keras_vae.training.config import TrainingConfig
@@ -68,8 +78,8 @@ def device_samples(export_dir, count):
     return runner(count=np.array(count, np.int32))["images"]
 
 
-def fitted_priors(model, codec, train_images, validation_images, components, seed):
-    """{name: prior}: standard, gaussian, gmm k for each k, and gmm (auto) among them."""
+def fitted_priors(model, codec, train_images, validation_images, components, seed, two_stage=False):
+    """{name: prior}: standard, gaussian, gmm k for each k, gmm (auto), two_stage, vamp."""
     train_codes, validation_codes = codec.encode(train_images), codec.encode(validation_images)
     found = {"standard": priors.standard_normal(model.latent_dim)}
     found["gaussian"] = priors.fit_gaussian(train_codes)
@@ -81,7 +91,26 @@ def fitted_priors(model, codec, train_images, validation_images, components, see
         found[f"gmm k={k}"] = mixtures[k]
     held_out = {k: float(m.log_prob(validation_codes).mean()) for k, m in mixtures.items()}
     found["gmm (auto)"] = mixtures[max(held_out, key=held_out.get)]
+    if two_stage:
+        start = time.perf_counter()
+        found["two_stage"] = generation.fit_two_stage(train_codes, seed=seed)
+        found["two_stage"].info["seconds"] = round(time.perf_counter() - start, 2)
+    if getattr(model, "learned_prior", "standard") == "vamp":
+        found["vamp (learned)"] = model.get_prior("vamp")
     return found
+
+
+def model_facts(model, test_images, seconds, args):
+    """A model's row: training seconds, test -ELBO and IW-NLL (VAEs; its own prior)."""
+    facts = {"train_seconds": seconds}
+    if isinstance(model, VAE):
+        facts["test_negative_elbo"] = training.evaluate(model, test_images, 128)["negative_elbo"]
+        start = time.perf_counter()
+        facts["iw_nll"] = likelihood.importance_weighted_nll(
+            model, test_images[: args.iw_images], k=args.iw_k, seed=args.seed
+        )
+        facts["iw_seconds"] = round(time.perf_counter() - start, 1)
+    return facts
 
 
 def run_config(dataset, data_dir, args):
@@ -124,6 +153,21 @@ def benchmark_dataset(dataset, data_dir, directory, args):
     default_vae, _ = run_dir.load_model(directory)
     models = {"VAE (make train)": default_vae}
     seconds = {"VAE (make train)": train_metrics.get("train_seconds")}
+    for count in args.pseudo_inputs:
+        name = f"VAE vamp K={count}"
+        vamp_config = dataclasses.replace(
+            config,
+            learned_prior="vamp",
+            pseudo_inputs=count,
+            prior="vamp",
+            export_variants=("float32",),
+            export_static_batch_sizes=(),
+        )
+        vamp_dir = os.path.join(args.scratch, f"{dataset}-vamp{count}")
+        print(f"== {dataset}: train.py {name} in {vamp_dir}", file=sys.stderr, flush=True)
+        metrics = training.train_and_evaluate(vamp_config, vamp_dir, verbose=0)
+        models[name], _ = run_dir.load_model(vamp_dir)
+        seconds[name] = metrics.get("train_seconds")
     for name, model in (
         (
             f"VAE beta={args.low_beta:g}",
@@ -137,12 +181,20 @@ def benchmark_dataset(dataset, data_dir, directory, args):
             model, train_images, config.epochs, config.batch_size, args.seed
         )
         models[name] = model
-    rows = []
+    rows, model_rows = [], []
     for name, model in models.items():
+        model_rows.append({"model": name, **model_facts(model, test_images, seconds[name], args)})
+        print(format_model_row(model_rows[-1]), file=sys.stderr, flush=True)
         codec = generation.Codec(model)
         test_codes = codec.encode(test_images)
         found = fitted_priors(
-            model, codec, train_images, validation_images, args.components, args.seed
+            model,
+            codec,
+            train_images,
+            validation_images,
+            args.components,
+            args.seed,
+            two_stage=name == "VAE (make train)" or name.startswith("VAE beta="),
         )
         if name == "VAE (make train)":
             found["gmm (train.py)"] = model.get_prior("gmm")
@@ -179,6 +231,7 @@ def benchmark_dataset(dataset, data_dir, directory, args):
         "classifier_test_accuracy": accuracy,
         "train_py_seconds": default_seconds,
         "train_py_metrics": train_metrics,
+        "models": model_rows,
         "rows": rows,
     }
 
@@ -188,6 +241,27 @@ def format_row(row):
         f"| {row['model']} | {row['prior']} | {row['components']} | "
         f"{row['confident_share']:.3f} | {row['class_entropy']:.3f} | "
         f"{row['frechet_distance']:.2f} | {row['test_log_likelihood']:.2f} |"
+    )
+
+
+def format_model_row(row):
+    def number(key, form):
+        return format(row[key], form) if row.get(key) is not None else "-"
+
+    return (
+        f"| {row['model']} | {number('train_seconds', ',.0f')} | "
+        f"{number('test_negative_elbo', '.2f')} | {number('iw_nll', '.2f')} |"
+    )
+
+
+def model_table(result, args_text):
+    """One dataset's models: training seconds, test -ELBO and IW-NLL under their own prior."""
+    return "\n".join(
+        [
+            f"| model | training seconds | test -ELBO | IW-NLL ({args_text}) |",
+            "|---|---|---|---|",
+            *(format_model_row(row) for row in result["models"]),
+        ]
     )
 
 
@@ -203,11 +277,18 @@ def table(result):
     )
 
 
+def iw_text(results):
+    arguments = results.get("settings", {})
+    return f"k = {arguments.get('iw_k')}, first {arguments.get('iw_images')} test images"
+
+
 def markdown(results):
     lines = []
     for dataset, result in results["datasets"].items():
         accuracy = result["classifier_test_accuracy"]
         lines += [f"### {dataset} (classifier test accuracy {accuracy:.3f})", "", table(result), ""]
+        if "models" in result:
+            lines += [model_table(result, iw_text(results)), ""]
     return "\n".join(lines)
 
 
@@ -219,6 +300,10 @@ def main(argv=None, prog="prior"):
     parser.add_argument("--datasets", nargs="+", default=["fashion_mnist", "mnist"])
     parser.add_argument("--components", type=int, nargs="+", default=[5, 20, 50])
     parser.add_argument("--low-beta", type=float, default=0.2)
+    parser.add_argument("--pseudo-inputs", type=int, nargs="*", default=[50, 100, 500])
+    parser.add_argument("--scratch", default="runs/bench-prior", help="the vamp runs' dirs")
+    parser.add_argument("--iw-k", type=int, default=200, help="IW-NLL samples per image")
+    parser.add_argument("--iw-images", type=int, default=1000, help="test images of the IW-NLL")
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--classifier-epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)

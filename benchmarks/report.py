@@ -62,6 +62,18 @@ def _prior(dataset):
     return make
 
 
+def _prior_models(dataset):
+    def make():
+        from benchmarks import prior_quality
+
+        results = load("prior_quality.json")
+        return prior_quality.model_table(
+            results["datasets"][dataset], prior_quality.iw_text(results)
+        )
+
+    return make
+
+
 def _module(module, function, *files):
     def make():
         from importlib import import_module

@@ -58,6 +58,23 @@ def write_pictures(root, count=48):
     return root
 
 
+@pytest.mark.processes
+def test_a_vamp_prior_trains_in_sync_on_two_replicas(tmp_path):
+    out = tmp_path / "vamp.json"
+    check = os.path.join(REPO_ROOT, "tests", "mirrored_check.py")
+    result = subprocess.run(
+        [sys.executable, check, str(out), "fused_adam", "vamp"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["losses_finite"] and results["replica_copies"] == 2
+    assert results["max_replica_diff"] == 0.0 and results["pseudo_input_step"] > 1e-4
+
+
 def start_workers(run_dir, workers, pictures):
     """train.py on every worker of the cluster `workers`, each with its TF_CONFIG.
 
