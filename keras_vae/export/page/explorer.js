@@ -65,26 +65,12 @@ class Generator {
   // A two-stage prior's codes: eps (Float32Array[] of latent_dim) -> z, by its static files.
   async priorCodes(eps) {
     const codes = [];
-    for (let start = 0; start < eps.length; ) {
-      const left = eps.length - start;
-      const {batch, model} = this.priorModels.filter((m) => m.batch >= left).at(-1) || this.priorModels[0];
-      const input = new Float32Array(batch * this.latentDim);
-      const used = Math.min(batch, left);
-      for (let i = 0; i < used; i++) input.set(eps[start + i], i * this.latentDim);
-      const tensor = new Tensor(input, [batch, this.latentDim]);
-      let outputs = {};
-      try {
-        outputs = await model.run({eps: tensor});
-        const z = await outputs.z.data();
-        for (let i = 0; i < used; i++) {
-          codes.push(Float32Array.from(z.subarray(i * this.latentDim, (i + 1) * this.latentDim)));
-        }
-      } finally {
-        tensor.delete();
-        Object.values(outputs).forEach((t) => t.delete());
+    await runBatched(this.priorModels, eps, this.latentDim, 'eps', async (outputs, used) => {
+      const z = await outputs.z.data();
+      for (let i = 0; i < used; i++) {
+        codes.push(Float32Array.from(z.subarray(i * this.latentDim, (i + 1) * this.latentDim)));
       }
-      start += used;
-    }
+    });
     return codes;
   }
 
@@ -92,32 +78,40 @@ class Generator {
   async decode(codes) {
     const images = [];
     const pixels = [];
-    for (let start = 0; start < codes.length; ) {
-      // The smallest file that takes the codes left in one call (padded with
-      // zeros), else the largest: 1 code -> b1, 8 -> b16, 20 -> b16 twice.
-      const left = codes.length - start;
-      const {batch, model} = this.models.filter((m) => m.batch >= left).at(-1) || this.models[0];
-      const z = new Float32Array(batch * this.latentDim);
-      const used = Math.min(batch, left);
-      for (let i = 0; i < used; i++) z.set(codes[start + i], i * this.latentDim);
-      const input = new Tensor(z, [batch, this.latentDim]);
-      let outputs = {};
-      try {
-        outputs = await model.run({z: input});
-        const size = this.height * this.width * this.channels;
-        const flat = await outputs.images.data();
-        const bytes = await outputs.pixels.data();
-        for (let i = 0; i < used; i++) {
-          images.push(Float32Array.from(flat.subarray(i * size, (i + 1) * size)));
-          pixels.push(Uint8Array.from(bytes.subarray(i * size, (i + 1) * size)));
-        }
-      } finally {
-        input.delete();
-        Object.values(outputs).forEach((tensor) => tensor.delete());
+    const size = this.height * this.width * this.channels;
+    await runBatched(this.models, codes, this.latentDim, 'z', async (outputs, used) => {
+      const flat = await outputs.images.data();
+      const bytes = await outputs.pixels.data();
+      for (let i = 0; i < used; i++) {
+        images.push(Float32Array.from(flat.subarray(i * size, (i + 1) * size)));
+        pixels.push(Uint8Array.from(bytes.subarray(i * size, (i + 1) * size)));
       }
-      start += used;
-    }
+    });
     return {images, pixels};
+  }
+}
+
+// Runs `rows` (Float32Array[] of `width` values) through batch-static `models`, as
+// many calls as needed: each the smallest file that takes the rows left in one call
+// (padded with zeros), else the largest (1 row -> b1, 8 -> b16, 20 -> b16 twice).
+// `take(outputs, used)` reads a call's output tensors, of which `used` rows count.
+async function runBatched(models, rows, width, inputName, take) {
+  for (let start = 0; start < rows.length; ) {
+    const left = rows.length - start;
+    const {batch, model} = models.filter((m) => m.batch >= left).at(-1) || models[0];
+    const input = new Float32Array(batch * width);
+    const used = Math.min(batch, left);
+    for (let i = 0; i < used; i++) input.set(rows[start + i], i * width);
+    const tensor = new Tensor(input, [batch, width]);
+    let outputs = {};
+    try {
+      outputs = await model.run({[inputName]: tensor});
+      await take(outputs, used);
+    } finally {
+      tensor.delete();
+      Object.values(outputs).forEach((output) => output.delete());
+    }
+    start += used;
   }
 }
 
