@@ -129,7 +129,7 @@ BENCH_OPTIONS_quality := --torch-python $(TORCH_VENV)/bin/python
 BENCH_OPTIONS_quick := --torch-python $(TORCH_VENV)/bin/python
 BENCH_OPTIONS_export := --run-dir $(RUN_DIR)
 BENCH_OPTIONS_web := --run-dir $(RUN_DIR)
-BENCH_OPTIONS_prior := --run-dir $(RUN_DIR) --mnist-dir $(MNIST_DIR)
+BENCH_OPTIONS_prior := --mnist-dir $(MNIST_DIR)
 BENCH_OPTIONS_mnist-pictures := --mnist-dir $(MNIST_DIR)
 
 BENCH_NEEDS_emoji-pictures := emoji

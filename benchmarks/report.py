@@ -116,7 +116,9 @@ def _sweep():
 TABLES = {
     "index": _index,
     "prior/fashion_mnist": _prior("fashion_mnist"),
+    "prior-models/fashion_mnist": _prior_models("fashion_mnist"),
     "prior/mnist": _prior("mnist"),
+    "prior-models/mnist": _prior_models("mnist"),
     "quality/results": _module("quality_per_second", "table", "quality_per_second_full.json"),
     "quality/comparisons": _module(
         "quality_per_second", "comparisons_table", "quality_per_second_full.json"

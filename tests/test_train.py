@@ -65,7 +65,8 @@ def test_train_writes_every_artifact(trained_run):
     assert metrics["prior"]["default"] == "gmm" and set(fits) == {"gaussian", "gmm"}
     assert fits["gmm"]["validation_codes"] == 256 and fits["gmm"]["codes"] == 1024 - 256
     likelihoods = metrics["prior"]["test_log_likelihood"]
-    assert set(likelihoods) == {"standard", "gaussian", "gmm"}
+    # train.py's default model learned a VampPrior, which is scored beside the fits.
+    assert set(likelihoods) == {"standard", "gaussian", "gmm", "vamp"}
     assert likelihoods["gmm"] >= likelihoods["gaussian"] - 0.5
     reconstructions = np.asarray(Image.open(run_dir / "reconstructions.png"))
     assert reconstructions.shape == (4 * 29 + 1, 8 * 29 + 1)
@@ -78,7 +79,8 @@ def png_cell(images):
 
 
 def test_prior_standard_fits_nothing(tmp_path, fashion_mnist):
-    config = TrainingConfig(prior="standard", **TINY_CONFIG)
+    # A model under N(0, I), whose default --prior standard keeps: nothing to save.
+    config = TrainingConfig(prior="standard", learned_prior="standard", **TINY_CONFIG)
     splits = training.load_splits(config)
     model = VAE(**config.model_kwargs(splits[0].shape[1:]))
     path = tmp_path / "model.keras"
@@ -86,7 +88,10 @@ def test_prior_standard_fits_nothing(tmp_path, fashion_mnist):
     assert facts["default"] == "standard" and facts["fits"] == {} and not path.exists()
     (tmp_path / "metrics.json").write_text(json.dumps({"loss": 1.0}))
     facts = training.fit_run_priors(
-        model, TrainingConfig(prior_components=3, **TINY_CONFIG), splits, str(tmp_path)
+        model,
+        TrainingConfig(prior_components=3, learned_prior="standard", **TINY_CONFIG),
+        splits,
+        str(tmp_path),
     )
     assert facts["components"] == 3 and path.exists()
     assert keras.models.load_model(path).prior.components == 3

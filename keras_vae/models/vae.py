@@ -250,8 +250,7 @@ class VAE(LatentImageModel):
             np.full(count, 1.0 / count),
             means,
             cholesky,
-            kind=priors.VAMP,
-            info={"pseudo_inputs": count, "learned": "with the model (the VampPrior)"},
+            kind=priors.VAMP,  # learned with the model, not fitted: no fit info
         )
 
     def reconstruction_nll(self, images, logits):

@@ -57,6 +57,11 @@ def _gaussian_scale(value):
     return value if value == "learned" else float(value)
 
 
+# What a config.json without the field trained with, where the field's default
+# is not that: such runs trained under N(0, I).
+WITHOUT_THE_FIELD = {"learned_prior": "standard"}
+
+
 @dataclasses.dataclass
 class TrainingConfig:
     """Everything that defines a training run.
@@ -118,9 +123,9 @@ class TrainingConfig:
     )
     beta: float = option(1.0, "KL weight.", parse=float, minimum="non-negative")
     learned_prior: str = option(
-        "standard",
-        "The prior in the model's own bound while it trains: N(0, I), or vamp, the "
-        "VampPrior (a mixture of the encoder's posteriors at --pseudo-inputs learned images).",
+        "vamp",
+        "The prior in the model's own bound while it trains: vamp, the VampPrior (a mixture "
+        "of the encoder's posteriors at --pseudo-inputs learned images), or standard, N(0, I).",
         choices=names.LEARNED_PRIORS,
     )
     pseudo_inputs: int | None = option(
@@ -329,14 +334,18 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """Builds a config from a dict such as `to_dict()`'s; unknown keys are an error."""
+        """Builds a config from a dict such as `to_dict()`'s; unknown keys are an error.
+
+        A field the dict lacks (a config.json written before the field
+        existed) is `WITHOUT_THE_FIELD`'s value where it has one, else the default.
+        """
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
                 f"Unknown configuration keys {unknown}. Valid keys: {', '.join(sorted(known))}."
             )
-        return cls(**values)
+        return cls(**{**WITHOUT_THE_FIELD, **values})
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -29,7 +29,7 @@ import keras
 
 from keras_vae import models
 from keras_vae.models.vae import VAE
-from keras_vae.training.config import flag_name
+from keras_vae.training.config import WITHOUT_THE_FIELD, flag_name
 
 # Config fields that a rerun may change: how fast a run trains (not what it
 # computes), the prior fitted after training (a failed or unwanted fit is
@@ -139,8 +139,9 @@ def check_config(directory, config):
     with open(path) as f:
         saved = json.load(f)
     wanted = config.to_dict()
-    # A field added after the run was made counts as its default there.
-    saved = {**type(config)().to_dict(), **saved}
+    # A field added after the run was made counts as its default there, or as
+    # what such runs did where the default is another (config.WITHOUT_THE_FIELD).
+    saved = {**type(config)().to_dict(), **WITHOUT_THE_FIELD, **saved}
     differences = [
         f"{flag_name(name)} {saved.get(name)!r} there, {wanted.get(name)!r} now"
         for name in sorted(set(saved) | set(wanted))
