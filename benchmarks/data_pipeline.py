@@ -36,6 +36,7 @@ SMALL_EXPORT = ["--export-variants", "float32", "--export-static-batch-sizes"]
 def keras_vae_train(run_dir, *flags):
     """`keras-vae train` in a fresh process: its training.json, metrics, peak RSS and seconds."""
     command = [sys.executable, "-m", "keras_vae", "train", "--run-dir", run_dir, "--verbose", "0"]
+    command += ["--learned-prior", "standard"]  # the pipelines compared, under N(0, I)
     command += [str(flag) for flag in flags] + SMALL_EXPORT
     print(" ".join(command[2:]), file=sys.stderr, flush=True)
     start = time.perf_counter()

@@ -149,7 +149,7 @@ def main(argv=None, prog="emoji-pictures"):
     keras_vae(
         "train", "--dataset", "folder", "--data-dir", args.folder, "--image-size", 64,
         "--preset", "conv_deep", "--epochs", args.epochs, "--cache", "--validation-size", 500,
-        "--run-dir", args.run_dir, "--verbose", 2,
+        "--run-dir", args.run_dir, "--verbose", 2, "--learned-prior", "standard",
     )  # fmt: skip
     docs, run = args.docs, args.run_dir
     keras_vae("generate", "--model", run, "--n", 48, "--out", f"{docs}/emoji_samples.png")

@@ -71,7 +71,9 @@ def run_in_process(path, args):
     from keras_vae.training import train as training
     from keras_vae.training.config import TrainingConfig
 
-    config = TrainingConfig(preset=args.preset, epochs=args.epochs, data_dir=args.data_dir)
+    config = TrainingConfig(
+        preset=args.preset, epochs=args.epochs, data_dir=args.data_dir, learned_prior="standard"
+    )
     keras.utils.set_random_seed(config.seed)
     train, validation, _, _ = training.load_splits(config)
     if path == "bare_fit":

@@ -57,7 +57,9 @@ def main(argv=None, prog="mnist-pictures"):
     args = parser.parse_args(argv)
     if not os.path.isdir(args.mnist_dir):
         raise SystemExit(f"--mnist-dir {args.mnist_dir} is missing (the mnist10k IDX files).")
-    config = TrainingConfig(dataset="mnist", data_dir=args.mnist_dir, validation_size=1000)
+    config = TrainingConfig(
+        dataset="mnist", data_dir=args.mnist_dir, validation_size=1000, learned_prior="standard"
+    )
     train(config, args.run_dir)
     _, labels = datasets.load("mnist", "test", args.mnist_dir)
     ones, sevens = np.flatnonzero(labels == 1), np.flatnonzero(labels == 7)
@@ -82,7 +84,11 @@ def main(argv=None, prog="mnist-pictures"):
         "--out", f"{docs}/mnist_average.png", *data,
     )  # fmt: skip
     two_d = TrainingConfig(
-        dataset="mnist", data_dir=args.mnist_dir, validation_size=1000, latent_dim=2
+        dataset="mnist",
+        data_dir=args.mnist_dir,
+        validation_size=1000,
+        latent_dim=2,
+        learned_prior="standard",
     )
     train(two_d, args.map_run_dir)
     latent_map(args.map_run_dir, f"{docs}/mnist_latent_map.png")

@@ -201,9 +201,9 @@ def decode_latency(decoder, latent_dim):
     return figures
 
 
-def run_preset(preset, train, test, settings, seed, verbose):
+def run_preset(preset, train, test, settings, seed, verbose, learned_prior="standard"):
     keras.utils.set_random_seed(seed)
-    model, dataset, steps = preset_model(preset, train, seed)
+    model, dataset, steps = preset_model(preset, train, seed, learned_prior)
     budget = Budget(
         settings["checkpoints"],
         elbo_evaluator(lambda x: model.loss_terms(x), test, seed=seed),
@@ -478,6 +478,12 @@ def parse_args(argv, prog="quality"):
     )
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX directory")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--learned-prior",
+        default="standard",
+        choices=("standard", "vamp"),
+        help="the presets' prior while they train (vamp: train.py's default, K = 100)",
+    )
     parser.add_argument("--out", default=None, help="JSON results path")
     parser.add_argument("--plot", default=None, help="learning-curve PNG path")
     parser.add_argument("--verbose", type=int, default=0)
@@ -498,7 +504,7 @@ def run_one(name, args, settings):
     train, test = fashion_mnist(args.data_dir)
     if name == REFERENCE:
         return run_reference(train, test, settings, args.seed, args.verbose)
-    return run_preset(name, train, test, settings, args.seed, args.verbose)
+    return run_preset(name, train, test, settings, args.seed, args.verbose, args.learned_prior)
 
 
 def main(argv=None, prog="quality"):
@@ -517,6 +523,7 @@ def main(argv=None, prog="quality"):
     train, test = fashion_mnist(args.data_dir)
     floor = pixel_entropy_floor(test)
     child_argv = ["--seed", str(args.seed), "--verbose", str(args.verbose)]
+    child_argv += ["--learned-prior", args.learned_prior]
     child_argv += ["--quick"] if args.quick else []
     child_argv += ["--data-dir", args.data_dir] if args.data_dir else []
     results = []

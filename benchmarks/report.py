@@ -120,6 +120,7 @@ TABLES = {
     "prior/mnist": _prior("mnist"),
     "prior-models/mnist": _prior_models("mnist"),
     "quality/results": _module("quality_per_second", "table", "quality_per_second_full.json"),
+    "quality/vamp": _module("quality_per_second", "table", "quality_default_vamp.json"),
     "quality/comparisons": _module(
         "quality_per_second", "comparisons_table", "quality_per_second_full.json"
     ),

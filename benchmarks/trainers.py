@@ -31,12 +31,22 @@ def fashion_mnist(data_dir=None):
     return train, test
 
 
-def preset_model(preset, train, seed):
-    """train.py's compiled `preset` model and repeated pipeline: `(model, dataset, steps)`."""
+def preset_model(preset, train, seed, learned_prior="standard"):
+    """train.py's compiled `preset` model and repeated pipeline: `(model, dataset, steps)`.
+
+    Under N(0, I) unless `learned_prior="vamp"`: train.py's default model,
+    the VampPrior with 100 pseudo-inputs started at training images.
+    """
     config = TrainingConfig(
-        preset=preset, seed=seed, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE
+        preset=preset,
+        seed=seed,
+        batch_size=BATCH_SIZE,
+        learning_rate=LEARNING_RATE,
+        learned_prior=learned_prior,
     )
-    model = training.build_model(config, tf.distribute.get_strategy(), train.shape[1:], len(train))
+    strategy = tf.distribute.get_strategy()
+    model = training.build_model(config, strategy, train.shape[1:], len(train))
+    training.start_pseudo_inputs(model, train, seed, strategy)  # train.py's VampPrior start
     dataset, steps = pipeline.training_dataset(train, BATCH_SIZE, seed=seed)
     return model, dataset, steps
 
