@@ -18,23 +18,28 @@ from keras_vae.training.config import TrainingConfig
 from tests.testing import REPO_ROOT, SMALL_EXPORT_ARGS, free_ports
 
 
-@pytest.mark.processes
-@pytest.mark.parametrize("optimizer", ["sgd", "fused_adam"])
-def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path, optimizer):
-    # The loss scaling across replicas (distribute.per_replica): without its division by
-    # the replica count both optimizers take a step of the wrong size here and fail.
-    # fused_adam: FusedAdam's kernel updates each replica's copy through its own handle.
+def mirrored_check(tmp_path, *arguments):
+    """What tests/mirrored_check.py reports for `arguments`, run in its own process."""
     out = tmp_path / "mirrored.json"
     check = os.path.join(REPO_ROOT, "tests", "mirrored_check.py")
     result = subprocess.run(
-        [sys.executable, check, str(out), optimizer],
+        [sys.executable, check, str(out), *arguments],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize("optimizer", ["sgd", "fused_adam"])
+def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path, optimizer):
+    # The loss scaling across replicas (distribute.per_replica): without its division by
+    # the replica count both optimizers take a step of the wrong size here and fail.
+    # fused_adam: FusedAdam's kernel updates each replica's copy through its own handle.
+    results = mirrored_check(tmp_path, optimizer)
     assert results["single_loss"] == pytest.approx(results["mirrored_loss"], rel=1e-6)
     # The step is large enough that a doubled or halved one (a wrong cross-replica
     # reduction) would differ by far more than the tolerance under SGD. Adam's first
@@ -60,17 +65,7 @@ def write_pictures(root, count=48):
 
 @pytest.mark.processes
 def test_a_vamp_prior_trains_in_sync_on_two_replicas(tmp_path):
-    out = tmp_path / "vamp.json"
-    check = os.path.join(REPO_ROOT, "tests", "mirrored_check.py")
-    result = subprocess.run(
-        [sys.executable, check, str(out), "fused_adam", "vamp"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads(out.read_text())
+    results = mirrored_check(tmp_path, "fused_adam", "vamp")
     assert results["losses_finite"] and results["replica_copies"] == 2
     assert results["max_replica_diff"] == 0.0 and results["pseudo_input_step"] > 1e-4
 

@@ -1,8 +1,6 @@
 """The two-stage VAE: a second VAE on the codes, saved with the model, exported, browsed."""
 
 import json
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -12,7 +10,7 @@ import tensorflow_datasets as tfds
 from keras_vae import VAE, generation
 from keras_vae.models import priors
 from keras_vae.training import train as training
-from tests.testing import REPO_ROOT, TINY, tiny_config
+from tests.testing import TINY, tiny_config
 
 
 def two_clusters(count, seed=0):
@@ -90,7 +88,7 @@ def test_fit_two_stage_refuses_codes_it_cannot_fit():
 
 @pytest.mark.browser
 def test_train_py_two_stage_prior_exports_and_the_explorer_samples_it(tmp_path):
-    from tests.test_web import browse, real_errors
+    from tests.test_web import browse_run, real_errors
 
     config = tiny_config(epochs=1, prior="two_stage", export_static_batch_sizes=(1, 16))
     with tfds.testing.mock_data(num_examples=64):
@@ -115,32 +113,7 @@ def test_train_py_two_stage_prior_exports_and_the_explorer_samples_it(tmp_path):
     assert np.max(np.abs(drawn["images"] - expected)) <= 1e-5
     assert metadata["prior_artifacts"]["prior_b16"]["max_abs_error"] <= 1e-5
     # The explorer draws its grid through the static prior file, in the browser.
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "keras_vae",
-            "web",
-            "--run-dir",
-            str(tmp_path / "run"),
-            "--port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO_ROOT,
-    )
-    try:
-        address = next(
-            (line.split()[2] for line in server.stdout if line.startswith("Latent explorer: ")),
-            None,
-        )
-        assert address, server.stderr.read()[-3000:]
-        seen = browse(address)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    seen = browse_run(tmp_path / "run")
     assert seen["state"] == "ready" and real_errors(seen) == [], seen
     grid = seen["first_grid"]
     eps = np.array(grid["eps"], np.float64)

@@ -53,6 +53,27 @@ def browse(url, *arguments):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def browse_run(run, *arguments):
+    """What browser_check.mjs saw of `keras-vae web --run-dir run`, served for the visit."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "keras_vae", "web", "--run-dir", str(run), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    try:
+        address = next(
+            (line.split()[2] for line in server.stdout if line.startswith("Latent explorer: ")),
+            None,
+        )
+        assert address, server.stderr.read()[-3000:]
+        return browse(address, *arguments)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def real_errors(seen):
     """Console errors and page errors, less LiteRT's native INFO/WARNING log lines.
 
@@ -744,23 +765,7 @@ def test_a_colour_run_of_a_folder_is_drawn_in_colour_with_its_named_sliders(tmp_
     model = keras.models.load_model(run / "model.keras")
     z = np.random.default_rng(5).standard_normal((16, model.latent_dim)).astype(np.float32)
     (tmp_path / "z.json").write_text(json.dumps(z.tolist()))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "keras_vae", "web", "--run-dir", str(run), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO_ROOT,
-    )
-    try:
-        address = next(
-            (line.split()[2] for line in server.stdout if line.startswith("Latent explorer: ")),
-            None,
-        )
-        assert address, server.stderr.read()[-3000:]
-        seen = browse(address, tmp_path / "z.json")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    seen = browse_run(run, tmp_path / "z.json")
     assert seen["state"] == "ready" and real_errors(seen) == [], seen
     expected = keras.ops.convert_to_numpy(model.decode(z)).reshape(16, -1)
     images = np.array(seen["grid"]["images"], np.float32)
