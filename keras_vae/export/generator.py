@@ -820,12 +820,13 @@ def export_generator(
     return metadata
 
 
-def _prior_json(prior, static_batch_sizes):
+def _prior_json(prior):
     """generator.json's "latent_prior": a mixture's parameters, or how to run a two-stage one.
 
     A two-stage prior's networks stay out of the JSON (hundreds of thousands
     of weights): the dynamic files' `sample` runs its decoder, and for the
-    static runtimes `prior_float32_b{batch}.tflite` does.
+    static runtimes `prior_float32_b{batch}.tflite` does (generator.json's
+    "prior_artifacts").
     """
     if not isinstance(prior, priors.TwoStagePrior):
         return prior.to_dict()
@@ -833,9 +834,8 @@ def _prior_json(prior, static_batch_sizes):
         "kind": prior.kind,
         "components": 1,
         "latent_dim": prior.latent_dim,
-        "files": {str(batch): prior_filename(batch) for batch in static_batch_sizes},
-        "sampling": "eps ~ N(0, I) [batch, latent_dim]; z = the prior file's `prior` "
-        "signature of eps (or the dynamic files' `sample`, which also decodes z)",
+        "sampling": "eps ~ N(0, I) [batch, latent_dim]; z = the `prior` signature of a "
+        "prior_artifacts file on eps (or the dynamic files' `sample`, which also decodes z)",
         "info": prior.info,
     }
 
@@ -872,7 +872,7 @@ def _write_staging(
         "training_config": training_config,
         "signatures": _signatures_json(model),
         "serving_default": GENERATE,
-        "latent_prior": _prior_json(prior, static_batch_sizes),
+        "latent_prior": _prior_json(prior),
         "latent_directions": prior.principal_directions(latent_directions),
         "attribute_directions": attribute_directions,
         "parity_check": f"max |artifact - VAE.decode| over {len(parity_z)} z ~ N(0, I) "
