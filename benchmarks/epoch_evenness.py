@@ -75,7 +75,8 @@ def run_in_process(path, args):
         preset=args.preset, epochs=args.epochs, data_dir=args.data_dir, learned_prior="standard"
     )
     keras.utils.set_random_seed(config.seed)
-    train, validation, _, _ = training.load_splits(config)
+    splits = training.load_splits(config)
+    train, validation = splits.train, splits.validation
     if path == "bare_fit":
         model = training.build_model(
             config, tf.distribute.get_strategy(), train.shape[1:], len(train)

@@ -147,7 +147,7 @@ def benchmark_dataset(dataset, data_dir, directory, args):
     train_metrics = training.train_and_evaluate(config, directory, verbose=0)
     default_seconds = time.perf_counter() - start
     splits = training.load_splits(config)
-    train_images, validation_images, test_images, test_labels = splits
+    train_images, validation_images, test_images, test_labels, _ = splits
     all_train_images, train_labels = datasets.load(dataset, "train", config.data_dir)
     # Seeded here, so the classifier and the models below do not depend on
     # whether train.py's run was trained in this process or found done.

@@ -24,13 +24,22 @@ from keras_vae.version import __version__
 
 _PUBLIC = {
     "VAE": "keras_vae.models",
+    "ConditionalVAE": "keras_vae.models",
     "Autoencoder": "keras_vae.models",
     "Sampling": "keras_vae.models",
     "FusedAdam": "keras_vae.models",
     "KLWarmup": "keras_vae.training.callbacks",
 }
 
-__all__ = ["Autoencoder", "FusedAdam", "KLWarmup", "Sampling", "VAE", "__version__"]
+__all__ = [
+    "Autoencoder",
+    "ConditionalVAE",
+    "FusedAdam",
+    "KLWarmup",
+    "Sampling",
+    "VAE",
+    "__version__",
+]
 
 
 def register_serializable_classes():

@@ -179,6 +179,32 @@ try {
         about: document.getElementById('about').textContent,
       };
     });
+    // A conditional generator's picker: the last class chosen (or the last attribute
+    // ticked), then what the grid and the "same z, every class" rows decoded.
+    result.conditioning = await page.evaluate(async () => {
+      const explorer = await window.explorer;
+      if (!explorer.conditioning) return null;
+      const last = explorer.conditioning.names.length - 1;
+      const select = document.getElementById('label');
+      const control = select || document.getElementById(`label-${last}`);
+      if (select) select.value = String(last);
+      else control.checked = true;
+      control.dispatchEvent(new Event('change'));
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      await explorer.queue;
+      await explorer.showPicks(); // the every-label rows of the picks
+      await explorer.queue;
+      return {
+        names: explorer.conditioning.names,
+        visible: document.getElementById('labels').getClientRects().length > 0,
+        every_label_visible: document.getElementById('every-label').getClientRects().length > 0,
+        label: Array.from(explorer.label),
+        codes: explorer.codes.map((z) => Array.from(z)),
+        grid: explorer.lastGrid.images.map((image) => Array.from(image)),
+        picked: explorer.picked,
+        every_label: explorer.everyLabel.images.map((image) => Array.from(image)),
+      };
+    });
     const codes = second ? JSON.parse(readFileSync(second, 'utf8')) : null;
     const canvasDigest = (id) =>
       page.evaluate((id) => {

@@ -54,3 +54,12 @@ def trained_run(tmp_path_factory):
     result = train_in_process(run_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result
+
+
+@pytest.fixture(scope="session")
+def conditional_run(tmp_path_factory):
+    """train.py --conditional: 2 tiny epochs on real Fashion-MNIST, every export file."""
+    run = tmp_path_factory.mktemp("conditional") / "run"
+    result = train_in_process(run, "--conditional")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run

@@ -138,9 +138,9 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
         int(re.search(rf"Worker {i} of 2 reads its shard of the files: (\d+) training", out)[1])
         for i, out in ((1, chief_out), (2, worker_out))
     ]
-    train, _, _, _ = training.load_splits(
+    train = training.load_splits(
         TrainingConfig(dataset="folder", data_dir=str(pictures), image_size="16", validation_size=8)
-    )
+    ).train
     assert shares == [(len(train) + 1) // 2, len(train) // 2]
 
     def epoch_lines(text):

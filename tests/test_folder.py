@@ -337,7 +337,7 @@ def test_a_worker_decodes_only_its_own_shard_of_the_training_files(tmp_path, cap
         channels=3,
         validation_size=0,
     )
-    whole, _, _, _ = training.load_splits(config)
+    whole = training.load_splits(config).train
     broken = whole.path(3)
     with open(broken, "wb") as f:
         f.write(b"not a picture")

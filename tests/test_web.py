@@ -776,3 +776,29 @@ def test_a_colour_run_of_a_folder_is_drawn_in_colour_with_its_named_sliders(tmp_
     np.testing.assert_array_equal(drawn.reshape(16, -1), np.array(seen["grid"]["pixels"]))
     assert (drawn[..., 0] != drawn[..., 1]).any()
     assert seen["attribute"]["after"]["label"] in ("red", "blue")
+
+
+@pytest.mark.browser
+def test_a_conditional_run_has_a_class_picker_and_draws_every_class_of_the_picks(
+    conditional_run,
+):
+    seen = browse_run(conditional_run)
+    assert seen["state"] == "ready" and real_errors(seen) == [], seen
+    assert "conditional on 10 classes" in seen["about"]
+    conditioning = seen["conditioning"]
+    assert conditioning["visible"] and conditioning["every_label_visible"]
+    assert conditioning["names"] == list(datasets.CLASS_NAMES["fashion_mnist"])
+    assert conditioning["label"] == [0.0] * 9 + [1.0]  # the last class was picked
+    model = keras.models.load_model(conditional_run / "model.keras")
+    codes = np.array(conditioning["codes"], np.float32)
+    ankle_boot = model.label_vectors("Ankle boot", count=len(codes))
+    expected = keras.ops.convert_to_numpy(model.decode(codes, ankle_boot)).reshape(len(codes), -1)
+    assert np.max(np.abs(np.array(conditioning["grid"]) - expected)) <= 1e-5
+    # "Same z, every class": picks A and B, each drawn as the 10 classes.
+    picked = codes[conditioning["picked"]]
+    each = keras.ops.convert_to_numpy(
+        model.decode(np.repeat(picked, 10, axis=0), np.tile(model.each_label(), (2, 1)))
+    )
+    rows = np.array(conditioning["every_label"])
+    assert rows.shape == (20, 28 * 28)
+    assert np.max(np.abs(rows - each.reshape(20, -1))) <= 1e-5

@@ -223,15 +223,19 @@ def tree_digest(directory):
     return digest.hexdigest()
 
 
-def prior_draws(prior, eps, u):
+def prior_draws(prior, eps, u, labels=None):
     """`(z, component)` that `prior` (a `to_dict()`) gives eps `[n, d]` and u `[n]`.
 
     What an app computes from generator.json to sample with a static file:
     c = how many of the cumulative weights (all but the last) u reaches,
-    z = means[c] + cholesky[c] @ eps.
+    z = means[c] + cholesky[c] @ eps. A prior per class ("label_weights")
+    given one-hot `labels` `[n, K]` takes each label's row of weights.
     """
-    cumulative = np.cumsum(prior["weights"])[:-1]
-    component = np.sum(u[:, None] >= cumulative[None, :], axis=1).astype(np.int32)
+    weights = np.asarray(prior["weights"])[None, :]
+    if labels is not None and "label_weights" in prior:
+        weights = np.asarray(labels) @ np.asarray(prior["label_weights"])
+    cumulative = np.cumsum(weights, axis=1)[:, :-1]
+    component = np.sum(u[:, None] >= cumulative, axis=1).astype(np.int32)
     means, cholesky = np.asarray(prior["means"]), np.asarray(prior["cholesky"])
     z = means[component] + np.einsum("nij,nj->ni", cholesky[component], eps)
     return z.astype(np.float32), component

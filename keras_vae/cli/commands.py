@@ -189,11 +189,62 @@ def _read_vector(path, latent_dim):
 
 def _generate(session):
     args = session.args
+    model = session.model
+    labels = _requested_labels(model, args)
+    if args.every_label:
+        each = model.each_label()
+        _check_grid(session, args.n, len(each), "a smaller --n")
+        z = model.get_prior(args.prior).sample(args.n, seed=args.seed)
+        images = session.codec.every_label(z, each)
+        return _save_grid(
+            args.out,
+            images.reshape(-1, *model.image_shape),
+            args.n,
+            len(each),
+            col_labels=list(model.label_names),
+        )
     rows = -(-args.n // args.cols)
     _check_grid(session, rows, args.cols, "a smaller --n or --cols")
-    z = session.model.get_prior(args.prior).sample(args.n, seed=args.seed)
-    images = session.codec.decode(z)
+    z = model.get_prior(args.prior).sample(args.n, seed=args.seed)
+    images = session.codec.decode(z, None if labels is None else np.repeat(labels, args.n, 0))
     return _save_grid(args.out, image_io.padded(images, rows * args.cols), rows, args.cols)
+
+
+def _requested_labels(model, args):
+    """The label vector `[1, label_dim]` that --label or --attribute asks for, else None.
+
+    A conditional VAE must be asked for a label (or --every-label), and an
+    unconditional one must not be.
+    """
+    asked = args.label is not None or args.attribute or args.every_label
+    flag = "--every-label" if args.every_label else "--attribute" if args.attribute else "--label"
+    if not getattr(model, "label_dim", 0):
+        if asked:
+            raise ValueError(
+                f"{args.model} is an unconditional VAE: it draws no given label, so drop "
+                f"{flag} (train one with keras-vae train --conditional)."
+            )
+        return None
+    if not asked:
+        flags = "--label NAME" if model.label_type == "class" else "--attribute NAME=1"
+        raise ValueError(
+            f"{args.model} is a conditional VAE: say what to draw with {flags} or "
+            f"--every-label ({model.describe_labels()})."
+        )
+    if args.every_label:
+        return None
+    if args.label is not None:
+        return model.label_vectors(args.label)
+    values = {}
+    for setting in args.attribute:
+        name, equals, value = setting.partition("=")
+        try:
+            values[name] = float(value) if equals else 1.0
+        except ValueError:
+            raise ValueError(
+                f"--attribute {setting}: give NAME=VALUE with a number (Smiling=1)."
+            ) from None
+    return model.label_vectors(values)
 
 
 def _interpolate(session):
@@ -385,16 +436,21 @@ def _write_prior(args, is_run_dir):
             prior_codes=args.codes,
         )
         splits = training.load_splits(run_config)
-        held_out = 0 if splits[1] is None else len(splits[1])
+        held_out = 0 if splits.validation is None else len(splits.validation)
         print(
             f"fitting to the codes of the run's own {session.dataset} training split: "
-            f"{len(splits[0])} images ({held_out} held out to choose the mixture)",
+            f"{len(splits.train)} images ({held_out} held out to choose the mixture)",
             file=sys.stderr,
         )
         training.fit_run_priors(
             model, run_config, splits, args.model, seed=args.seed, codec=session.codec
         )
         path = os.path.join(args.model, run_dir.MODEL_FILE)
+    elif getattr(model, "label_dim", 0):
+        raise ValueError(
+            f"{args.model} is a conditional VAE: fit-prior refits it on its run dir's own "
+            "training split, with the labels; drop --dataset, --data-dir and --limit."
+        )
     else:
         images = session.data()[0]
         print(
@@ -462,12 +518,27 @@ def check_out(args):
             )
 
 
+def _unconditional(command):
+    """`command`, refusing a conditional VAE (its codes need each image's label)."""
+
+    def run(session):
+        if getattr(session.model, "label_dim", 0):
+            raise ValueError(
+                f"keras-vae {session.args.command} works on unconditional VAEs; "
+                f"{session.args.model} is a conditional one: keras-vae generate --label or "
+                "--every-label draws its classes."
+            )
+        return command(session)
+
+    return run
+
+
 LATENT_COMMANDS = {
     "generate": _generate,
-    "interpolate": _interpolate,
-    "attribute": _attribute,
-    "edit": _edit,
-    "average": _average,
+    "interpolate": _unconditional(_interpolate),
+    "attribute": _unconditional(_attribute),
+    "edit": _unconditional(_edit),
+    "average": _unconditional(_average),
 }
 
 

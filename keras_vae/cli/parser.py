@@ -113,6 +113,29 @@ COMMANDS = {
             arg("--seed", type=int, default=0, help="Seed of the z draws."),
             arg("--cols", type=positive_int, default=8, help="Images per grid row."),
             PRIOR,
+            group(
+                "a conditional VAE's label (train --conditional)",
+                one_of(
+                    arg(
+                        "--label",
+                        help="Draw this class: its name (Sneaker) or index (7).",
+                    ),
+                    arg(
+                        "--attribute",
+                        action="append",
+                        metavar="NAME=VALUE",
+                        help="Draw with this attribute set (Smiling=1); repeat for more, "
+                        "the others are 0.",
+                    ),
+                    arg(
+                        "--every-label",
+                        action="store_true",
+                        help="One row per code, one column per class (or attribute): the "
+                        "same z drawn as every class.",
+                    ),
+                    required=False,
+                ),
+            ),
         ),
     ),
     "fit-prior": Command(

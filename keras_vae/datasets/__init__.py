@@ -33,6 +33,7 @@ __all__ = [
     "attribute_index",
     "check_images",
     "class_attributes",
+    "conditions",
     "load",
     "load_attributes",
     "load_idx_split",
@@ -91,6 +92,46 @@ def class_attributes(labels, num_classes):
     return labels[:, np.newaxis] == np.arange(num_classes)
 
 
+def conditions(images, labels=None, dataset=None):
+    """What a conditional VAE is told of each image: `(label_type, names, vectors)`.
+
+    Classes become one-hot vectors (`label_type` "class"): an IDX dataset's
+    (with its integer `labels`), a folder's class sub-folders. Without class
+    sub-folders, a folder's attributes.csv columns and CelebA's 40 attributes
+    are 0/1 vectors ("attributes").
+
+    Args:
+        images: a `folder.FolderImages`, or an IDX dataset's array.
+        labels: the integer labels of an array.
+        dataset: the IDX dataset's name (its class names).
+
+    Returns:
+        `(label_type, names, float32 [N, len(names)])`.
+
+    Raises:
+        DataError: the images have neither classes nor attributes.
+    """
+    if isinstance(images, folder.FolderImages):
+        found = images.folder
+        if found.class_names:
+            return (
+                "class",
+                found.class_names,
+                class_attributes(images.labels, len(found.class_names)).astype(np.float32),
+            )
+        if found.attribute_names:
+            return "attributes", found.attribute_names, images.attributes.astype(np.float32)
+        raise DataError(
+            f"--conditional needs labelled pictures, and {found.directory} has no class "
+            "sub-folders and no attributes.csv: put the pictures in one sub-folder per "
+            "class, or add an attributes.csv, or drop --conditional."
+        )
+    if labels is None or dataset not in CLASS_NAMES:
+        raise DataError("--conditional needs the images' labels: none were given.")
+    class_names = CLASS_NAMES[dataset]
+    return "class", class_names, class_attributes(labels, len(class_names)).astype(np.float32)
+
+
 def load_attributes(
     dataset, split="test", data_dir=None, limit=None, image_shape=None, seed=0, background="white"
 ):
@@ -130,16 +171,9 @@ def load_attributes(
     return images, class_attributes(labels, len(class_names)), class_names
 
 
-def _folded(name):
-    return "".join(character for character in name.lower() if character.isalnum())
-
-
 def attribute_index(attribute_names, name):
     """Position of `name` in `attribute_names`, ignoring case, spaces and punctuation.
 
     "ankle_boot" finds "Ankle boot", "smiling" finds "Smiling".
     """
-    folded = [_folded(candidate) for candidate in attribute_names]
-    if _folded(name) not in folded:
-        valid.check_choice("attribute", name, attribute_names)  # raises: name is not there
-    return folded.index(_folded(name))
+    return valid.name_index("attribute", name, attribute_names)

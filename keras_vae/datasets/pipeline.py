@@ -25,8 +25,9 @@ def make_dataset(
 
     Args:
         images: float32 `[N, H, W, C]` in [0, 1], or a `FolderImages`
-            (pictures on disk, read in parallel a batch at a time; no labels).
-        labels: optional `[N]`; the dataset then yields `(images, labels)`.
+            (pictures on disk, read in parallel a batch at a time).
+        labels: optional `[N]` or `[N, K]` (a conditional VAE's label
+            vectors); the dataset then yields `(images, labels)`.
         batch_size: images per batch.
         shuffle: reshuffle every pass, seeded by `seed`.
         repeat: repeat the batches forever, each pass in a new order when
@@ -40,8 +41,10 @@ def make_dataset(
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive; got {batch_size}.")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"{name}: got {len(labels)} labels for {len(images)} images.")
     if isinstance(images, FolderImages):
-        return _streamed(images, batch_size, shuffle, seed, repeat, drop_remainder)
+        return _streamed(images, labels, batch_size, shuffle, seed, repeat, drop_remainder)
     check_images(images, likelihood, name)
     elements = images if labels is None else (images, labels)
     dataset = tf.data.Dataset.from_tensor_slices(elements).cache()
@@ -53,12 +56,13 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _streamed(images, batch_size, shuffle, seed, repeat, drop_remainder):
+def _streamed(images, labels, batch_size, shuffle, seed, repeat, drop_remainder):
     """Batches of `images` (a `FolderImages`) read from disk by parallel calls.
 
     Only indices are shuffled (a full shuffle, whatever the number of
     images); each batch's pictures are decoded, or read from the cache file,
-    when the batch is needed, so memory holds a few batches at most.
+    when the batch is needed, so memory holds a few batches at most. The
+    `labels` (in memory) of a batch are gathered by the same positions.
     """
     dataset = tf.data.Dataset.range(len(images))
     if shuffle:
@@ -69,7 +73,10 @@ def _streamed(images, batch_size, shuffle, seed, repeat, drop_remainder):
     def read(positions):
         pixels = tf.numpy_function(images.read, [positions], tf.uint8, stateful=False)
         pixels.set_shape(shape)
-        return tf.cast(pixels, tf.float32) / 255.0
+        pixels = tf.cast(pixels, tf.float32) / 255.0
+        return pixels if labels is None else (pixels, tf.gather(all_labels, positions))
+
+    all_labels = None if labels is None else tf.constant(labels)
 
     dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
@@ -77,7 +84,9 @@ def _streamed(images, batch_size, shuffle, seed, repeat, drop_remainder):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def training_dataset(images, batch_size=128, seed=None, likelihood="bernoulli", name="images"):
+def training_dataset(
+    images, batch_size=128, seed=None, likelihood="bernoulli", name="images", labels=None
+):
     """`(dataset, steps_per_epoch)` for `fit`: shuffled every pass, repeated, full batches.
 
     The one-iterator way to train on in-memory images: pass both to `fit`,
@@ -90,11 +99,13 @@ def training_dataset(images, batch_size=128, seed=None, likelihood="bernoulli", 
         batch_size: images per step; batches larger than N are cut to N.
         seed: seeds the shuffles.
         likelihood, name: as in `make_dataset`, which checks the images.
+        labels: optional labels of the images (`make_dataset`'s).
     """
     if len(images):
         batch_size = min(batch_size, len(images))
     dataset = make_dataset(
         images,
+        labels,
         batch_size=batch_size,
         shuffle=True,
         seed=seed,
@@ -112,7 +123,13 @@ def steps_per_epoch(num_images, batch_size):
 
 
 def fit_arguments(
-    images, validation_images=None, batch_size=128, seed=None, likelihood="bernoulli"
+    images,
+    validation_images=None,
+    batch_size=128,
+    seed=None,
+    likelihood="bernoulli",
+    labels=None,
+    validation_labels=None,
 ):
     """Keyword arguments for `fit` that train on in-memory arrays without stalls.
 
@@ -128,16 +145,23 @@ def fit_arguments(
     the Bernoulli `likelihood` a pixel outside [0, 1], raises `DataError`
     before any step.
 
+    A `keras_vae.ConditionalVAE` trains on `labels` (and validates on
+    `validation_labels`) beside the images: the pipelines then yield
+    `(images, labels)`.
+
     Returns:
         dict with `x`, `steps_per_epoch` and `shuffle=False` (the pipeline
         shuffles; Keras warns when `fit` is asked to shuffle a dataset), and
         with validation images `validation_data`.
     """
-    dataset, steps = training_dataset(images, batch_size, seed, likelihood, "fit_arguments' images")
+    dataset, steps = training_dataset(
+        images, batch_size, seed, likelihood, "fit_arguments' images", labels
+    )
     arguments = {"x": dataset, "steps_per_epoch": steps, "shuffle": False}
     if validation_images is not None:
         arguments["validation_data"] = make_dataset(
             validation_images,
+            validation_labels,
             batch_size=batch_size,
             likelihood=likelihood,
             name="fit_arguments' validation_images",

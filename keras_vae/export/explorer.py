@@ -31,7 +31,7 @@ import socket
 import stat
 import urllib.parse
 
-from keras_vae.utils import atomic_files
+from keras_vae.utils import atomic_files, names
 
 PAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page")
 PAGE_FILES = ("index.html", "explorer.js", "latent.js", "explorer.css")
@@ -255,6 +255,24 @@ def read_generator_json(export_dir):
             and _numbers(named.get("vectors"), [count, latent_dim])
         ):
             refuse('"attribute_directions" must be null or names [k] and vectors [k, latent_dim]')
+    conditioning = metadata.get("conditioning")
+    if conditioning is not None:
+        labels = conditioning.get("names") if isinstance(conditioning, dict) else None
+        if not (
+            isinstance(labels, list)
+            and labels
+            and all(isinstance(label, str) for label in labels)
+            and conditioning.get("label_type") in names.LABEL_TYPES
+        ):
+            refuse(
+                '"conditioning" must be null or a label_type (class, attributes) and the '
+                "names of the labels"
+            )
+    label_weights = prior.get("label_weights")
+    if label_weights is not None and len(label_weights) != len(
+        (conditioning or {}).get("names", ())
+    ):
+        refuse('"latent_prior" has label_weights but not one row per label of "conditioning"')
     return metadata
 
 
@@ -267,6 +285,7 @@ def _check_mixture(prior, latent_dim, refuse):
             prior.get("means", []),
             prior.get("cholesky", []),
             kind=prior.get("kind", "gmm"),
+            label_weights=prior.get("label_weights"),
         )
     except (ValueError, TypeError) as error:
         refuse(f'"latent_prior" is not a Gaussian mixture ({error})')
@@ -321,6 +340,8 @@ def published_metadata(metadata):
             "means": prior["means"],
             "cholesky": prior["cholesky"],
         }
+        if prior.get("label_weights") is not None:
+            latent_prior["label_weights"] = prior["label_weights"]
     published = {
         "latent_dim": metadata["latent_dim"],
         "image_shape": metadata["image_shape"],
@@ -345,6 +366,12 @@ def published_metadata(metadata):
         published["attribute_directions"] = {
             "names": named["names"],
             "vectors": named["vectors"],
+        }
+    conditioning = metadata.get("conditioning")
+    if conditioning is not None:
+        published["conditioning"] = {
+            "label_type": conditioning["label_type"],
+            "names": conditioning["names"],
         }
     for key in ("dataset", "likelihood", "keras_vae_version"):
         if isinstance(metadata.get(key), str):
@@ -389,8 +416,8 @@ def not_a_site(directory):
         "/".join(name.split("/")[:end]) for name in written for end in range(1, name.count("/") + 1)
     }
     others = []
-    for root, dirs, names in os.walk(directory):  # does not enter linked folders
-        for name in sorted(dirs + names):
+    for root, dirs, files in os.walk(directory):  # does not enter linked folders
+        for name in sorted(dirs + files):
             path = os.path.join(root, name)
             relative = os.path.relpath(path, directory).replace(os.sep, "/")
             folder, _, file_name = relative.rpartition("/")

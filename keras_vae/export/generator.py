@@ -49,6 +49,13 @@ and then `generate(z)`; the tests check that this gives `sample`'s z.
 (RANDOM_UNIFORM and RANDOM_STANDARD_NORMAL in `sample_random`). generator.json's
 "latent_prior" holds the weights, means and Cholesky factors, and
 "latent_directions" the main directions of the codes (the explorer's sliders).
+
+A conditional VAE's generator (generator.json's "conditioning": the label
+type and names) takes `label: float32 [batch, num_labels]` (one-hot for a
+class, 0/1 per attribute) after z in `generate`, after eps and u in `sample`,
+and alone in `sample_random(label)` (one image per row). A prior fitted per
+class ("label_weights" in "latent_prior") picks the component from the
+label's row: the cumulative weights of `label @ label_weights`.
 """
 
 import contextlib
@@ -147,26 +154,32 @@ class _Generator(tf.Module):
     `batch=None` makes the dynamic signatures `generate` and `sample`; an int
     makes the static one: `generate` on exactly `[batch, latent_dim]`, with flat
     outputs (frozen only).
+
+    With `label_dim` > 0 (a conditional VAE's decoder) every signature takes
+    a `label` `[batch, label_dim]` too, after z (eps and u); `sample_random`
+    then takes the labels alone, one image per row.
     """
 
-    def __init__(self, decoder, latent_dim, prior, frozen=False, batch=None):
+    def __init__(self, decoder, latent_dim, prior, frozen=False, batch=None, label_dim=0):
         super().__init__(name="generator")
         self.latent_dim = latent_dim
+        self.label_dim = label_dim
         self.frozen = frozen
         self.batch = batch
         if frozen:
             trainable = [tf.constant(v) for v in decoder.trainable_variables]
             non_trainable = [tf.constant(v) for v in decoder.non_trainable_variables]
-            self._logits = lambda z: decoder.stateless_call(
-                trainable, non_trainable, z, training=False
+            self._logits = lambda inputs: decoder.stateless_call(
+                trainable, non_trainable, inputs, training=False
             )[0]
         else:
             self.decoder = decoder  # tracked: the SavedModel holds its variables
-            self._logits = lambda z: decoder(z, training=False)
+            self._logits = lambda inputs: decoder(inputs, training=False)
+        labels = [tf.TensorSpec([batch, label_dim], tf.float32, name="label")] * bool(label_dim)
         if batch is not None:
             self.generate = tf.function(
                 self._generate_static,
-                input_signature=[tf.TensorSpec([batch, latent_dim], tf.float32, name="z")],
+                input_signature=[tf.TensorSpec([batch, latent_dim], tf.float32, name="z"), *labels],
             )
             return
         # LiteRT lets an app resize an input to any shape, and a fully connected
@@ -174,20 +187,27 @@ class _Generator(tf.Module):
         # garbage, no error. With the last dimension left dynamic, the converter
         # cannot fold `_generate`'s reshape away, and that RESHAPE fails when
         # it runs (invoke) unless k == latent_dim.
+        # The same for a label's width.
         z_shape = [None, None] if frozen else [None, latent_dim]
+        labels = [
+            tf.TensorSpec([None, None] if frozen else [None, label_dim], tf.float32, name="label")
+        ] * bool(label_dim)
         self._prior = _PriorGraph(prior)
         self.generate = tf.function(
-            self._generate, input_signature=[tf.TensorSpec(z_shape, tf.float32, name="z")]
+            self._generate,
+            input_signature=[tf.TensorSpec(z_shape, tf.float32, name="z"), *labels],
         )
         self.sample = tf.function(
             self._sample,
             input_signature=[
                 tf.TensorSpec(z_shape, tf.float32, name="eps"),
                 tf.TensorSpec([None], tf.float32, name="u"),
+                *labels,
             ],
         )
         self.sample_random = tf.function(
-            self._sample_random, input_signature=[tf.TensorSpec([], tf.int32, name="count")]
+            self._sample_random,
+            input_signature=labels or [tf.TensorSpec([], tf.int32, name="count")],
         )
 
     def signatures(self):
@@ -195,8 +215,8 @@ class _Generator(tf.Module):
             return {GENERATE: self.generate}
         return {GENERATE: self.generate, SAMPLE: self.sample, SAMPLE_RANDOM: self.sample_random}
 
-    def _images(self, z, flat=False):
-        logits = tf.cast(self._logits(z), tf.float32)
+    def _images(self, z, label=None, flat=False):
+        logits = tf.cast(self._logits(z if label is None else [z, label]), tf.float32)
         if flat:
             logits = tf.reshape(logits, [tf.shape(logits)[0], -1])
         images = tf.sigmoid(logits)
@@ -208,13 +228,19 @@ class _Generator(tf.Module):
         pixels = tf.cast(tf.round(images * 255.0), tf.uint8)
         return images, pixels
 
-    def _generate(self, z):
+    def _widths(self, z, label):
+        """z (and label) reshaped to their widths: a resized input of another width fails."""
         if self.frozen:
             z = tf.reshape(z, tf.stack([tf.shape(z)[0], self.latent_dim]))
-        images, pixels = self._images(z)
+            if label is not None:
+                label = tf.reshape(label, tf.stack([tf.shape(z)[0], self.label_dim]))
+        return z, label
+
+    def _generate(self, z, label=None):
+        images, pixels = self._images(*self._widths(z, label))
         return {"images": images, "pixels": pixels}
 
-    def _generate_static(self, z):
+    def _generate_static(self, z, label=None):
         # The Interpreter API resizes a static input too, and a fully connected
         # layer reads a wrong [b, k] without error. Adding a constant of signed
         # zeros keeps z exact and, not being a splat, is folded by no converter
@@ -226,40 +252,48 @@ class _Generator(tf.Module):
         # fuse the ADD into the first layer's bias, so z meets the [1,
         # latent_dim] constant directly: a width other than latent_dim fails,
         # while [n, latent_dim] broadcasts and decodes its n codes correctly.
-        if self.batch == 1:
-            z = z + _signed_zeros(1, self.latent_dim)
-        else:
-            size = self.batch * self.latent_dim
-            flat = tf.reshape(z, [size]) + _signed_zeros(size)
-            z = tf.reshape(flat, [self.batch, self.latent_dim])
-        images, pixels = self._images(z, flat=True)
+        z = self._guarded(z, self.latent_dim)
+        if label is not None:  # the label likewise
+            label = self._guarded(label, self.label_dim)
+        images, pixels = self._images(z, label, flat=True)
         return {"images": images, "pixels": pixels}
 
-    def _sample(self, eps, u):
+    def _guarded(self, values, width):
+        if self.batch == 1:
+            return values + _signed_zeros(1, width)
+        size = self.batch * width
+        flat = tf.reshape(values, [size]) + _signed_zeros(size)
+        return tf.reshape(flat, [self.batch, width])
+
+    def _sample(self, eps, u, label=None):
         # A pure function of the randomness passed in: the same eps and u give
         # the same images on every runtime, and the app decides what repeats.
         # The component is the number of cumulative weights that u reaches.
-        if self.frozen:
-            eps = tf.reshape(eps, tf.stack([tf.shape(eps)[0], self.latent_dim]))
-        z, component = self._prior(eps, u)
-        images, pixels = self._images(z)
+        eps, label = self._widths(eps, label)
+        z, component = self._prior(eps, u, label)
+        images, pixels = self._images(z, label)
         return {"images": images, "pixels": pixels, "z": z, "component": component}
 
-    def _sample_random(self, count):
+    def _sample_random(self, count_or_label):
         # Stateful tf.random.* become the LiteRT builtins RANDOM_UNIFORM and
         # RANDOM_STANDARD_NORMAL (keras.random's stateless ops would need Flex).
         # Traced without a global seed (`_fresh_random_ops`), each runtime that
         # loads the file seeds them from the system: new draws on every launch.
+        # A conditional generator takes the labels, and draws one image per row.
+        label = count_or_label if self.label_dim else None
+        count = tf.shape(label)[0] if self.label_dim else count_or_label
         u = tf.random.uniform(tf.reshape(count, [1]))
         eps = tf.random.normal(tf.stack([count, self.latent_dim]))
-        return self._sample(eps, u)
+        return self._sample(eps, u, label)
 
 
 class _PriorGraph:
     """The prior's z as TensorFlow ops of the app's randomness: `(z, component)` of (eps, u).
 
     A Gaussian mixture: c = how many cumulative weights (the last one never
-    compared) u reaches, z = means[c] + cholesky[c] @ eps. A two-stage prior:
+    compared) u reaches, z = means[c] + cholesky[c] @ eps; a mixture per class
+    (`label_weights`) takes each label's cumulative weights, label @
+    cumsum(label_weights) (one-hot labels: its class's row). A two-stage prior:
     z = its decoder (ReLU layers, the last linear) of eps; u is not used, and
     every component is 0. Constants in float32: LiteRT builtins only.
     """
@@ -273,15 +307,21 @@ class _PriorGraph:
             ]
             return
         self.cumulative_weights = tf.constant(np.cumsum(prior.weights)[:-1], tf.float32)
+        self.label_cumulative_weights = None
+        if prior.label_weights is not None:
+            self.label_cumulative_weights = tf.constant(
+                np.cumsum(prior.label_weights, axis=1)[:, :-1], tf.float32
+            )
         self.means = tf.constant(prior.means, tf.float32)
         self.cholesky = tf.constant(prior.cholesky, tf.float32)
 
-    def __call__(self, eps, u):
+    def __call__(self, eps, u, label=None):
         if self.two_stage:
             return self.decode(eps), tf.zeros_like(u, tf.int32)
-        component = tf.reduce_sum(
-            tf.cast(u[:, None] >= self.cumulative_weights[None, :], tf.int32), axis=1
-        )
+        cumulative = self.cumulative_weights[None, :]
+        if label is not None and self.label_cumulative_weights is not None:
+            cumulative = tf.matmul(label, self.label_cumulative_weights)  # [n, k - 1]
+        component = tf.reduce_sum(tf.cast(u[:, None] >= cumulative, tf.int32), axis=1)
         chol = tf.gather(self.cholesky, component)  # [n, d, d]
         z = tf.gather(self.means, component) + tf.squeeze(tf.matmul(chol, eps[:, :, None]), axis=2)
         return z, component
@@ -357,8 +397,9 @@ def _gc_skips_live_objects():
 def _convert_tflite(frozen_saved_model_dir, signature_keys, variant, calibration=None):
     """A .tflite flatbuffer.
 
-    `calibration`, z `[steps, batch, latent_dim]` of the static `generate`,
-    makes int8 full-integer; without it int8 is dynamic-range (weights only).
+    `calibration`, z `[steps, batch, latent_dim]` of the static `generate`
+    (or `{"z": ..., "label": ...}` of a conditional one), makes int8
+    full-integer; without it int8 is dynamic-range (weights only).
     """
     converter = tf.lite.TFLiteConverter.from_saved_model(
         frozen_saved_model_dir, signature_keys=list(signature_keys)
@@ -375,7 +416,13 @@ def _convert_tflite(frozen_saved_model_dir, signature_keys, variant, calibration
             # a list (inputs by position, z the only one): given a dict, the
             # calibrator builds TensorFlow's deprecated tf.lite.Interpreter to map
             # names to tensors, which warns on every call.
-            converter.representative_dataset = lambda: ([z] for z in calibration)
+            if isinstance(calibration, dict):  # z, then the label: the subgraph's input order
+                steps = len(calibration["z"])
+                converter.representative_dataset = lambda: (
+                    [calibration["z"][step], calibration["label"][step]] for step in range(steps)
+                )
+            else:
+                converter.representative_dataset = lambda: ([z] for z in calibration)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     with _gc_skips_live_objects():
         return converter.convert()
@@ -489,12 +536,15 @@ def check_static_file(model_path):
     return made_by
 
 
-def run_tflite_generate(model_path, z):
-    """Runs the `generate` signature of a .tflite on `z`; returns its outputs."""
+def run_tflite_generate(model_path, z, label=None):
+    """Runs the `generate` signature of a .tflite on `z` (and `label`); returns its outputs."""
     from ai_edge_litert.interpreter import Interpreter
 
     runner = Interpreter(model_path=model_path).get_signature_runner(GENERATE)
-    return runner(z=np.asarray(z, dtype=np.float32))
+    inputs = {"z": np.asarray(z, dtype=np.float32)}
+    if label is not None:
+        inputs["label"] = np.asarray(label, dtype=np.float32)
+    return runner(**inputs)
 
 
 def _signatures_json(model):
@@ -506,9 +556,10 @@ def _signatures_json(model):
         "z": {"shape": [None, model.latent_dim], "dtype": "float32"},
         "component": {"shape": [None], "dtype": "int32"},
     }
+    label = _label_json(model, None)
     return {
         GENERATE: {
-            "inputs": {"z": {"shape": [None, model.latent_dim], "dtype": "float32"}},
+            "inputs": {"z": {"shape": [None, model.latent_dim], "dtype": "float32"}, **label},
             "outputs": {
                 "images": {"shape": image, "dtype": "float32", "range": [0.0, 1.0]},
                 "pixels": {"shape": image, "dtype": "uint8", "range": [0, 255]},
@@ -518,14 +569,39 @@ def _signatures_json(model):
             "inputs": {
                 "eps": {"shape": [None, model.latent_dim], "dtype": "float32", "draw": "N(0, 1)"},
                 "u": {"shape": [None], "dtype": "float32", "draw": "uniform in [0, 1)"},
+                **label,
             },
             "outputs": sampled,
         },
         SAMPLE_RANDOM: {
-            "inputs": {"count": {"shape": [], "dtype": "int32"}},
+            "inputs": label or {"count": {"shape": [], "dtype": "int32"}},
             "outputs": sampled,
             "randomness": "the runtime's own, seeded from the system when the file loads",
         },
+    }
+
+
+def _label_json(model, batch):
+    """A conditional generator's `label` input (generator.json), or {} for another one."""
+    if not getattr(model, "label_dim", 0):
+        return {}
+    return {"label": {"shape": [batch, model.label_dim], "dtype": "float32"}}
+
+
+def _conditioning_json(model):
+    """generator.json's "conditioning": what a conditional generator's `label` means."""
+    if not getattr(model, "label_dim", 0):
+        return None
+    one_hot = model.label_type == "class"
+    return {
+        "label_type": model.label_type,
+        "names": list(model.label_names),
+        "input": "label",
+        "encoding": (
+            "one-hot: 1.0 at the class's index in names, 0.0 elsewhere"
+            if one_hot
+            else "one value per attribute of names: 1.0 set, 0.0 not set"
+        ),
     }
 
 
@@ -544,7 +620,10 @@ _FULL_INTEGER = (
 def _static_signature_json(model, batch):
     size = int(np.prod(model.image_shape))
     return {
-        "inputs": {"z": {"shape": [batch, model.latent_dim], "dtype": "float32"}},
+        "inputs": {
+            "z": {"shape": [batch, model.latent_dim], "dtype": "float32"},
+            **_label_json(model, batch),
+        },
         "outputs": {
             "images": {"shape": [batch, size], "dtype": "float32", "range": [0.0, 1.0]},
             "pixels": {"shape": [batch, size], "dtype": "uint8", "range": [0, 255]},
@@ -567,18 +646,24 @@ def _calibration_codes(prior, count):
 FROZEN_PREFIX = "frozen_saved_model-"
 
 
-def frozen_flatbuffers(decoder, prior, directory, variants, batch):
+def frozen_flatbuffers(decoder, prior, directory, variants, batch, labels=None):
     """{variant: .tflite flatbuffer} of `decoder`'s dynamic (batch None) or static generator.
 
-    `directory` holds the temporary SavedModel the converter reads.
+    `directory` holds the temporary SavedModel the converter reads. `labels`
+    are a conditional decoder's label vectors `[K, label_dim]` (one per
+    class): the int8 files are calibrated on every one of them.
     """
     latent_dim = prior.latent_dim
-    frozen = _Generator(decoder, latent_dim, prior, frozen=True, batch=batch)
+    label_dim = 0 if labels is None else labels.shape[1]
+    frozen = _Generator(decoder, latent_dim, prior, frozen=True, batch=batch, label_dim=label_dim)
     calibration = None
     if batch is not None:
         steps = _calibration_steps(batch)
         codes = _calibration_codes(prior, steps * batch)
         calibration = codes.reshape(steps, batch, latent_dim)
+        if label_dim:
+            cycled = np.resize(labels, (steps * batch, label_dim)).astype(np.float32)
+            calibration = {"z": calibration, "label": cycled.reshape(steps, batch, label_dim)}
     signatures = frozen.signatures()
     with tempfile.TemporaryDirectory(prefix=FROZEN_PREFIX, dir=directory) as frozen_dir:
         tf.saved_model.save(frozen, frozen_dir, signatures=signatures)
@@ -588,18 +673,30 @@ def frozen_flatbuffers(decoder, prior, directory, variants, batch):
         }
 
 
+def parity_labels(model, count):
+    """A conditional model's labels of the parity check: its labels in turn; None otherwise."""
+    if not getattr(model, "label_dim", 0):
+        return None
+    return np.resize(model.each_label(), (count, model.label_dim)).astype(np.float32)
+
+
 def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_sizes):
     """Writes every artifact into `directory`; returns the per-file facts."""
-    generator = _Generator(model.decoder, model.latent_dim, prior)
+    label_dim = getattr(model, "label_dim", 0)
+    generator = _Generator(model.decoder, model.latent_dim, prior, label_dim=label_dim)
     saved_model_dir = os.path.join(directory, SAVED_MODEL_DIR)
     tf.saved_model.save(
         generator,
         saved_model_dir,
         signatures={**generator.signatures(), "serving_default": generator.generate},
     )
-    expected = np.asarray(model.decode(parity_z), dtype=np.float32)
+    labels = parity_labels(model, len(parity_z))
+    inputs = {"z": parity_z} if labels is None else {"z": parity_z, "label": labels}
+    expected = np.asarray(model.decode(*inputs.values()), dtype=np.float32)
     loaded = tf.saved_model.load(saved_model_dir)
-    saved_images = loaded.signatures[GENERATE](z=tf.constant(parity_z))["images"].numpy()
+    saved_images = loaded.signatures[GENERATE](
+        **{name: tf.constant(values) for name, values in inputs.items()}
+    )["images"].numpy()
     facts = {
         "saved_model": {
             "path": SAVED_MODEL_DIR,
@@ -611,8 +708,11 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
             "max_abs_error": float(np.max(np.abs(saved_images - expected))),
         }
     }
+    each_label = model.each_label() if label_dim else None
     for batch in (None, *static_batch_sizes):
-        flatbuffers = frozen_flatbuffers(model.decoder, prior, directory, variants, batch)
+        flatbuffers = frozen_flatbuffers(
+            model.decoder, prior, directory, variants, batch, each_label
+        )
         for variant, flatbuffer in flatbuffers.items():
             filename = tflite_filename(variant, batch)
             path = os.path.join(directory, filename)
@@ -620,7 +720,8 @@ def _write_artifacts(model, prior, directory, parity_z, variants, static_batch_s
                 f.write(flatbuffer)
             check_builtin_ops(path)
             z = parity_z if batch is None else parity_z[:batch]
-            images = run_tflite_generate(path, z)["images"]
+            label = None if labels is None else labels[: len(z)]
+            images = run_tflite_generate(path, z, label)["images"]
             entry = {"path": filename, "variant": variant, "batch": batch}
             if batch is None:
                 entry.update(
@@ -872,11 +973,13 @@ def _write_staging(
         "training_config": training_config,
         "signatures": _signatures_json(model),
         "serving_default": GENERATE,
+        "conditioning": _conditioning_json(model),
         "latent_prior": _prior_json(prior),
         "latent_directions": prior.principal_directions(latent_directions),
         "attribute_directions": attribute_directions,
         "parity_check": f"max |artifact - VAE.decode| over {len(parity_z)} z ~ N(0, I) "
-        "(the first `batch` of them for a static file), run by the LiteRT Interpreter",
+        "(the first `batch` of them for a static file), run by the LiteRT Interpreter"
+        + (", each with the next label of names in turn" if _conditioning_json(model) else ""),
         "artifacts": artifacts,
         "prior_artifacts": prior_artifacts,
     }
@@ -985,17 +1088,36 @@ def not_an_export(directory):
     return ""
 
 
+# The columns of a conditional generator's preview: its first labels.
+MAX_PREVIEW_LABELS = 10
+
+
 def render_preview(export_dir, png_path, rows=8, cols=8, seed=0):
-    """Writes a grid generated by the exported float32 .tflite from z of its prior."""
+    """Writes a grid generated by the exported float32 .tflite from z of its prior.
+
+    A conditional generator's grid has a row per code and a column per label
+    (its first `MAX_PREVIEW_LABELS`): the same z drawn as every class.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     from keras_vae.utils import images as image_io
 
     with open(os.path.join(export_dir, METADATA_FILE)) as f:
-        latent_dim = json.load(f)["latent_dim"]
+        metadata = json.load(f)
+    latent_dim, conditioning = metadata["latent_dim"], metadata.get("conditioning")
     rng = np.random.default_rng(seed)
-    eps = rng.standard_normal((rows * cols, latent_dim)).astype(np.float32)
-    u = rng.uniform(size=rows * cols).astype(np.float32)
+    inputs, draws = {}, rows * cols
+    if conditioning:  # a row per code, a column per label: "same z, every class"
+        cols = min(len(conditioning["names"]), MAX_PREVIEW_LABELS)
+        inputs["label"] = np.tile(
+            np.eye(len(conditioning["names"]), dtype=np.float32)[:cols], (rows, 1)
+        )
+        draws = rows
+    eps = rng.standard_normal((draws, latent_dim)).astype(np.float32)
+    u = rng.uniform(size=draws).astype(np.float32)
+    if conditioning:
+        eps, u = np.repeat(eps, cols, axis=0), np.repeat(u, cols)
     path = os.path.join(export_dir, tflite_filename("float32"))
-    generated = Interpreter(model_path=path).get_signature_runner(SAMPLE)(eps=eps, u=u)
+    runner = Interpreter(model_path=path).get_signature_runner(SAMPLE)
+    generated = runner(eps=eps, u=u, **inputs)
     image_io.save_png(png_path, image_io.grid(generated["images"], rows, cols))

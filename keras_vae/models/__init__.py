@@ -1,8 +1,8 @@
-"""The models: `VAE`, `Autoencoder` and what they are built from.
+"""The models: `VAE`, `ConditionalVAE`, `Autoencoder` and what they are built from.
 
 `latent_image_model` (what both share: decoder, shape checks, priors),
-`vae` and `autoencoder` (the two `keras.Model` subclasses with their
-`train_step`), `layers` (`Sampling`), `networks` and `presets` (encoder and
+`vae`, `conditional_vae` and `autoencoder` (the `keras.Model` subclasses
+with their `train_step`), `layers` (`Sampling`), `networks` and `presets` (encoder and
 decoder stacks), `losses` (the objective's terms), `priors` (latent priors,
 NumPy only), `replicas` (a step under `tf.distribute`), `optimizers`
 (`FusedAdam`) and `likelihood` (importance-weighted NLL).
@@ -19,6 +19,7 @@ from keras_vae.utils import lazy
 
 _PUBLIC = {
     "VAE": "keras_vae.models.vae",
+    "ConditionalVAE": "keras_vae.models.conditional_vae",
     "Autoencoder": "keras_vae.models.autoencoder",
     "LatentImageModel": "keras_vae.models.latent_image_model",
     "Sampling": "keras_vae.models.layers",
@@ -26,7 +27,7 @@ _PUBLIC = {
 }
 
 # The classes that a .keras file of this package names (registered as "keras_vae>Name").
-SERIALIZABLE = ("VAE", "Autoencoder", "Sampling", "FusedAdam")
+SERIALIZABLE = ("VAE", "ConditionalVAE", "Autoencoder", "Sampling", "FusedAdam")
 
 __all__ = [*_PUBLIC, "register_serializable_classes"]
 

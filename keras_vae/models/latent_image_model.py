@@ -33,6 +33,8 @@ class LatentImageModel(keras.Model):
         preset: one of `keras_vae.utils.names.PRESETS`.
         conv_filters, encoder_units, decoder_units: override the preset's
             layer widths (sequences of ints); `None` keeps the preset's.
+        label_dim: size of the condition vector the networks take beside
+            their input (`keras_vae.ConditionalVAE`); 0 for none.
         **kwargs: standard `keras.Model` arguments (`name`...).
     """
 
@@ -44,6 +46,7 @@ class LatentImageModel(keras.Model):
         conv_filters=None,
         encoder_units=None,
         decoder_units=None,
+        label_dim=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -60,8 +63,11 @@ class LatentImageModel(keras.Model):
         self.conv_filters = architecture.conv_filters
         self.encoder_units = architecture.encoder_units
         self.decoder_units = architecture.decoder_units
+        self.label_dim = int(label_dim)
         self.encoder = self.build_encoder()
-        self.decoder = networks.build_decoder(self.image_shape, architecture)
+        self.decoder = networks.build_decoder(
+            self.image_shape, architecture, label_dim=self.label_dim
+        )
         self._fitted_priors = {}
         self._default_prior = priors.STANDARD
 
@@ -173,7 +179,7 @@ class LatentImageModel(keras.Model):
             )
         return available[name]
 
-    def sample(self, n, seed=None, prior=None):
+    def sample(self, n, seed=None, prior=None, labels=None):
         """Decodes `n` codes drawn from a prior: images `[n, H, W, C]` in [0, 1].
 
         Args:
@@ -182,7 +188,13 @@ class LatentImageModel(keras.Model):
             prior: "standard" (N(0, I)), "gaussian", "gmm" (fitted ones), a
                 `keras_vae.models.priors.GaussianMixture`, or None for the default
                 (`self.prior`: the fitted prior after `fit_priors`).
+            labels: a `keras_vae.ConditionalVAE`'s; this model takes none.
         """
+        if labels is not None:
+            raise ValueError(
+                f"This {type(self).__name__} is unconditional: it draws no given label. "
+                "Train a keras_vae.ConditionalVAE (keras-vae train --conditional) for that."
+            )
         return self.decode(self.get_prior(prior).sample(n, seed=seed))
 
     def save_assets(self, dir_path):

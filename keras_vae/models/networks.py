@@ -5,6 +5,11 @@ An encoder maps images `[batch, H, W, C]` to `(mean, log_var)`, each
 logits `[batch, H, W, C]` (the VAE turns them into Bernoulli probabilities or
 Gaussian means with a sigmoid). Both are functional `keras.Model`s that work
 on their own. The numbers come from a `keras_vae.models.presets.Architecture`.
+
+With `label_dim` > 0 both take a condition too (the conditional VAE's
+q(z | x, y) and p(x | z, y)): a float vector `[batch, label_dim]` (a one-hot
+class, or binary attributes), joined to the flattened image features in the
+encoder and to the input of every fully connected layer of the decoder.
 """
 
 import math
@@ -29,8 +34,8 @@ def _check_image_shape(image_shape, architecture):
         )
 
 
-def build_encoder(image_shape, architecture, activation="relu"):
-    """Functional encoder: images -> `[mean, log_var]`."""
+def build_encoder(image_shape, architecture, activation="relu", label_dim=0):
+    """Functional encoder: images (and labels) -> `[mean, log_var]`."""
     _check_image_shape(image_shape, architecture)
     images = keras.Input(shape=tuple(image_shape), name="images")
     x = images
@@ -39,25 +44,39 @@ def build_encoder(image_shape, architecture, activation="relu"):
             filters, KERNEL_SIZE, strides=2, padding="same", activation=activation
         )(x)
     x = keras.layers.Flatten()(x)
+    inputs = images
+    if label_dim:
+        labels = keras.Input(shape=(label_dim,), name="labels")
+        x = keras.layers.Concatenate(name="with_labels")([x, labels])
+        inputs = [images, labels]
     for units in architecture.encoder_units:
         x = keras.layers.Dense(units, activation=activation)(x)
     mean = keras.layers.Dense(architecture.latent_dim, name="mean")(x)
     log_var = keras.layers.Dense(architecture.latent_dim, name="log_var")(x)
-    return keras.Model(images, [mean, log_var], name="encoder")
+    return keras.Model(inputs, [mean, log_var], name="encoder")
 
 
-def build_decoder(image_shape, architecture, activation="relu"):
-    """Functional decoder: z -> per-pixel logits `[batch, H, W, C]`."""
+def build_decoder(image_shape, architecture, activation="relu", label_dim=0):
+    """Functional decoder: z (and labels) -> per-pixel logits `[batch, H, W, C]`."""
     _check_image_shape(image_shape, architecture)
     height, width, channels = image_shape
     z = keras.Input(shape=(architecture.latent_dim,), name="z")
-    x = z
+    x, inputs = z, z
+    if label_dim:
+        labels = keras.Input(shape=(label_dim,), name="labels")
+        inputs = [z, labels]
+
+    def with_labels(x):
+        # The label joins the input of every fully connected layer, not the first
+        # alone: a decoder that hears it once learns to read the class from z.
+        return keras.layers.Concatenate()([x, labels]) if label_dim else x
+
     for units in architecture.decoder_units:
-        x = keras.layers.Dense(units, activation=activation)(x)
+        x = keras.layers.Dense(units, activation=activation)(with_labels(x))
     if architecture.conv_filters:
         factor = 2 ** len(architecture.conv_filters)
         start = (height // factor, width // factor, architecture.conv_filters[-1])
-        x = keras.layers.Dense(math.prod(start), activation=activation)(x)
+        x = keras.layers.Dense(math.prod(start), activation=activation)(with_labels(x))
         x = keras.layers.Reshape(start)(x)
         for filters in reversed(architecture.conv_filters):
             x = keras.layers.Conv2DTranspose(
@@ -67,6 +86,6 @@ def build_decoder(image_shape, architecture, activation="relu"):
             x
         )
     else:
-        x = keras.layers.Dense(height * width * channels)(x)
+        x = keras.layers.Dense(height * width * channels)(with_labels(x))
         logits = keras.layers.Reshape(tuple(image_shape), name="logits")(x)
-    return keras.Model(z, logits, name="decoder")
+    return keras.Model(inputs, logits, name="decoder")

@@ -64,9 +64,14 @@ class GaussianMixture:
         kind: "standard", "gaussian", "gmm" or "vamp" (what it was made as).
         info: a JSON-able dict of how it was fitted (codes, components
             tried, held-out log-likelihoods, seconds).
+        label_weights: optional `[num_labels, k]`, each row non-negative and
+            summing to 1: the mixture's weights given each class, which
+            makes it a prior per class, p(z | y) (`fit_per_class`: a
+            conditional VAE's codes of each class). `weights` is then the
+            mixture over every class (the class frequencies times their rows).
     """
 
-    def __init__(self, weights, means, cholesky, kind=GMM, info=None):
+    def __init__(self, weights, means, cholesky, kind=GMM, info=None, label_weights=None):
         names.check_choice("kind", kind, names.PRIORS)
         weights = np.asarray(weights, dtype=np.float64)
         means = np.asarray(means, dtype=np.float64)
@@ -92,11 +97,25 @@ class GaussianMixture:
             raise ValueError(
                 "means and cholesky must be finite, with a positive Cholesky diagonal."
             )
+        if label_weights is not None:
+            label_weights = np.asarray(label_weights, dtype=np.float64)
+            if (
+                label_weights.ndim != 2
+                or label_weights.shape[1] != len(weights)
+                or not np.all(np.isfinite(label_weights))
+                or np.any(label_weights < 0)
+                or not np.allclose(label_weights.sum(axis=1), 1.0, rtol=1e-6)
+            ):
+                raise ValueError(
+                    f"label_weights must be [num_labels, {len(weights)}], each row >= 0 and "
+                    f"summing to 1; got shape {label_weights.shape}."
+                )
         self.weights = weights
         self.means = means
         self.cholesky = np.tril(cholesky)
         self.kind = kind
         self.info = dict(info or {})
+        self.label_weights = label_weights
 
     @property
     def latent_dim(self):
@@ -112,42 +131,72 @@ class GaussianMixture:
             f"latent_dim={self.latent_dim})"
         )
 
-    def sample(self, n, seed=None, return_components=False):
+    def sample(self, n, seed=None, return_components=False, labels=None):
         """`n` codes drawn from the mixture: float32 `[n, latent_dim]`.
 
         Deterministic given an int `seed` (NumPy's default generator).
         With `return_components`, also the int32 `[n]` component of each draw.
+        With `labels` (one-hot `[n, num_labels]`) a prior per class draws
+        each code from its label's row of `label_weights`; another prior
+        ignores them.
         """
         n = int(n)
         if n < 0:
             raise ValueError(f"n must be >= 0; got {n}.")
         rng = np.random.default_rng(seed)
-        components = rng.choice(self.components, size=n, p=self.weights).astype(np.int32)
+        if labels is not None and self.label_weights is not None:
+            cumulative = self.cumulative_weights(labels)
+            u = rng.uniform(size=n)
+            components = np.sum(u[:, None] >= cumulative, axis=1).astype(np.int32)
+        else:
+            components = rng.choice(self.components, size=n, p=self.weights).astype(np.int32)
         eps = rng.standard_normal((n, self.latent_dim))
         z = self.means[components] + np.einsum("nij,nj->ni", self.cholesky[components], eps)
         z = z.astype(np.float32)
         return (z, components) if return_components else z
 
-    def component_log_probs(self, z):
-        """log(weights[c]) + log N(z | means[c], covariance[c]): float64 `[n, k]`."""
+    def cumulative_weights(self, labels):
+        """Each label's cumulative weights but the last: float64 `[n, k - 1]`.
+
+        How `sample` (and the exported sampler) picks a component for a
+        label: the number of these that u ~ U[0, 1) reaches.
+        """
+        labels = np.asarray(labels, dtype=np.float64)
+        if labels.ndim != 2 or labels.shape[1] != len(self.label_weights):
+            raise ValueError(
+                f"This prior takes labels of shape (n, {len(self.label_weights)}); "
+                f"got {labels.shape}."
+            )
+        return (labels @ np.cumsum(self.label_weights, axis=1))[:, :-1]
+
+    def component_log_probs(self, z, labels=None):
+        """log(weights[c]) + log N(z | means[c], covariance[c]): float64 `[n, k]`.
+
+        With `labels` (a prior per class), the weights are each label's.
+        """
         z = self.check_codes(z)
         with np.errstate(divide="ignore"):
             log_weights = np.log(self.weights)
+            if labels is not None and self.label_weights is not None:
+                log_weights = np.log(np.asarray(labels, np.float64) @ self.label_weights)
         log_det = np.sum(np.log(np.diagonal(self.cholesky, axis1=1, axis2=2)), axis=1)
         inverse = np.linalg.inv(self.cholesky)  # lower-triangular [k, d, d]
         out = np.empty((len(z), self.components))
         for c in range(self.components):
             whitened = (z - self.means[c]) @ inverse[c].T
             out[:, c] = (
-                log_weights[c]
+                log_weights[..., c]
                 - log_det[c]
                 - 0.5 * (self.latent_dim * _LOG_2PI + np.sum(whitened**2, axis=1))
             )
         return out
 
-    def log_prob(self, z):
-        """The mixture's log density at each code, in nats: float64 `[n]`."""
-        return _logsumexp(self.component_log_probs(z), axis=1)
+    def log_prob(self, z, labels=None):
+        """The mixture's log density at each code, in nats: float64 `[n]`.
+
+        With `labels`, a prior per class gives log p(z | y) of each code's label.
+        """
+        return _logsumexp(self.component_log_probs(z, labels), axis=1)
 
     def check_codes(self, z):
         """`z` as float64 `[n, latent_dim]`; ValueError for another width or NaN."""
@@ -179,7 +228,7 @@ class GaussianMixture:
 
     def to_dict(self):
         """A JSON-able dict; `from_dict` reads it back exactly (floats as Python floats)."""
-        return {
+        values = {
             "kind": self.kind,
             "components": self.components,
             "latent_dim": self.latent_dim,
@@ -190,6 +239,13 @@ class GaussianMixture:
             "z = means[c] + cholesky[c] @ eps with eps ~ N(0, I) (cholesky lower-triangular)",
             "info": self.info,
         }
+        if self.label_weights is not None:
+            values["label_weights"] = self.label_weights.tolist()
+            values["sampling"] = (
+                "for class y: pick component c with probability label_weights[y][c] "
+                "(without a class: weights[c]); " + values["sampling"].split("; ", 1)[1]
+            )
+        return values
 
     @classmethod
     def from_dict(cls, values):
@@ -200,6 +256,7 @@ class GaussianMixture:
                 values["cholesky"],
                 kind=values.get("kind", GMM),
                 info=values.get("info"),
+                label_weights=values.get("label_weights"),
             )
         except KeyError as error:
             raise ValueError(f"A saved prior lacks its {error.args[0]!r} entry.") from error
@@ -252,6 +309,7 @@ class TwoStagePrior:
 
     kind = TWO_STAGE
     components = 1
+    label_weights = None  # one prior for every label
 
     def __init__(self, decoder, encoder, log_scale, info=None):
         self.decoder = _layers(decoder, "decoder")
@@ -282,8 +340,8 @@ class TwoStagePrior:
         """The codes z `[n, latent_dim]` (float64) of second-stage latents u `[n, latent_dim]`."""
         return _mlp(np.asarray(u, np.float64), self.decoder)
 
-    def sample(self, n, seed=None, return_components=False):
-        """`n` codes: float32 `[n, latent_dim]` (components: all 0)."""
+    def sample(self, n, seed=None, return_components=False, labels=None):
+        """`n` codes: float32 `[n, latent_dim]` (components: all 0); `labels` are not used."""
         n = int(n)
         if n < 0:
             raise ValueError(f"n must be >= 0; got {n}.")
@@ -646,6 +704,67 @@ def fit_gmm(
         }
     )
     return best
+
+
+def fit_per_class(
+    kind, codes, classes, num_classes, validation_codes=None, validation_classes=None, **options
+):
+    """A prior per class: `kind` ("gaussian" or "gmm") fitted to the codes of each class.
+
+    A conditional VAE's codes still say much of the class; decoding a code of
+    another class's region with a label gives neither. Drawing z from the
+    codes of the label's own class does (`GaussianMixture.label_weights`).
+
+    Args:
+        codes: `[n, d]`; `classes`: int `[n]`, the class of each, in
+            `range(num_classes)`, each class present.
+        validation_codes, validation_classes: held-out codes choosing each
+            class's number of components (`fit_gmm`'s), among the
+            `COMPONENT_CANDIDATES` that keep the whole mixture within the
+            largest of them (1 or 5 per class for 10 classes): the export
+            and the explorer carry every component.
+        **options: `fit_gmm`'s `components` (per class) and `seed`.
+
+    Returns:
+        One `GaussianMixture` of every class's components, with their
+        `label_weights`; its `weights` are the class frequencies times them.
+    """
+    start = time.perf_counter()
+    classes = np.asarray(classes)
+    parts, counts = [], np.bincount(classes, minlength=num_classes)
+    largest = max(COMPONENT_CANDIDATES)
+    candidates = tuple(k for k in COMPONENT_CANDIDATES if k * num_classes <= largest) or (1,)
+    for k in range(num_classes):
+        if not counts[k]:
+            raise ValueError(f"Class {k} has no codes: a prior per class needs each one.")
+        held_out = None
+        if validation_codes is not None and np.any(validation_classes == k):
+            held_out = validation_codes[validation_classes == k]
+        mine = codes[classes == k]
+        parts.append(
+            fit_gaussian(mine)
+            if kind == GAUSSIAN
+            else fit_gmm(mine, held_out, candidates=candidates, **options)
+        )
+    sizes = [part.components for part in parts]
+    label_weights = np.zeros((num_classes, sum(sizes)))
+    for k, (part, first) in enumerate(zip(parts, np.cumsum([0, *sizes[:-1]]), strict=True)):
+        label_weights[k, first : first + part.components] = part.weights
+    frequencies = counts / counts.sum()
+    info = {
+        "per_class": True,
+        "codes": int(len(codes)),
+        "class_components": sizes,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    return GaussianMixture(
+        frequencies @ label_weights,
+        np.concatenate([part.means for part in parts]),
+        np.concatenate([part.cholesky for part in parts]),
+        kind=kind,
+        info=info,
+        label_weights=label_weights,
+    )
 
 
 def fit(kind, codes, validation_codes=None, components=None, seed=0):

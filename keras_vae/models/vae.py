@@ -150,7 +150,7 @@ class VAE(LatentImageModel):
 
     def build_encoder(self):
         """images -> `[mean, log_var]` (see `keras_vae.models.networks.build_encoder`)."""
-        return networks.build_encoder(self.image_shape, self.architecture)
+        return networks.build_encoder(self.image_shape, self.architecture, label_dim=self.label_dim)
 
     @property
     def metrics(self):
@@ -260,10 +260,15 @@ class VAE(LatentImageModel):
             return losses.bernoulli_nll(images, logits)
         return losses.gaussian_nll(images, ops.sigmoid(logits), self.log_scale)
 
-    def train_step(self, data):
+    def step_inputs(self, data):
+        """What `loss_terms` takes from a batch of `fit` or `evaluate`: `(images,)`."""
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return (images,)
+
+    def train_step(self, data):
+        inputs = self.step_inputs(data)
         with tf.GradientTape() as tape:
-            reconstruction, kl = (ops.mean(t) for t in self.loss_terms(images, training=True))
+            reconstruction, kl = (ops.mean(t) for t in self.loss_terms(*inputs, training=True))
             loss = reconstruction + self.kl_weight * kl  # nats per image
             scaled_loss = self.optimizer.scale_loss(replicas.per_replica(loss))
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
@@ -272,8 +277,7 @@ class VAE(LatentImageModel):
 
     def test_step(self, data):
         # The KL is weighed with beta, not the warm-up's kl_weight.
-        images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        reconstruction, kl = (ops.mean(t) for t in self.loss_terms(images))
+        reconstruction, kl = (ops.mean(t) for t in self.loss_terms(*self.step_inputs(data)))
         return self.record(reconstruction + self.beta * kl, reconstruction, kl)
 
     def record(self, loss, reconstruction, kl):

@@ -405,6 +405,10 @@ class LatentImages(keras.callbacks.Callback):
         num_interpolations: interpolation rows; `interpolation_steps` codes each.
         projector_size: images in the projector; 0 disables it.
         seed: seeds the fixed z and nothing else.
+        conditions: a `keras_vae.ConditionalVAE`'s label vectors of `images`
+            `[N, label_dim]`. Each image is then encoded and reconstructed
+            with its own; the samples decode the fixed z with the labels of
+            the first images, and the interpolations move the label too.
     """
 
     def __init__(
@@ -419,6 +423,7 @@ class LatentImages(keras.callbacks.Callback):
         interpolation_steps=8,
         projector_size=1000,
         seed=0,
+        conditions=None,
     ):
         super().__init__()
         if every_n_epochs < 1:
@@ -427,6 +432,9 @@ class LatentImages(keras.callbacks.Callback):
             raise ValueError(f"LatentImages needs at least 2 held-out images; got {len(images)}.")
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"Got {len(labels)} labels for {len(images)} images.")
+        if conditions is not None and len(conditions) != len(images):
+            raise ValueError(f"Got {len(conditions)} label vectors for {len(images)} images.")
+        self.conditions = None if conditions is None else np.asarray(conditions, np.float32)
         self.log_dir = log_dir
         self.images = np.asarray(images, dtype=np.float32)
         self.labels = labels
@@ -469,24 +477,39 @@ class LatentImages(keras.callbacks.Callback):
                 tf.summary.image(name, picture[np.newaxis], step=step)
         self._writer.flush()
 
+    def _conditions(self, start, stop):
+        """The label vectors of images[start:stop], or None for an unconditional model."""
+        return None if self.conditions is None else self.conditions[start:stop]
+
     def _samples(self):
         cols = 8
         rows = math.ceil(self.num_samples / cols)
-        return image_io.grid(image_io.padded(self._codec.decode(self._z), rows * cols), rows, cols)
+        labels = None
+        if self.conditions is not None:  # the labels of real images, repeated as needed
+            labels = np.resize(self.conditions, (len(self._z), self.conditions.shape[1]))
+        samples = self._codec.decode(self._z, labels)
+        return image_io.grid(image_io.padded(samples, rows * cols), rows, cols)
 
     def _reconstructions(self):
         cols = min(8, len(self.images))
-        inputs = self.images[: 2 * cols] if len(self.images) >= 2 * cols else self.images[:cols]
-        outputs = self._codec.decode(self._codec.encode(inputs))
+        count = 2 * cols if len(self.images) >= 2 * cols else cols
+        inputs, labels = self.images[:count], self._conditions(0, count)
+        outputs = self._codec.decode(self._codec.encode(inputs, labels), labels)
         return image_io.reconstruction_grid(inputs, outputs, cols)
 
     def _interpolation(self):
         count = self.num_interpolations
         starts, ends = self.images[:count], self.images[count : 2 * count]
+        first, last = self._conditions(0, count), self._conditions(count, 2 * count)
         codes = generation.interpolate(
-            self._codec.encode(starts), self._codec.encode(ends), self.interpolation_steps
+            self._codec.encode(starts, first),
+            self._codec.encode(ends, last),
+            self.interpolation_steps,
         )
-        paths = self._codec.decode(codes)
+        labels = None
+        if first is not None:  # the label moves in a straight line with the code
+            labels = generation.interpolate(first, last, self.interpolation_steps, method="lerp")
+        paths = self._codec.decode(codes, labels)
         strips = np.concatenate([starts[:, None], paths, ends[:, None]], axis=1)
         return image_io.grid(
             strips.reshape(-1, *self.images.shape[1:]), count, self.interpolation_steps + 2
@@ -499,7 +522,7 @@ class LatentImages(keras.callbacks.Callback):
         directory = os.path.join(self.log_dir, "projector")
         os.makedirs(directory, exist_ok=True)
         images = self.images[: self.projector_size]
-        means = self._codec.encode(images)
+        means = self._codec.encode(images, self._conditions(0, len(images)))
         checkpoint = tf.train.Checkpoint(embedding=tf.Variable(means))
         checkpoint.save(os.path.join(directory, "embedding.ckpt"))
         config = projector.ProjectorConfig()

@@ -60,6 +60,9 @@ def _gaussian_scale(value):
 # What a config.json without the field trained with, where the field's default
 # is not that: such runs trained under N(0, I).
 WITHOUT_THE_FIELD = {"learned_prior": "standard"}
+# The prior in the bound when none is named: the VampPrior, which a conditional VAE
+# does not take.
+DEFAULT_LEARNED_PRIOR = "vamp"
 
 
 @dataclasses.dataclass
@@ -67,7 +70,8 @@ class TrainingConfig:
     """Everything that defines a training run.
 
     Model fields (`preset`, `latent_dim`, `likelihood`, `gaussian_scale`,
-    `beta`, `seed`, `learned_prior`, `pseudo_inputs`) go to `keras_vae.VAE`;
+    `beta`, `seed`, `learned_prior`, `pseudo_inputs`) go to `keras_vae.VAE`
+    (`keras_vae.ConditionalVAE` with `conditional`, told the data's labels);
     the rest drive data and `fit`.
     Every field's meaning is its `help` below (also `python train.py --help`).
     """
@@ -122,10 +126,16 @@ class TrainingConfig:
         parse=_gaussian_scale,
     )
     beta: float = option(1.0, "KL weight.", parse=float, minimum="non-negative")
-    learned_prior: str = option(
-        "vamp",
+    conditional: bool = option(
+        False,
+        "Train a conditional VAE on the images and their labels (classes, attributes), "
+        "which draws images of a requested label (keras-vae generate --label).",
+    )
+    learned_prior: str | None = option(
+        None,
         "The prior in the model's own bound while it trains: vamp, the VampPrior (a mixture "
-        "of the encoder's posteriors at --pseudo-inputs learned images), or standard, N(0, I).",
+        "of the encoder's posteriors at --pseudo-inputs learned images), or standard, N(0, I). "
+        "Default: vamp; standard with --conditional (the only one it takes).",
         choices=names.LEARNED_PRIORS,
     )
     pseudo_inputs: int | None = option(
@@ -225,6 +235,8 @@ class TrainingConfig:
         if self.data_dir is not None:
             # Absolute, so the run dir's config.json works from any directory.
             self.data_dir = os.path.abspath(os.path.expanduser(self.data_dir))
+        if self.learned_prior is None:
+            self.learned_prior = "standard" if self.conditional else DEFAULT_LEARNED_PRIOR
         self.validate()
 
     def validate(self):
@@ -249,6 +261,11 @@ class TrainingConfig:
             raise ValueError(
                 f"pseudo_inputs (--pseudo-inputs {self.pseudo_inputs}) is the VampPrior's: "
                 "pass --learned-prior vamp too, or drop it."
+            )
+        if self.conditional and self.learned_prior != "standard":
+            raise ValueError(
+                f"--conditional trains under N(0, I): drop --learned-prior {self.learned_prior} "
+                "(or pass --learned-prior standard)."
             )
         if self.prior == "vamp" and self.learned_prior != "vamp":
             raise ValueError(

@@ -8,11 +8,13 @@ that are removed at the end.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import sys
 import time
+import typing
 
 import keras
 import numpy as np
@@ -22,6 +24,7 @@ from keras_vae import datasets, generation
 from keras_vae.datasets import folder, pipeline
 from keras_vae.export import generator as export
 from keras_vae.models import priors
+from keras_vae.models.conditional_vae import ConditionalVAE
 from keras_vae.models.optimizers import FusedAdam
 from keras_vae.models.vae import VAE
 from keras_vae.training import distribute, run_dir
@@ -58,11 +61,46 @@ class TrainingDiverged(ValueError):
     """The training loss stopped being finite before any checkpoint was saved."""
 
 
+@dataclasses.dataclass
+class Labels:
+    """A conditional run's labels: float32 vectors `[N, len(names)]` per split.
+
+    `label_type` is "class" (one-hot) or "attributes" (0/1); `validation`
+    is None without a validation split.
+    """
+
+    label_type: str
+    names: tuple
+    train: np.ndarray
+    validation: np.ndarray | None
+    test: np.ndarray
+
+    def model_kwargs(self):
+        """What `keras_vae.ConditionalVAE` is told of the labels."""
+        return {"label_names": tuple(self.names), "label_type": self.label_type}
+
+
+class Splits(typing.NamedTuple):
+    """The data of a run: images of each split, test labels, and a conditional run's `labels`.
+
+    `test_labels` are the test images' integer classes (None for a folder
+    without classes), for the TensorBoard projector; `labels` is `Labels`
+    when the config is `conditional`, else None.
+    """
+
+    train: typing.Any
+    validation: typing.Any
+    test: typing.Any
+    test_labels: np.ndarray | None
+    labels: Labels | None = None
+
+
 def split_validation(images, validation_size, seed):
     """A seeded random split of `images` into (train, validation).
 
     The validation images are the first `validation_size` of a permutation
     drawn from `seed`; the rest, in that permuted order, are the training images.
+    The same arguments split an array of their labels the same way.
     """
     if validation_size >= len(images):
         raise ValueError(
@@ -74,7 +112,7 @@ def split_validation(images, validation_size, seed):
 
 
 def load_splits(config, cache_dir=None, shard=None):
-    """`(train_images, validation_images or None, test_images, test_labels)`, checked.
+    """`Splits`: `(train_images, validation_images or None, test_images, test_labels)`, checked.
 
     The IDX datasets are arrays in memory; a folder or CelebA's files are
     `datasets.folder.FolderImages`, each decoded once here to drop (or with
@@ -86,10 +124,12 @@ def load_splits(config, cache_dir=None, shard=None):
             split of a folder or CelebA is then this worker's shard of the
             files, and only those are decoded. The IDX arrays are whole (the
             strategy shards their batches).
+
+    With `config.conditional` the `Splits` also hold every split's `Labels`.
     """
     if config.dataset not in names.IDX_DATASETS:
         return _streamed_splits(config, cache_dir, shard)
-    train_images, _ = datasets.load(
+    train_images, train_labels = datasets.load(
         config.dataset, "train", config.data_dir, limit=config.train_subset or None
     )
     test_images, test_labels = datasets.load(
@@ -97,12 +137,29 @@ def load_splits(config, cache_dir=None, shard=None):
     )
     datasets.check_images(train_images, config.likelihood, "training images")
     datasets.check_images(test_images, config.likelihood, "test images")
-    validation_images = None
+    validation_images = validation_labels = None
     if config.validation_size:
         train_images, validation_images = split_validation(
             train_images, config.validation_size, config.seed
         )
-    return train_images, validation_images, test_images, test_labels
+        train_labels, validation_labels = split_validation(
+            train_labels, config.validation_size, config.seed
+        )
+    labels = None
+    if config.conditional:
+        label_type, label_names, train_vectors = datasets.conditions(
+            train_images, train_labels, config.dataset
+        )
+        labels = Labels(
+            label_type,
+            label_names,
+            train_vectors,
+            None
+            if validation_images is None
+            else datasets.conditions(validation_images, validation_labels, config.dataset)[2],
+            datasets.conditions(test_images, test_labels, config.dataset)[2],
+        )
+    return Splits(train_images, validation_images, test_images, test_labels, labels)
 
 
 def _streamed_splits(config, cache_dir, shard):
@@ -129,7 +186,17 @@ def _streamed_splits(config, cache_dir, shard):
             print(f"{config.data_dir}: {folder.skipped_message(skipped, total)}", file=sys.stderr)
     if shard and train.needs_cache:
         train = train.shard(*shard)  # tensorflow-datasets: read whole into the cache first
-    return train, validation, test, test.labels
+    labels = None
+    if config.conditional:
+        label_type, label_names, train_vectors = datasets.conditions(train)
+        labels = Labels(
+            label_type,
+            label_names,
+            train_vectors,
+            None if validation is None else datasets.conditions(validation)[2],
+            datasets.conditions(test)[2],
+        )
+    return Splits(train, validation, test, test.labels, labels)
 
 
 @contextlib.contextmanager
@@ -145,8 +212,11 @@ def dtype_policy(mixed_precision):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def build_model(config, strategy, image_shape, train_size=None):
+def build_model(config, strategy, image_shape, train_size=None, labels=None):
     """The configured VAE, compiled with `FusedAdam`, built under `strategy`'s scope.
+
+    A `keras_vae.ConditionalVAE` of the `labels` (`Labels`) when the config
+    is `conditional`.
 
     With `train_size` (training images) it runs up to the config's
     `steps_per_execution` steps per call, a divisor of the steps per epoch;
@@ -159,7 +229,10 @@ def build_model(config, strategy, image_shape, train_size=None):
             pipeline.steps_per_epoch(train_size, config.batch_size), config.steps_per_execution
         )
     with strategy.scope():
-        model = VAE(**config.model_kwargs(image_shape))
+        if config.conditional:
+            model = ConditionalVAE(**labels.model_kwargs(), **config.model_kwargs(image_shape))
+        else:
+            model = VAE(**config.model_kwargs(image_shape))
         model.compile(optimizer=FusedAdam(config.learning_rate), steps_per_execution=execution)
     return model
 
@@ -194,7 +267,9 @@ def class_names(config, images):
     return datasets.CLASS_NAMES.get(config.dataset)
 
 
-def build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_size):
+def build_callbacks(
+    config, out_dir, test_images, test_labels, monitor, batch_size, test_conditions=None
+):
     """The callbacks of `fit`, in the order they must run.
 
     At each epoch's end the scalars are flushed, then the best model is
@@ -202,6 +277,8 @@ def build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_si
     record that training finished is written before BackupAndRestore deletes
     the backup; the restart marker reads the restored backup at the start, so
     it comes after BackupAndRestore.
+
+    `test_conditions` are a conditional VAE's label vectors of `test_images`.
     """
     log_dir = os.path.join(out_dir, run_dir.LOGS_DIR)
     backup_dir = os.path.join(out_dir, run_dir.BACKUP_DIR)
@@ -216,6 +293,7 @@ def build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_si
             None if test_labels is None else test_labels[:TENSORBOARD_IMAGES],
             label_names=class_names(config, test_images),
             seed=config.seed,
+            conditions=None if test_conditions is None else test_conditions[:TENSORBOARD_IMAGES],
         ),
         FlushingTensorBoard(log_dir=log_dir),
         BestModelCheckpoint(
@@ -240,12 +318,12 @@ def fit(config, model, splits, out_dir, verbose):
     Returns:
         dict: what `TrainingComplete` recorded in `training.json`.
     """
-    train_images, validation_images, test_images, test_labels = splits
+    train_images, validation_images, test_images, test_labels, labels = splits
     strategy = model.distribute_strategy
     if distribute.worker_shard(strategy) and isinstance(train_images, folder.FolderImages):
         batch_size = config.batch_size
         data = sharded_fit_arguments(
-            strategy, train_images, validation_images, batch_size, config.seed
+            strategy, train_images, validation_images, batch_size, config.seed, labels
         )
     else:
         batch_size = min(config.batch_size, len(train_images))
@@ -255,10 +333,20 @@ def fit(config, model, splits, out_dir, verbose):
             batch_size=batch_size,
             seed=config.seed,
             likelihood=config.likelihood,
+            labels=None if labels is None else labels.train,
+            validation_labels=None if labels is None else labels.validation,
         )
     log_config(os.path.join(out_dir, run_dir.LOGS_DIR), config)
     monitor = "val_loss" if validation_images is not None else "loss"
-    callbacks = build_callbacks(config, out_dir, test_images, test_labels, monitor, batch_size)
+    callbacks = build_callbacks(
+        config,
+        out_dir,
+        test_images,
+        test_labels,
+        monitor,
+        batch_size,
+        None if labels is None else labels.test,
+    )
     model.fit(epochs=config.epochs, callbacks=callbacks, verbose=verbose, **data)
     diverged = next(c for c in callbacks if isinstance(c, StopOnDivergence)).diverged
     training_path = os.path.join(out_dir, run_dir.TRAINING_FILE)
@@ -277,14 +365,14 @@ def fit(config, model, splits, out_dir, verbose):
     return read_json(training_path)
 
 
-def sharded_fit_arguments(strategy, train_images, validation_images, batch_size, seed):
+def sharded_fit_arguments(strategy, train_images, validation_images, batch_size, seed, labels=None):
     """`fit`'s data in a cluster whose workers each hold their own shard of the files.
 
     Each worker's pipeline reads only its shard (`train_images`), in batches
     of its replicas' share of the global `batch_size`; an epoch is as many
     steps as the smallest shard fills, so every worker takes the same steps.
     The validation images are whole on every worker (the strategy splits
-    their batches).
+    their batches). A conditional run's `Labels` go with the images.
     """
     workers, _ = distribute.worker_shard(strategy)
     replicas = strategy.num_replicas_in_sync
@@ -305,6 +393,7 @@ def sharded_fit_arguments(strategy, train_images, validation_images, batch_size,
     def worker_dataset(context):
         return pipeline.make_dataset(
             train_images,
+            None if labels is None else labels.train,
             batch_size=context.get_per_replica_batch_size(batch_size),
             shuffle=True,
             seed=seed,
@@ -318,7 +407,9 @@ def sharded_fit_arguments(strategy, train_images, validation_images, batch_size,
         "shuffle": False,
     }
     if validation_images is not None:
-        data["validation_data"] = pipeline.make_dataset(validation_images, batch_size=batch_size)
+        data["validation_data"] = pipeline.make_dataset(
+            validation_images, None if labels is None else labels.validation, batch_size=batch_size
+        )
     return data
 
 
@@ -350,11 +441,15 @@ def read_json(path):
         return json.load(f)
 
 
-def evaluate(model, images, batch_size):
-    """Test metrics in nats per image, with `negative_elbo` = reconstruction + KL."""
+def evaluate(model, images, batch_size, labels=None):
+    """Test metrics in nats per image, with `negative_elbo` = reconstruction + KL.
+
+    A conditional VAE is evaluated on the images with their label vectors `labels`.
+    """
     results = model.evaluate(
         pipeline.make_dataset(
             images,
+            labels,
             batch_size=batch_size,
             likelihood=getattr(model, "likelihood", "bernoulli"),
             name="test images",
@@ -368,7 +463,18 @@ def evaluate(model, images, batch_size):
 
 
 def write_samples(model, path, seed, prior=None, rows=8, cols=8):
-    """Writes a rows x cols grid of images decoded from z of `prior` (default: the model's)."""
+    """Writes a rows x cols grid of images decoded from z of `prior` (default: the model's).
+
+    For a conditional VAE, the grid is `rows` codes, each decoded with every
+    label (`generation.Codec.every_label`): one column per class.
+    """
+    if getattr(model, "label_dim", 0):
+        z = model.get_prior(prior).sample(rows, seed=seed)
+        grid = generation.Codec(model).every_label(z, model.each_label())
+        image_io.save_png(
+            path, image_io.grid(grid.reshape(-1, *model.image_shape), *grid.shape[:2])
+        )
+        return
     samples = keras.ops.convert_to_numpy(model.sample(rows * cols, seed=seed, prior=prior))
     image_io.save_png(path, image_io.grid(samples, rows, cols))
 
@@ -390,7 +496,7 @@ def fit_run_priors(model, config, splits, directory, seed=None, codec=None):
         log-likelihood of the test images' codes under each prior (nats per image).
     """
     start = time.perf_counter()
-    train_images, validation_images, test_images, _ = splits
+    train_images, validation_images, test_images, _, labels = splits
     codec = codec or generation.Codec(model)
     default = model.prior.kind
     fitted = generation.fit_priors(
@@ -402,10 +508,13 @@ def fit_run_priors(model, config, splits, directory, seed=None, codec=None):
         codes=config.prior_codes,
         seed=config.seed if seed is None else seed,
         codec=codec,
+        labels=None if labels is None else labels.train,
+        validation_labels=None if labels is None else labels.validation,
     )
     if fitted or model.prior.kind != default:  # a rerun may make N(0, I) the default
         atomic_write(os.path.join(directory, run_dir.MODEL_FILE), model.save, suffix=".keras")
-    facts = prior_facts(model, codec.encode(test_images))
+    test_labels = None if labels is None else labels.test
+    facts = prior_facts(model, codec.encode(test_images, test_labels), test_labels)
     facts["seconds"] = round(time.perf_counter() - start, 3)  # encoding, fits and the save
     metrics_path = os.path.join(directory, run_dir.METRICS_FILE)
     if os.path.exists(metrics_path):
@@ -422,7 +531,7 @@ def check_prior_settings(config, splits, latent_dim):
     """
     if config.prior in (priors.STANDARD, priors.VAMP):
         return
-    train_size, has_validation = len(splits[0]), splits[1] is not None
+    train_size, has_validation = len(splits.train), splits.validation is not None
     needed = priors.codes_needed(1, latent_dim)
     # fit_gmm holds out a tenth of the codes when there is no validation split.
     mixture_codes = min(
@@ -452,14 +561,24 @@ def check_prior_settings(config, splits, latent_dim):
         )
 
 
-def prior_facts(model, test_codes):
-    """metrics.json's "prior" entry: the default, fit facts, test codes' log-likelihoods."""
+def prior_facts(model, test_codes, test_labels=None):
+    """metrics.json's "prior" entry: the default, fit facts, test codes' log-likelihoods.
+
+    A prior fitted per class scores each code under its own label's
+    (`test_labels`, a conditional run's label vectors): log p(z | y).
+    """
+
+    def log_likelihood(prior):
+        if prior.label_weights is not None and test_labels is not None:
+            return float(prior.log_prob(test_codes, test_labels).mean())
+        return float(prior.log_prob(test_codes).mean())
+
     return {
         "default": model.prior.kind,
         "components": model.prior.components,
         "fits": {kind: prior.info for kind, prior in model.priors.items() if prior.info},
         "test_log_likelihood": {
-            kind: float(prior.log_prob(test_codes).mean()) for kind, prior in model.priors.items()
+            kind: log_likelihood(prior) for kind, prior in model.priors.items()
         },
     }
 
@@ -500,8 +619,14 @@ def attribute_directions(model, config, test_images, test_labels, limit=TENSORBO
     }
 
 
-def write_run_artifacts(model, directory, config, test_images, test_labels=None):
-    """The pictures and the exported generator of a trained `model` in the run dir."""
+def write_run_artifacts(model, directory, config, test_images, test_labels=None, labels=None):
+    """The pictures and the exported generator of a trained `model` in the run dir.
+
+    A conditional VAE (`labels`: the run's `Labels`) reconstructs the test
+    images with their labels; its samples show every label per code, and its
+    export takes a label beside z (it has no attribute sliders: the label is
+    its control).
+    """
     write_samples(model, os.path.join(directory, run_dir.SAMPLES_PNG), seed=config.seed)
     write_samples(
         model,
@@ -511,12 +636,17 @@ def write_run_artifacts(model, directory, config, test_images, test_labels=None)
     )
     cols = min(8, len(test_images))  # two rows of 8, or one row of every test image
     inputs = test_images[: 16 // cols * cols]
-    outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
+    if labels is not None:
+        outputs = keras.ops.convert_to_numpy(model((inputs, labels.test[: len(inputs)])))
+    else:
+        outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
     image_io.save_png(
         os.path.join(directory, run_dir.RECONSTRUCTIONS_PNG),
         image_io.reconstruction_grid(inputs, outputs, cols=cols),
     )
-    directions = attribute_directions(model, config, test_images, test_labels)
+    directions = None
+    if labels is None:
+        directions = attribute_directions(model, config, test_images, test_labels)
     if directions is not None:
         atomic_write_json(os.path.join(directory, run_dir.ATTRIBUTES_FILE), directions)
     export_dir = os.path.join(directory, run_dir.EXPORT_DIR)
@@ -584,15 +714,17 @@ def train_and_evaluate(config, directory, verbose="auto"):
         shard = distribute.worker_shard(strategy)
         # A worker's cache (of its own files) goes where it writes: the chief's, in the run dir.
         splits = load_splits(config, os.path.join(out_dir, run_dir.CACHE_DIR), shard)
-        if shard and isinstance(splits[0], folder.FolderImages):
+        if shard and isinstance(splits.train, folder.FolderImages):
             print(
                 f"Worker {shard[1] + 1} of {shard[0]} reads its shard of the files: "
-                f"{len(splits[0])} training pictures."
+                f"{len(splits.train)} training pictures."
             )
         if not done:
             with dtype_policy(config.mixed_precision):
-                model = build_model(config, strategy, splits[0].shape[1:], len(splits[0]))
-                start_pseudo_inputs(model, splits[0], config.seed, strategy)
+                model = build_model(
+                    config, strategy, splits.train.shape[1:], len(splits.train), splits.labels
+                )
+                start_pseudo_inputs(model, splits.train, config.seed, strategy)
             check_prior_settings(config, splits, model.latent_dim)
         if chief:
             atomic_write_json(os.path.join(directory, run_dir.CONFIG_FILE), config.to_dict())
@@ -608,10 +740,11 @@ def train_and_evaluate(config, directory, verbose="auto"):
 
         # Evaluated outside the strategy: one local model, no collectives.
         best, _ = run_dir.load_model(directory)
-        test_images = splits[2]
-        metrics = {**evaluate(best, test_images, config.batch_size), **facts}
+        test_images = splits.test
+        test_conditions = None if splits.labels is None else splits.labels.test
+        metrics = {**evaluate(best, test_images, config.batch_size, test_conditions), **facts}
         atomic_write_json(os.path.join(directory, run_dir.METRICS_FILE), metrics)
         check_prior_settings(config, splits, best.latent_dim)
         metrics["prior"] = fit_run_priors(best, config, splits, directory)
-        write_run_artifacts(best, directory, config, test_images, splits[3])
+        write_run_artifacts(best, directory, config, test_images, splits.test_labels, splits.labels)
     return metrics

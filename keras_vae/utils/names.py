@@ -36,6 +36,9 @@ PRIORS = ("standard", "gaussian", "gmm", "vamp", "two_stage")
 # The prior in a VAE's own bound while it trains: N(0, I), or the VampPrior (a mixture
 # of the encoder's posteriors at learned pseudo-inputs).
 LEARNED_PRIORS = ("standard", "vamp")
+# What a conditional VAE's labels are: one class of several (a one-hot vector),
+# or binary attributes (a 0/1 vector, any number of them set).
+LABEL_TYPES = ("class", "attributes")
 # What the fitted priors are fitted to: posterior means, or one z ~ q(z | x) per image.
 PRIOR_CODES = ("mean", "sample")
 
@@ -58,6 +61,22 @@ def check_choice(kind, value, choices):
     raise ValueError(
         f"Unknown {kind} {value!r}. Valid {_plural(kind)}: {', '.join(map(str, choices))}."
     )
+
+
+def _folded(name):
+    return "".join(character for character in str(name).lower() if character.isalnum())
+
+
+def name_index(kind, name, candidates):
+    """Position of `name` in `candidates`, ignoring case, spaces and punctuation.
+
+    "ankle_boot" finds "Ankle boot", "smiling" finds "Smiling"; any other name
+    raises `check_choice`'s ValueError.
+    """
+    folded = [_folded(candidate) for candidate in candidates]
+    if _folded(name) not in folded:
+        check_choice(kind, name, candidates)  # raises: name is not there
+    return folded.index(_folded(name))
 
 
 def parse_image_size(text):

@@ -11,6 +11,7 @@ const GRID = GRID_SIDE * GRID_SIDE; // 4 x 4 samples: the batch of the largest s
 const STRIP = 8; // frames of the morph strip
 const SLIDERS = 6; // main directions with a slider
 const ATTRIBUTE_SLIDERS = 12; // named attribute directions with a slider, the longest vectors
+const EVERY_LABEL = 10; // a conditional generator's labels in the "same z, every class" rows
 
 // The `count` longest attribute vectors of generator.json's "attribute_directions"
 // (none without it), in their order there.
@@ -28,16 +29,25 @@ function strongestAttributes(named, count) {
 const SCALE = 4; // screen pixels per image pixel
 
 const params = new URLSearchParams(location.search);
+
+// A vector of `size` zeros with a 1 at `index` (none for index -1).
+function oneHot(size, index) {
+  const vector = new Float32Array(size);
+  if (index >= 0) vector[index] = 1;
+  return vector;
+}
 const $ = (id) => document.getElementById(id);
 
 // A batch-static generator: the `generate` signature of each
-// generator_{variant}_b{batch}.tflite, batched and padded as needed.
+// generator_{variant}_b{batch}.tflite, batched and padded as needed. A
+// conditional one (generator.json's "conditioning") takes a label vector per code.
 class Generator {
   constructor(metadata, models, priorModels = []) {
     this.metadata = metadata;
     this.models = models; // [{batch, model, facts}] by batch, largest first
     this.priorModels = priorModels; // a two-stage prior's networks, the same way
     this.latentDim = metadata.latent_dim;
+    this.labelNames = metadata.conditioning ? metadata.conditioning.names : [];
     [this.height, this.width, this.channels] = metadata.image_shape;
   }
 
@@ -65,7 +75,7 @@ class Generator {
   // A two-stage prior's codes: eps (Float32Array[] of latent_dim) -> z, by its static files.
   async priorCodes(eps) {
     const codes = [];
-    await runBatched(this.priorModels, eps, this.latentDim, 'eps', async (outputs, used) => {
+    await runBatched(this.priorModels, [{name: 'eps', rows: eps, width: this.latentDim}], async (outputs, used) => {
       const z = await outputs.z.data();
       for (let i = 0; i < used; i++) {
         codes.push(Float32Array.from(z.subarray(i * this.latentDim, (i + 1) * this.latentDim)));
@@ -74,12 +84,18 @@ class Generator {
     return codes;
   }
 
-  // codes: Float32Array[] -> {images: Float32Array[], pixels: Uint8Array[]}, one per code.
-  async decode(codes) {
+  // codes: Float32Array[] -> {images: Float32Array[], pixels: Uint8Array[]}, one per code;
+  // a conditional generator's `labels` (Float32Array[] of its label vectors) go with them.
+  async decode(codes, labels = null) {
     const images = [];
     const pixels = [];
     const size = this.height * this.width * this.channels;
-    await runBatched(this.models, codes, this.latentDim, 'z', async (outputs, used) => {
+    const inputs = [{name: 'z', rows: codes, width: this.latentDim}];
+    if (this.labelNames.length) {
+      if (!labels || labels.length !== codes.length) throw new Error('A conditional generator needs a label per code.');
+      inputs.push({name: 'label', rows: labels, width: this.labelNames.length});
+    }
+    await runBatched(this.models, inputs, async (outputs, used) => {
       const flat = await outputs.images.data();
       const bytes = await outputs.pixels.data();
       for (let i = 0; i < used; i++) {
@@ -91,24 +107,29 @@ class Generator {
   }
 }
 
-// Runs `rows` (Float32Array[] of `width` values) through batch-static `models`, as
-// many calls as needed: each the smallest file that takes the rows left in one call
-// (padded with zeros), else the largest (1 row -> b1, 8 -> b16, 20 -> b16 twice).
-// `take(outputs, used)` reads a call's output tensors, of which `used` rows count.
-async function runBatched(models, rows, width, inputName, take) {
-  for (let start = 0; start < rows.length; ) {
-    const left = rows.length - start;
+// Runs `inputs` ([{name, rows: Float32Array[] of `width` values, width}], as many
+// rows each) through batch-static `models`, as many calls as needed: each the
+// smallest file that takes the rows left in one call (padded with zeros), else the
+// largest (1 row -> b1, 8 -> b16, 20 -> b16 twice). `take(outputs, used)` reads a
+// call's output tensors, of which `used` rows count.
+async function runBatched(models, inputs, take) {
+  const count = inputs[0].rows.length;
+  for (let start = 0; start < count; ) {
+    const left = count - start;
     const {batch, model} = models.filter((m) => m.batch >= left).at(-1) || models[0];
-    const input = new Float32Array(batch * width);
     const used = Math.min(batch, left);
-    for (let i = 0; i < used; i++) input.set(rows[start + i], i * width);
-    const tensor = new Tensor(input, [batch, width]);
+    const tensors = {};
     let outputs = {};
     try {
-      outputs = await model.run({[inputName]: tensor});
+      for (const {name, rows, width} of inputs) {
+        const values = new Float32Array(batch * width);
+        for (let i = 0; i < used; i++) values.set(rows[start + i], i * width);
+        tensors[name] = new Tensor(values, [batch, width]);
+      }
+      outputs = await model.run(tensors);
       await take(outputs, used);
     } finally {
-      tensor.delete();
+      Object.values(tensors).forEach((tensor) => tensor.delete());
       Object.values(outputs).forEach((output) => output.delete());
     }
     start += used;
@@ -161,6 +182,18 @@ class Explorer {
     this.attributes = strongestAttributes(this.metadata.attribute_directions, ATTRIBUTE_SLIDERS);
     this.attributeAmounts = new Array(this.attributes.names.length).fill(0);
     this.lastGrid = null;
+    // A conditional generator's label: one class (a one-hot vector), or the attributes ticked.
+    this.conditioning = this.metadata.conditioning || null;
+    this.label = this.conditioning ? oneHot(this.conditioning.names.length, this.conditioning.label_type === 'class' ? 0 : -1) : null;
+  }
+
+  // The current label for each of `count` codes (null for an unconditional generator).
+  labels(count) {
+    return this.label ? Array.from({length: count}, () => this.label) : null;
+  }
+
+  decode(codes) {
+    return this.generator.decode(codes, this.labels(codes.length));
   }
 
   // Runs UI updates one after the other, so a slow decode never draws over a newer one.
@@ -196,6 +229,53 @@ class Explorer {
       this.addSlider(`direction ${k + 1} (std ${scale})`, `direction-${k}`, 3, this.amounts, k);
     });
     this.attributes.names.forEach((name, k) => this.addSlider(name, `attribute-${k}`, 2, this.attributeAmounts, k));
+    if (this.conditioning) this.setUpLabels();
+  }
+
+  // The class picker (or one box per attribute) and the "same z, every class" rows.
+  setUpLabels() {
+    const {names, label_type: type} = this.conditioning;
+    const box = $('labels');
+    if (type === 'class') {
+      const select = document.createElement('select');
+      select.id = 'label';
+      select.setAttribute('aria-label', 'class');
+      names.forEach((name, k) => select.add(new Option(name, k)));
+      select.addEventListener('change', () => {
+        this.label = oneHot(names.length, Number(select.value));
+        this.schedule(() => this.resample(this.seed));
+      });
+      const label = document.createElement('label');
+      label.append('Class ', select);
+      box.appendChild(label);
+    } else {
+      names.forEach((name, k) => {
+        const label = document.createElement('label');
+        const check = Object.assign(document.createElement('input'), {type: 'checkbox', id: `label-${k}`});
+        check.addEventListener('change', () => {
+          this.label = Float32Array.from(this.label, (value, j) => (j === k ? Number(check.checked) : value));
+          this.schedule(() => this.resample(this.seed));
+        });
+        label.append(check, ` ${name}`);
+        box.appendChild(label);
+      });
+    }
+    box.hidden = false;
+    const [w, h] = this.tileSize();
+    $('every-label').width = Math.min(EVERY_LABEL, names.length) * w;
+    $('every-label').height = 2 * h;
+    $('every-label-section').hidden = false;
+  }
+
+  // Picks A and B, each drawn as every label (the first EVERY_LABEL): style kept, class changed.
+  async showEveryLabel() {
+    const count = Math.min(EVERY_LABEL, this.conditioning.names.length);
+    const each = Array.from({length: count}, (_, k) => oneHot(this.conditioning.names.length, k));
+    const codes = this.picked.flatMap((index) => each.map(() => this.codes[index]));
+    const decoded = await this.generator.decode(codes, [...each, ...each]);
+    const [w, h] = this.tileSize();
+    decoded.pixels.forEach((pixels, i) => draw($('every-label'), pixels, this.shape, (i % count) * w, Math.floor(i / count) * h));
+    this.everyLabel = decoded;
   }
 
   // A labelled slider from -limit to limit that sets amounts[k] and moves the morph.
@@ -220,12 +300,13 @@ class Explorer {
       this.eps = normalDraws(GRID, this.metadata.latent_dim, seed);
       return this.showGrid(await this.generator.priorCodes(this.eps));
     }
-    return this.showGrid(samplePrior(this.metadata.latent_prior, GRID, seed));
+    // A prior fitted per class draws the codes of the chosen class.
+    return this.showGrid(samplePrior(this.metadata.latent_prior, GRID, seed, null, this.label));
   }
 
   async showGrid(codes) {
     this.codes = codes;
-    const decoded = await this.generator.decode(codes);
+    const decoded = await this.decode(codes);
     const [w, h] = this.tileSize();
     decoded.pixels.forEach((pixels, i) => draw($('grid'), pixels, this.shape, (i % GRID_SIDE) * w, Math.floor(i / GRID_SIDE) * h));
     this.lastGrid = decoded;
@@ -275,9 +356,10 @@ class Explorer {
     draw($('pick-b'), this.lastGrid.pixels[b], this.shape);
     const steps = Array.from({length: STRIP}, (_, i) => i / (STRIP - 1));
     const path = steps.map((t) => interpolate(this.codes[a], this.codes[b], t, $('method').value));
-    const decoded = await this.generator.decode(path);
+    const decoded = await this.decode(path);
     const [w] = this.tileSize();
     decoded.pixels.forEach((pixels, i) => draw($('strip'), pixels, this.shape, i * w, 0));
+    if (this.conditioning) await this.showEveryLabel();
     await this.morph();
   }
 
@@ -287,7 +369,7 @@ class Explorer {
     const t = Number($('t').value);
     $('t-value').textContent = t.toFixed(2);
     this.base = interpolate(this.codes[a], this.codes[b], t, $('method').value);
-    const {pixels} = await this.generator.decode([this.base]);
+    const {pixels} = await this.decode([this.base]);
     draw($('morph'), pixels[0], this.shape);
     this.morphPixels = pixels[0];
     await this.explore();
@@ -298,7 +380,7 @@ class Explorer {
     // Attribute sliders add amount x the attribute's vector (scale 1).
     const named = {directions: this.attributes.vectors, scales: this.attributes.vectors.map(() => 1)};
     const z = moveAlong(moved, named, this.attributeAmounts);
-    const {pixels} = await this.generator.decode([z]);
+    const {pixels} = await this.decode([z]);
     draw($('explore'), pixels[0], this.shape);
     this.explored = z;
   }
@@ -320,9 +402,11 @@ function describe(metadata, variant, generator) {
     two_stage: 'two-stage VAE (a second VAE on the codes)',
     vamp: `VampPrior learned with the model, ${prior.components} components`,
   }[prior.kind] || `fitted ${prior.kind}, ${prior.components} component(s)`;
+  const conditioning = metadata.conditioning;
+  const labels = conditioning ? `, conditional on ${conditioning.names.length} ${conditioning.label_type === 'class' ? 'classes' : 'attributes'}` : '';
   return (
     `${metadata.dataset || 'unknown dataset'}, preset ${metadata.preset || '?'}, ` +
-    `${metadata.latent_dim}-D codes, prior: ${priorText}; ` +
+    `${metadata.latent_dim}-D codes${labels}, prior: ${priorText}; ` +
     `generator_${variant}_b* on LiteRT.js (${accelerator})`
   );
 }

@@ -29,17 +29,23 @@ export function normalDraws(count, dim, seed) {
 
 // `count` codes from generator.json's latent_prior: pick component c with
 // probability weights[c], then z = means[c] + cholesky[c] @ eps, eps ~ N(0, I).
-// With `components` (an array), also records each code's component there.
-export function samplePrior(prior, count, seed, components = null) {
+// A prior per class (label_weights) given a `label` (a one-hot Float32Array)
+// takes that class's weights. With `components` (an array), also records each
+// code's component there.
+export function samplePrior(prior, count, seed, components = null, label = null) {
   const uniform = uniformGenerator(seed);
   const normal = normalGenerator(uniform);
   const dim = prior.latent_dim;
+  let weights = prior.weights;
+  if (label && prior.label_weights) {
+    weights = weights.map((_, c) => prior.label_weights.reduce((sum, row, y) => sum + label[y] * row[c], 0));
+  }
   const codes = [];
   for (let n = 0; n < count; n++) {
     let c = 0;
-    for (let u = uniform(), total = prior.weights[0]; u >= total && c < prior.weights.length - 1; ) {
+    for (let u = uniform(), total = weights[0]; u >= total && c < weights.length - 1; ) {
       c += 1;
-      total += prior.weights[c];
+      total += weights[c];
     }
     const eps = Array.from({length: dim}, normal);
     const z = new Float32Array(dim);
