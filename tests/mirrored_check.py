@@ -1,6 +1,6 @@
 """One training step on a global batch, mirrored over 2 logical CPUs vs one device.
 
-Usage: python mirrored_check.py OUT.json [sgd|fused_adam] [vamp]
+Usage: python mirrored_check.py OUT.json [sgd|fused_adam] [vamp|conditional]
 
 Runs in its own process because logical devices must be configured before
 TensorFlow initializes. The posterior's log-variance is pinned at the floor
@@ -13,6 +13,9 @@ With `vamp`, a VampPrior VAE takes three steps on the two replicas instead
 (its KL is a Monte Carlo one of the sampled z, which no pinning makes the
 same on both sides): the losses must stay finite, every replica's copy of
 every weight the same, and the pseudo-inputs must move.
+
+With `conditional`, the step is a ConditionalVAE's on images and their
+integer classes, checked like the VAE's.
 """
 
 import json
@@ -29,7 +32,7 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_vae import VAE, FusedAdam  # noqa: E402
+from keras_vae import VAE, ConditionalVAE, FusedAdam  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tests.testing import TINY  # noqa: E402
@@ -40,9 +43,12 @@ GLOBAL_BATCH = 8
 OPTIMIZERS = {"sgd": lambda: keras.optimizers.SGD(0.05), "fused_adam": lambda: FusedAdam(0.05)}
 
 
-def build(strategy, optimizer):
+def build(strategy, optimizer, conditional=False):
     with strategy.scope():
-        model = VAE(seed=0, **TINY)
+        if conditional:
+            model = ConditionalVAE(label_names=["a", "b", "c"], seed=0, **TINY)
+        else:
+            model = VAE(seed=0, **TINY)
         model.compile(optimizer=OPTIMIZERS[optimizer]())
     return model
 
@@ -87,16 +93,20 @@ def main(out_path, optimizer="sgd", prior="standard"):
     # down); seed 0 keeps this check deterministic.
     keras.utils.set_random_seed(0)
     images = np.random.default_rng(0).uniform(size=(GLOBAL_BATCH, 28, 28, 1)).astype("float32")
+    conditional = prior == "conditional"
+    labels = np.arange(GLOBAL_BATCH) % 3 if conditional else None
     mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored_strategy.num_replicas_in_sync == 2
-    single = build(tf.distribute.get_strategy(), optimizer)
-    mirrored = build(mirrored_strategy, optimizer)
+    single = build(tf.distribute.get_strategy(), optimizer, conditional)
+    mirrored = build(mirrored_strategy, optimizer, conditional)
     pin_log_var(single)
     mirrored.set_weights(single.get_weights())
     before = [w.copy() for w in single.get_weights()]
     results = {}
     for name, model in (("single", single), ("mirrored", mirrored)):
-        history = model.fit(images, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0)
+        history = model.fit(
+            images, labels, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0
+        )
         results[name + "_loss"] = history.history["loss"][0]
     pairs = list(zip(single.get_weights(), mirrored.get_weights(), strict=True))
     results["max_weight_diff"] = max(float(np.max(np.abs(a - b))) for a, b in pairs)

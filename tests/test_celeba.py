@@ -186,3 +186,31 @@ def test_keras_vae_train_on_tensorflow_datasets_celeb_a(tmp_path):
     assert len(os.listdir(run / "cache")) == 6  # three splits: pictures and attributes
     named = json.loads((run / "attribute_vectors.json").read_text())
     assert set(named["names"]) <= set(celeba.ATTRIBUTES) and named["names"]
+
+
+def test_keras_vae_train_conditional_on_celeba_s_attributes_then_a_smiling_face(
+    celeba_dir, tmp_path
+):
+    import json
+
+    from keras_vae import cli
+    from tests.testing import SMALL_EXPORT_ARGS, call_main
+
+    run = tmp_path / "run"
+    train = ["train", "--dataset", "celeba", "--data-dir", celeba_dir, "--image-size", "16"]
+    train += ["--epochs", "1", "--batch-size", "2", "--prior", "standard", "--conditional"]
+    code, _, err = call_main(
+        cli.main, [*train, "--run-dir", run, "--verbose", "0", *SMALL_EXPORT_ARGS]
+    )
+    assert code == 0, err
+    generator = json.loads((run / "export" / "generator.json").read_text())
+    assert generator["conditioning"]["label_type"] == "attributes"
+    assert generator["conditioning"]["names"] == list(celeba.ATTRIBUTES)
+    out = tmp_path / "smiling.png"
+    argv = ["generate", "--model", run, "--attribute", "Smiling=1", "--attribute", "Eyeglasses"]
+    code, _, err = call_main(cli.main, [*argv, "--n", "4", "--out", out])
+    assert code == 0 and out.exists(), err
+    code, _, err = call_main(
+        cli.main, ["generate", "--model", run, "--attribute", "Smiling=yes", "--out", out]
+    )
+    assert code != 0 and "give NAME=VALUE with a number (Smiling=1)" in err, err

@@ -413,3 +413,20 @@ def test_the_exported_sampler_draws_the_label_s_class_as_an_app_would(
     drawn = outputs["float32/sample/component"]
     random_labels = generator_check.labels(metadata, len(drawn))["label"]
     assert np.all(weights[random_labels.argmax(axis=1), drawn] > 0)
+
+
+def test_a_mixed_bfloat16_conditional_vae_trains_with_float32_losses():
+    images, labels = bands(64)
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = small_model()
+        model.compile(optimizer="adam")
+        history = model.fit(images, labels, epochs=2, batch_size=16, verbose=0)
+        drawn = model.sample(4, labels="top", seed=0)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    assert model.decoder.compute_dtype == "bfloat16"
+    assert all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert drawn.dtype == "float32"

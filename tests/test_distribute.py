@@ -34,12 +34,15 @@ def mirrored_check(tmp_path, *arguments):
 
 
 @pytest.mark.processes
-@pytest.mark.parametrize("optimizer", ["sgd", "fused_adam"])
-def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path, optimizer):
+@pytest.mark.parametrize(
+    "optimizer, model", [("sgd", "standard"), ("fused_adam", "standard"), ("sgd", "conditional")]
+)
+def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path, optimizer, model):
     # The loss scaling across replicas (distribute.per_replica): without its division by
     # the replica count both optimizers take a step of the wrong size here and fail.
     # fused_adam: FusedAdam's kernel updates each replica's copy through its own handle.
-    results = mirrored_check(tmp_path, optimizer)
+    # conditional: a ConditionalVAE's step, on images and their labels.
+    results = mirrored_check(tmp_path, optimizer, model)
     assert results["single_loss"] == pytest.approx(results["mirrored_loss"], rel=1e-6)
     # The step is large enough that a doubled or halved one (a wrong cross-replica
     # reduction) would differ by far more than the tolerance under SGD. Adam's first

@@ -28,6 +28,9 @@ class Sampling(keras.layers.Layer):
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # No weights to make: built from the start (as Keras's Dropout is), so that
+        # fit under a distribution strategy never calls the model to build it.
+        self.built = True
 
     def call(self, inputs):
         mean, log_var = inputs
