@@ -125,11 +125,13 @@ BENCH_NEEDS_web := web-deps
 BENCH_NEEDS_latent := data
 BENCH_NEEDS_latent-sweep := data
 BENCH_NEEDS_prior := data
+BENCH_NEEDS_conditional := data
 BENCH_OPTIONS_quality := --torch-python $(TORCH_VENV)/bin/python
 BENCH_OPTIONS_quick := --torch-python $(TORCH_VENV)/bin/python
 BENCH_OPTIONS_export := --run-dir $(RUN_DIR)
 BENCH_OPTIONS_web := --run-dir $(RUN_DIR)
 BENCH_OPTIONS_prior := --mnist-dir $(MNIST_DIR)
+BENCH_OPTIONS_conditional := --mnist-dir $(MNIST_DIR)
 BENCH_OPTIONS_mnist-pictures := --mnist-dir $(MNIST_DIR)
 
 BENCH_NEEDS_emoji-pictures := emoji

@@ -112,6 +112,15 @@ BENCHMARKS = (
         ("prior_quality.json", "docs/prior_samples_*.png"),
     ),
     Benchmark(
+        "conditional",
+        "conditional",
+        "conditional VAE on Fashion-MNIST and MNIST: the share of images drawn for a class "
+        "that a classifier assigns to it, their Frechet distance per class, and the test "
+        "-ELBO against the unconditional model",
+        "4 (7 without the prior benchmark's runs)",
+        ("conditional.json", "docs/conditional_*.png"),
+    ),
+    Benchmark(
         "mnist-pictures",
         "mnist_pictures",
         'README\'s MNIST pictures (morphs, the "7" vector, averages, the 2-D map), '

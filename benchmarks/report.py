@@ -119,6 +119,9 @@ TABLES = {
     "prior-models/fashion_mnist": _prior_models("fashion_mnist"),
     "prior/mnist": _prior("mnist"),
     "prior-models/mnist": _prior_models("mnist"),
+    "conditional/samples": _module("conditional", "table", "conditional.json"),
+    "conditional/classes": _module("conditional", "class_table", "conditional.json"),
+    "conditional/models": _module("conditional", "model_table", "conditional.json"),
     "quality/results": _module("quality_per_second", "table", "quality_per_second_full.json"),
     "quality/vamp": _module("quality_per_second", "table", "quality_default_vamp.json"),
     "quality/comparisons": _module(

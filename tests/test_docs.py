@@ -86,6 +86,17 @@ TINY_PYTHON = [
     ),
     ("vae.fit(epochs=10,", "vae.fit(epochs=1, verbose=0,"),
     ("x_train[5000:], x_train[:5000]", "x_train[128:640], x_train[:128]"),
+    (
+        'x_train, y_train = datasets.load("fashion_mnist", "train")  # labels: int [60000]\n',
+        'x_train, y_train = datasets.load("fashion_mnist", "train")  # labels: int [60000]\n'
+        "x_train, y_train = x_train[:1024], y_train[:1024]\n",
+    ),
+    ("cvae.fit(x_train, y_train, epochs=10,", "cvae.fit(x_train, y_train, epochs=1, verbose=0,"),
+    (
+        'export.export_generator(cvae, "cvae_generator", overwrite=True)',
+        'export.export_generator(cvae, "cvae_generator", overwrite=True, variants=["float32"], '
+        "static_batch_sizes=[16])",
+    ),
 ]
 
 # What a block's run must also show: code run after the block (Python) and the
