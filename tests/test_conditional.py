@@ -430,3 +430,22 @@ def test_a_mixed_bfloat16_conditional_vae_trains_with_float32_losses():
     assert all(np.isfinite(history.history["loss"]))
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert drawn.dtype == "float32"
+
+
+def test_fit_prior_refits_a_conditional_run_per_class_on_its_own_labelled_split(
+    conditional_run, tmp_path
+):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(conditional_run, run)
+    code, _, err = call_main(cli.main, ["fit-prior", "--model", run, "--prior", "gaussian"])
+    assert code == 0, err
+    model = keras.models.load_model(run / "model.keras")
+    assert model.prior.kind == "gaussian" and model.prior.components == 10
+    np.testing.assert_array_equal(model.prior.label_weights, np.eye(10))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["prior"]["fits"]["gaussian"]["per_class"] is True
+    argv = ["fit-prior", "--model", run, "--dataset", "fashion_mnist", "--limit", "100"]
+    code, _, err = call_main(cli.main, argv)
+    assert code != 0 and "refits it on its run dir's own training split" in err, err
