@@ -8,14 +8,18 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
 import train
 from keras_vae import VAE, ConditionalVAE, cli, datasets
+from keras_vae.generation import Codec
 from keras_vae.models import losses, priors
+from keras_vae.training import run_dir
 from keras_vae.training import train as training
 from keras_vae.training.config import TrainingConfig
+from keras_vae.utils import images as image_io
 from tests import generator_check
 from tests.testing import (
     REPO_ROOT,
@@ -99,6 +103,19 @@ def test_labels_by_name_index_or_vector():
     faces = small_model(label_names=["Smiling", "Eyeglasses"], label_type="attributes")
     np.testing.assert_array_equal(faces.label_vectors({"smiling": 1}), [[1, 0]])
     np.testing.assert_array_equal(faces.label_vectors([{"Eyeglasses": 1}, {}]), [[0, 1], [0, 0]])
+    # Integers are class indices only for classes: for attributes they are a vector.
+    np.testing.assert_array_equal(faces.label_vectors(np.array([0, 1])), [[0, 1]])
+    np.testing.assert_array_equal(faces.label_vectors([[1, 1], [0, 1]]), [[1, 1], [0, 1]])
+
+
+def test_a_class_index_out_of_range_stops_training_and_names_the_range():
+    model = small_model()
+    model.compile(optimizer="adam")
+    images = np.zeros((4, 8, 8, 1), "float32")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Class indices must lie in \[0, 4\)"):
+        model.fit(images, np.array([0, 1, 2, 4]), batch_size=4, verbose=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="classes: 0 top, 1 upper"):
+        model.evaluate(images, np.array([0, 1, -1, 3]), batch_size=4, verbose=0)
 
 
 @pytest.mark.parametrize(
@@ -108,6 +125,11 @@ def test_labels_by_name_index_or_vector():
         (lambda m: m.label_vectors(4), r"Unknown class 4\. Valid classes: .*3 bottom"),
         (lambda m: m.label_vectors(np.zeros((2, 5))), "have 4 values .*got labels of shape"),
         (lambda m: m.label_vectors(["top", "upper"], count=3), "Got 2 labels for 3 images"),
+        (lambda m: m.label_vectors(7.0), r"have 4 values .*got labels of shape \(\)"),
+        (
+            lambda m: Codec(m).decode(np.zeros((3, 2)), np.zeros((2, 4))),
+            r"Expected labels of shape \(3, 4\), one vector per image or code; got \(2, 4\)",
+        ),
         (lambda m: m.label_vectors({"top": 1}), "labels are classes"),
         (lambda m: m.sample(2), "draws images of a label: pass labels"),
         (lambda m: m.fit(np.zeros((4, 8, 8, 1)), verbose=0), "fit\\(images, labels\\)"),
@@ -228,6 +250,13 @@ def test_keras_vae_generate_draws_the_label_by_name_or_index(conditional_run, tm
         code, _, err = call_main(cli.main, [*argv, "--n", "8"])
         assert code == 0, err
     assert by_name.read_bytes() == by_index.read_bytes()
+    # The z come from the prior fitted to the class's own codes, as model.sample draws them.
+    model, _ = run_dir.load_model(conditional_run)
+    drawn = model.sample(8, seed=0, labels="Sneaker")
+    scale = image_io.tile_scale(model.image_shape)
+    expected = image_io.labelled_grid(np.asarray(drawn), 1, 8, scale=scale, padding=1)
+    grid = np.asarray(Image.open(by_name)).reshape(expected.shape)
+    assert np.abs(grid.astype(int) - expected).max() <= 1
     every = tmp_path / "every.png"
     code, _, err = call_main(
         cli.main,
@@ -326,6 +355,9 @@ def test_a_folder_with_only_attributes_conditions_on_them(tmp_path):
     argv = ["generate", "--model", run, "--attribute", "bright=1", "--out", out]
     code, _, err = call_main(cli.main, argv)
     assert code == 0 and out.exists(), err
+    argv = ["generate", "--model", run, "--label", "bright", "--out", out]
+    code, _, err = call_main(cli.main, argv)
+    assert code != 0 and "draws attributes, not classes: ask with --attribute NAME=1" in err, err
 
 
 def test_conditional_on_a_folder_without_labels_says_how_to_label_it(tmp_path):
@@ -448,4 +480,9 @@ def test_fit_prior_refits_a_conditional_run_per_class_on_its_own_labelled_split(
     assert metrics["prior"]["fits"]["gaussian"]["per_class"] is True
     argv = ["fit-prior", "--model", run, "--dataset", "fashion_mnist", "--limit", "100"]
     code, _, err = call_main(cli.main, argv)
-    assert code != 0 and "refits it on its run dir's own training split" in err, err
+    assert code != 0 and "training split, with the labels; drop --dataset and --limit." in err, err
+    # model.keras alone, without its run dir, holds no labelled split to refit on.
+    alone = shutil.copy(run / "model.keras", tmp_path / "alone.keras")
+    argv = ["fit-prior", "--model", alone, "--prior", "gaussian"]
+    code, _, err = call_main(cli.main, argv)
+    assert code != 0 and "pass the run dir that train.py wrote." in err, err

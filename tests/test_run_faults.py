@@ -244,6 +244,18 @@ def test_a_prior_too_big_for_the_data_is_refused_before_training(tmp_path, chang
     assert not (tmp_path / "model.keras").exists()
 
 
+def test_a_prior_per_class_is_checked_against_the_smallest_class_before_training(tmp_path):
+    config = tiny_config(train_subset=48, conditional=True, prior="gmm", prior_components=2)
+    with pytest.raises(ValueError) as raised:
+        train(config, tmp_path)
+    assert re.fullmatch(
+        r"--prior-components 2 needs 6 training codes in 2 dimensions, and the run has \d "
+        r"of its smallest class, '\d', to fit it to: .*",
+        str(raised.value),
+    ), raised.value
+    assert not (tmp_path / "model.keras").exists()
+
+
 def test_a_failed_prior_fit_is_redone_with_other_settings_without_training(tmp_path, monkeypatch):
     config = tiny_config()
     train(config, tmp_path)

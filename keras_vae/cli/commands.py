@@ -205,8 +205,10 @@ def _generate(session):
         )
     rows = -(-args.n // args.cols)
     _check_grid(session, rows, args.cols, "a smaller --n or --cols")
-    z = model.get_prior(args.prior).sample(args.n, seed=args.seed)
-    images = session.codec.decode(z, None if labels is None else np.repeat(labels, args.n, 0))
+    labels = None if labels is None else np.repeat(labels, args.n, 0)
+    # A prior fitted per class draws each z from the codes of the asked class.
+    z = model.get_prior(args.prior).sample(args.n, seed=args.seed, labels=labels)
+    images = session.codec.decode(z, labels)
     return _save_grid(args.out, image_io.padded(images, rows * args.cols), rows, args.cols)
 
 
@@ -234,6 +236,11 @@ def _requested_labels(model, args):
     if args.every_label:
         return None
     if args.label is not None:
+        if model.label_type != "class":
+            raise ValueError(
+                f"{args.model} draws attributes, not classes: ask with --attribute NAME=1 "
+                f"({model.describe_labels()})."
+            )
         return model.label_vectors(args.label)
     values = {}
     for setting in args.attribute:
@@ -447,9 +454,19 @@ def _write_prior(args, is_run_dir):
         )
         path = os.path.join(args.model, run_dir.MODEL_FILE)
     elif getattr(model, "label_dim", 0):
+        asked = " and ".join(
+            flag
+            for flag, value in (
+                ("--dataset", args.dataset),
+                ("--data-dir", args.data_dir),
+                ("--limit", args.limit),
+            )
+            if value
+        )
         raise ValueError(
             f"{args.model} is a conditional VAE: fit-prior refits it on its run dir's own "
-            "training split, with the labels; drop --dataset, --data-dir and --limit."
+            "training split, with the labels; "
+            + (f"drop {asked}." if asked else "pass the run dir that train.py wrote.")
         )
     else:
         images = session.data()[0]

@@ -147,7 +147,9 @@ class Codec:
             )
         flat = codes.reshape(-1, self.model.latent_dim)
         if labels is not None:
-            labels = np.asarray(labels, np.float32).reshape(len(flat), -1)
+            labels = np.asarray(labels, np.float32)
+            if labels.shape[:-1] == codes.shape[:-1]:  # one vector per code, as the codes lie
+                labels = labels.reshape(len(flat), -1)
         flat = self._decode(flat, *self._labels(labels, len(flat)))
         return flat.reshape(codes.shape[:-1] + tuple(self.model.image_shape))
 

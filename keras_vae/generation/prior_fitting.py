@@ -92,12 +92,7 @@ def fit_priors(
         for prior in fitted.values():
             prior.info["fitted_to"] = codes
             if validation_codes is not None:
-                per_label = prior.label_weights is not None and validation_labels is not None
-                log_prob = (
-                    prior.log_prob(validation_codes, validation_labels)
-                    if per_label
-                    else prior.log_prob(validation_codes)
-                )
+                log_prob = prior.log_prob(validation_codes, validation_labels)
                 prior.info["validation_log_likelihood_of_fit"] = float(log_prob.mean())
             model.set_prior(prior, default=False)
     model.set_prior(model.get_prior(kind))

@@ -4,6 +4,7 @@ import numbers
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from keras_vae.models import losses, priors
@@ -104,7 +105,8 @@ class ConditionalVAE(VAE):
         if isinstance(labels, str | numbers.Integral):
             return self._class_vector(labels)
         array = np.asarray(labels, dtype=object if _holds_names(labels) else None)
-        if array.dtype == object or (array.ndim == 1 and np.issubdtype(array.dtype, np.integer)):
+        class_indices = self.label_type == CLASS and array.ndim == 1
+        if array.dtype == object or (class_indices and np.issubdtype(array.dtype, np.integer)):
             if self.label_type == CLASS:
                 return np.stack([self._class_vector(label) for label in array.ravel()])
             return np.stack([self._attribute_vector(label) for label in array.ravel()])
@@ -126,9 +128,11 @@ class ConditionalVAE(VAE):
 
     def class_index(self, label):
         """The index of a class name (`"Sneaker"`, `"sneaker"`) or index (`7`, `"7"`)."""
-        lowered = [names._folded(name) for name in self.label_names]
-        if isinstance(label, str) and names._folded(label) in lowered:
-            return lowered.index(names._folded(label))
+        if isinstance(label, str):
+            try:
+                return names.name_index("class", label, self.label_names)
+            except ValueError:
+                pass  # an index written as text ("7"), or unknown
         try:
             index = int(label)
             valid = index == float(label) and 0 <= index < self.label_dim
@@ -170,7 +174,12 @@ class ConditionalVAE(VAE):
         """
         labels = ops.convert_to_tensor(labels)
         if len(labels.shape) == 1 and self.label_type == CLASS:
-            return ops.one_hot(ops.cast(labels, "int32"), self.label_dim, dtype="float32")
+            indices = ops.cast(labels, "int32")
+            # one_hot would turn an index out of range into a vector of zeros: no label at all.
+            message = f"Class indices must lie in [0, {self.label_dim}) ({self.describe_labels()})."
+            tf.debugging.assert_non_negative(indices, message=message)
+            tf.debugging.assert_less(indices, self.label_dim, message=message)
+            return ops.one_hot(indices, self.label_dim, dtype="float32")
         if len(labels.shape) != 2 or labels.shape[-1] not in (None, self.label_dim):
             raise ValueError(
                 f"This ConditionalVAE takes labels of shape (batch, {self.label_dim}) "
@@ -259,4 +268,6 @@ def _holds_names(labels):
     """Whether a sequence of labels holds names or dicts (not numbers)."""
     if isinstance(labels, np.ndarray):
         return labels.dtype.kind in "OUS"
+    if np.ndim(labels) == 0:  # a lone number: not a sequence
+        return False
     return any(isinstance(label, str | dict) for label in labels)

@@ -349,8 +349,8 @@ class TwoStagePrior:
         z = self.decode(u).astype(np.float32)
         return (z, np.zeros(n, np.int32)) if return_components else z
 
-    def log_prob(self, z, samples=16, seed=0):
-        """A lower bound of log p(z), nats: float64 `[n]`.
+    def log_prob(self, z, labels=None, samples=16, seed=0):
+        """A lower bound of log p(z), nats: float64 `[n]`; `labels` are not used.
 
         The second VAE's importance-weighted bound with `samples` draws
         of u ~ q(u | z) (seeded): log mean_s p(z | u_s) p(u_s) / q(u_s | z).
@@ -741,11 +741,14 @@ def fit_per_class(
         if validation_codes is not None and np.any(validation_classes == k):
             held_out = validation_codes[validation_classes == k]
         mine = codes[classes == k]
-        parts.append(
-            fit_gaussian(mine)
-            if kind == GAUSSIAN
-            else fit_gmm(mine, held_out, candidates=candidates, **options)
-        )
+        try:
+            parts.append(
+                fit_gaussian(mine)
+                if kind == GAUSSIAN
+                else fit_gmm(mine, held_out, candidates=candidates, **options)
+            )
+        except ValueError as error:
+            raise ValueError(f"Class {k}: {error}") from None
     sizes = [part.components for part in parts]
     label_weights = np.zeros((num_classes, sum(sizes)))
     for k, (part, first) in enumerate(zip(parts, np.cumsum([0, *sizes[:-1]]), strict=True)):

@@ -9,6 +9,7 @@ that are removed at the end.
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -74,6 +75,22 @@ class Labels:
     train: np.ndarray
     validation: np.ndarray | None
     test: np.ndarray
+
+    @classmethod
+    def of_splits(cls, conditions, train, validation, test):
+        """The labels of each split: `conditions(*split)` gives `(type, names, vectors)`.
+
+        `train`, `validation` and `test` are argument tuples of `conditions`;
+        `validation` may be None.
+        """
+        label_type, label_names, train_vectors = conditions(*train)
+        return cls(
+            label_type,
+            label_names,
+            train_vectors,
+            None if validation is None else conditions(*validation)[2],
+            conditions(*test)[2],
+        )
 
     def model_kwargs(self):
         """What `keras_vae.ConditionalVAE` is told of the labels."""
@@ -147,17 +164,11 @@ def load_splits(config, cache_dir=None, shard=None):
         )
     labels = None
     if config.conditional:
-        label_type, label_names, train_vectors = datasets.conditions(
-            train_images, train_labels, config.dataset
-        )
-        labels = Labels(
-            label_type,
-            label_names,
-            train_vectors,
-            None
-            if validation_images is None
-            else datasets.conditions(validation_images, validation_labels, config.dataset)[2],
-            datasets.conditions(test_images, test_labels, config.dataset)[2],
+        labels = Labels.of_splits(
+            functools.partial(datasets.conditions, dataset=config.dataset),
+            (train_images, train_labels),
+            None if validation_images is None else (validation_images, validation_labels),
+            (test_images, test_labels),
         )
     return Splits(train_images, validation_images, test_images, test_labels, labels)
 
@@ -188,13 +199,8 @@ def _streamed_splits(config, cache_dir, shard):
         train = train.shard(*shard)  # tensorflow-datasets: read whole into the cache first
     labels = None
     if config.conditional:
-        label_type, label_names, train_vectors = datasets.conditions(train)
-        labels = Labels(
-            label_type,
-            label_names,
-            train_vectors,
-            None if validation is None else datasets.conditions(validation)[2],
-            datasets.conditions(test)[2],
+        labels = Labels.of_splits(
+            datasets.conditions, (train,), None if validation is None else (validation,), (test,)
         )
     return Splits(train, validation, test, test.labels, labels)
 
@@ -466,11 +472,13 @@ def write_samples(model, path, seed, prior=None, rows=8, cols=8):
     """Writes a rows x cols grid of images decoded from z of `prior` (default: the model's).
 
     For a conditional VAE, the grid is `rows` codes, each decoded with every
-    label (`generation.Codec.every_label`): one column per class.
+    label (`generation.Codec.every_label`): one column per class, for the
+    first `export.MAX_PREVIEW_LABELS` labels, as the export's preview.
     """
     if getattr(model, "label_dim", 0):
         z = model.get_prior(prior).sample(rows, seed=seed)
-        grid = generation.Codec(model).every_label(z, model.each_label())
+        labels = model.each_label()[: export.MAX_PREVIEW_LABELS]
+        grid = generation.Codec(model).every_label(z, labels)
         image_io.save_png(
             path, image_io.grid(grid.reshape(-1, *model.image_shape), *grid.shape[:2])
         )
@@ -532,6 +540,13 @@ def check_prior_settings(config, splits, latent_dim):
     if config.prior in (priors.STANDARD, priors.VAMP):
         return
     train_size, has_validation = len(splits.train), splits.validation is not None
+    of_what = ""
+    if splits.labels is not None and splits.labels.label_type == "class":
+        # A prior is fitted to each class's codes alone: the smallest class decides.
+        counts = splits.labels.train.sum(axis=0)
+        smallest = int(counts.argmin())
+        train_size = int(counts[smallest])
+        of_what = f" of its smallest class, {splits.labels.names[smallest]!r},"
     needed = priors.codes_needed(1, latent_dim)
     # fit_gmm holds out a tenth of the codes when there is no validation split.
     mixture_codes = min(
@@ -544,7 +559,8 @@ def check_prior_settings(config, splits, latent_dim):
         if mixture_codes < needed:
             raise ValueError(
                 f"--prior-components {config.prior_components} needs {needed} training codes "
-                f"in {latent_dim} dimensions, and the run has {mixture_codes} to fit it to: "
+                f"in {latent_dim} dimensions, and the run has {mixture_codes}{of_what} "
+                "to fit it to: "
                 + (
                     f"pass --prior-components {largest} or fewer, "
                     if largest
@@ -556,8 +572,8 @@ def check_prior_settings(config, splits, latent_dim):
     if available < needed:
         raise ValueError(
             f"--prior {config.prior} needs at least {needed} training codes in {latent_dim} "
-            f"dimensions, and the run has {available}: use more training images, a smaller "
-            "--latent-dim, or --prior standard."
+            f"dimensions, and the run has {available}{of_what}: use more training images, "
+            "a smaller --latent-dim, or --prior standard."
         )
 
 
@@ -569,9 +585,7 @@ def prior_facts(model, test_codes, test_labels=None):
     """
 
     def log_likelihood(prior):
-        if prior.label_weights is not None and test_labels is not None:
-            return float(prior.log_prob(test_codes, test_labels).mean())
-        return float(prior.log_prob(test_codes).mean())
+        return float(prior.log_prob(test_codes, test_labels).mean())
 
     return {
         "default": model.prior.kind,
