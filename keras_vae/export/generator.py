@@ -906,12 +906,12 @@ def export_generator(
                         model,
                         prior,
                         staging,
-                        training_config,
-                        variants,
-                        parity_samples,
-                        static_batch_sizes,
-                        latent_directions,
-                        attribute_directions,
+                        training_config=training_config,
+                        variants=variants,
+                        parity_samples=parity_samples,
+                        static_batch_sizes=static_batch_sizes,
+                        latent_directions=latent_directions,
+                        attribute_directions=attribute_directions,
                     )
         except atomic_files.DestinationChanged as error:
             raise FileExistsError(

@@ -40,7 +40,7 @@ class VAE(LatentImageModel):
     the model; the KL is then the one-sample Monte Carlo estimate
     log q(z | x) - log p(z) at the sampled z (log-sum-exp over components).
 
-    Args:
+    Args (keywords, but for `image_shape`):
         image_shape: `(height, width, channels)`.
         latent_dim: size of z; `None` takes the preset's.
         preset: one of `keras_vae.utils.names.PRESETS` ("conv", "default",
@@ -78,11 +78,7 @@ class VAE(LatentImageModel):
     def __init__(
         self,
         image_shape=(28, 28, 1),
-        latent_dim=None,
-        preset="default",
-        conv_filters=None,
-        encoder_units=None,
-        decoder_units=None,
+        *,
         likelihood="bernoulli",
         gaussian_scale="learned",
         beta=1.0,
@@ -91,9 +87,8 @@ class VAE(LatentImageModel):
         pseudo_inputs=None,
         **kwargs,
     ):
-        super().__init__(
-            image_shape, latent_dim, preset, conv_filters, encoder_units, decoder_units, **kwargs
-        )
+        # latent_dim, preset and the layer widths go to LatentImageModel in kwargs.
+        super().__init__(image_shape, **kwargs)
         names.check_choice("likelihood", likelihood, names.LIKELIHOODS)
         if not beta >= 0:
             raise ValueError(f"beta must be >= 0; got {beta}.")
@@ -288,14 +283,5 @@ class VAE(LatentImageModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "likelihood": self.likelihood,
-                "gaussian_scale": self.gaussian_scale,
-                "beta": self.beta,
-                "seed": self.seed,
-                "learned_prior": self.learned_prior,
-                "pseudo_inputs": self.pseudo_inputs,
-            }
-        )
+        config.update({option: getattr(self, option) for option in names.VAE_OPTIONS})
         return config

@@ -334,12 +334,7 @@ class TrainingConfig:
             "image_shape": tuple(image_shape),
             "preset": self.preset,
             "latent_dim": self.latent_dim,
-            "likelihood": self.likelihood,
-            "gaussian_scale": self.gaussian_scale,
-            "beta": self.beta,
-            "seed": self.seed,
-            "learned_prior": self.learned_prior,
-            "pseudo_inputs": self.pseudo_inputs,
+            **{option: getattr(self, option) for option in names.VAE_OPTIONS},
         }
 
     def to_dict(self):

@@ -36,6 +36,9 @@ PRIORS = ("standard", "gaussian", "gmm", "vamp", "two_stage")
 # The prior in a VAE's own bound while it trains: N(0, I), or the VampPrior (a mixture
 # of the encoder's posteriors at learned pseudo-inputs).
 LEARNED_PRIORS = ("standard", "vamp")
+# keras_vae.VAE's own options beyond its networks': its config holds them under
+# these names, and a TrainingConfig has a field of each name.
+VAE_OPTIONS = ("likelihood", "gaussian_scale", "beta", "seed", "learned_prior", "pseudo_inputs")
 # What a conditional VAE's labels are: one class of several (a one-hot vector),
 # or binary attributes (a 0/1 vector, any number of them set).
 LABEL_TYPES = ("class", "attributes")
