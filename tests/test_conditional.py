@@ -286,13 +286,47 @@ def test_generate_on_a_conditional_run_without_a_valid_label_is_one_line(
     assert not out.exists()
 
 
+def test_interpolate_moves_a_conditional_run_s_label_with_its_code(
+    conditional_run, tmp_path, monkeypatch
+):
+    from keras_vae.cli import commands
+    from keras_vae.generation import interpolate
+
+    drawn = {}
+    monkeypatch.setattr(
+        commands, "_save_grid", lambda path, images, *a, **k: drawn.update(x=images)
+    )
+    argv = ["interpolate", "--model", conditional_run, "--indices", "0", "1"]
+    code, _, err = call_main(
+        cli.main, [*argv, "--steps", "4", "--method", "lerp", "--out", "m.png"]
+    )
+    assert code == 0, err
+    # Each end encoded with its own label; the label moves linearly with the code.
+    model, _ = run_dir.load_model(conditional_run)
+    images, classes = datasets.load("fashion_mnist", "test")
+    ends = np.eye(10, dtype="float32")[classes[:2]]
+    assert classes[0] != classes[1]
+    codec = Codec(model)
+    codes = codec.encode(images[:2], ends)
+    t = np.linspace(0, 1, 4)[:, None]
+    path_labels = (1 - t) * ends[0] + t * ends[1]
+    path = codec.decode(interpolate(codes[0], codes[1], 4, "lerp"), path_labels)
+    np.testing.assert_allclose(drawn["x"][1:5], path, atol=1e-5)
+    np.testing.assert_array_equal(drawn["x"][[0, 5]], images[:2])
+    one_label = codec.decode(interpolate(codes[0], codes[1], 4, "lerp"), ends[[0] * 4])
+    assert np.abs(drawn["x"][3:5] - one_label[2:]).max() > 0.05
+
+
 def test_the_latent_toolkit_refuses_a_conditional_run_and_generate_an_unconditional_label(
     conditional_run, trained_run, tmp_path
 ):
     out = tmp_path / "never.png"
-    argv = ["interpolate", "--model", conditional_run, "--indices", "0", "1", "--out", out]
+    argv = ["average", "--model", conditional_run, "--attribute", "Bag", "--out", out]
     code, _, err = call_main(cli.main, argv)
     assert code != 0 and "works on unconditional VAEs" in err, err
+    argv = ["interpolate", "--model", conditional_run, "--images", "a.png", "b.png", "--out", out]
+    code, _, err = call_main(cli.main, argv)
+    assert code != 0 and "interpolate dataset images with --indices" in err, err
     run_dir, _ = trained_run
     code, _, err = call_main(
         cli.main, ["generate", "--model", run_dir, "--label", "7", "--out", out]

@@ -117,6 +117,14 @@ class Session:
         labels = [_describe(attributes[i], attribute_names, i) for i in self.args.indices]
         return images[self.args.indices], labels
 
+    def label_vectors(self, indices):
+        """A conditional VAE's label vectors `[n, label_dim]` of the dataset images at `indices`."""
+        _, attributes, attribute_names = self.data()
+        columns = [
+            datasets.attribute_index(attribute_names, name) for name in self.model.label_names
+        ]
+        return attributes[np.asarray(indices)][:, columns].astype(np.float32)
+
     def attribute_vector(self, name):
         from keras_vae import generation
 
@@ -264,10 +272,24 @@ def _interpolate(session):
     if args.steps < 2:
         raise ValueError(f"--steps must be >= 2 (both endpoints count); got {args.steps}.")
     _check_grid(session, count // 2, args.steps + 2, "a smaller --steps or fewer pairs")
+    conditional = getattr(session.model, "label_dim", 0)
+    if conditional and args.images:
+        raise ValueError(
+            f"{args.model} is a conditional VAE: interpolate dataset images with "
+            "--indices, whose labels it knows (files carry none)."
+        )
     images, labels = session.inputs()
-    codes = session.codec.encode(images)
+    conditions = path_conditions = None
+    if conditional:
+        # Each end is encoded with its own label, and the label moves along the
+        # path with the code: a 1 morphs into a 7.
+        conditions = session.label_vectors(args.indices)
+        path_conditions = generation.interpolate(
+            conditions[0::2], conditions[1::2], args.steps, "lerp"
+        )
+    codes = session.codec.encode(images, conditions)
     path_codes = generation.interpolate(codes[0::2], codes[1::2], args.steps, args.method)
-    paths = session.codec.decode(path_codes)
+    paths = session.codec.decode(path_codes, path_conditions)
     rows = np.concatenate([images[0::2, None], paths, images[1::2, None]], axis=1)
     fractions = [f"{t:.2g}" for t in np.linspace(0, 1, args.steps)]
     return _save_grid(
@@ -543,7 +565,7 @@ def _unconditional(command):
             raise ValueError(
                 f"keras-vae {session.args.command} works on unconditional VAEs; "
                 f"{session.args.model} is a conditional one: keras-vae generate --label or "
-                "--every-label draws its classes."
+                "--every-label draws its classes, and interpolate --indices morphs its images."
             )
         return command(session)
 
@@ -552,7 +574,7 @@ def _unconditional(command):
 
 LATENT_COMMANDS = {
     "generate": _generate,
-    "interpolate": _unconditional(_interpolate),
+    "interpolate": _interpolate,
     "attribute": _unconditional(_attribute),
     "edit": _unconditional(_edit),
     "average": _unconditional(_average),
