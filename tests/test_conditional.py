@@ -110,7 +110,7 @@ def test_labels_by_name_index_or_vector():
 
 def test_a_class_index_out_of_range_stops_training_and_names_the_range():
     model = small_model()
-    model.compile(optimizer="adam")
+    model.compile(optimizer="adam", jit_compile=False)  # XLA drops asserts (on a GPU: auto)
     images = np.zeros((4, 8, 8, 1), "float32")
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"Class indices must lie in \[0, 4\)"):
         model.fit(images, np.array([0, 1, 2, 4]), batch_size=4, verbose=0)
@@ -431,6 +431,15 @@ def test_an_interrupted_conditional_run_resumes_from_its_weights(tmp_path, monke
         np.testing.assert_array_equal(stopped, resumed)
     assert metrics["epochs"] == 2
     assert isinstance(keras.models.load_model(tmp_path / "model.keras"), ConditionalVAE)
+
+
+def test_a_prior_per_class_names_the_class_it_cannot_fit():
+    codes = np.random.default_rng(0).standard_normal((30, 2))
+    classes = np.array([0] * 28 + [1] * 2)
+    with pytest.raises(ValueError, match="Class 'upper': Too few codes: 2, need at least 3"):
+        priors.fit_per_class("gaussian", codes, classes, 2, class_names=["top", "upper"])
+    with pytest.raises(ValueError, match="Class 'b' has no codes"):
+        priors.fit_per_class("gmm", codes, np.zeros(30, int), 2, class_names=["a", "b"])
 
 
 def test_a_prior_per_class_draws_each_label_from_its_own_codes():

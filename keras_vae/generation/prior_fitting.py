@@ -77,6 +77,7 @@ def fit_priors(
                 num_classes=model.label_dim,
                 validation_codes=validation_codes,
                 validation_classes=None if held_out is None else held_out.argmax(axis=1),
+                class_names=model.label_names,
             )
             fitted[priors.GAUSSIAN] = fit(priors.GAUSSIAN)
             if kind == priors.GMM:

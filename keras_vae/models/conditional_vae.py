@@ -169,13 +169,16 @@ class ConditionalVAE(VAE):
     def condition(self, labels):
         """Labels of a batch as float32 `[batch, label_dim]` tensors.
 
-        Integer class indices `[batch]` become one-hot vectors; vectors must
-        have `label_dim` values.
+        Integer class indices `[batch]` become one-hot vectors (an index out of
+        range stops the step, except under XLA); vectors must have
+        `label_dim` values.
         """
         labels = ops.convert_to_tensor(labels)
         if len(labels.shape) == 1 and self.label_type == CLASS:
             indices = ops.cast(labels, "int32")
-            # one_hot would turn an index out of range into a vector of zeros: no label at all.
+            # one_hot would turn an index out of range into a vector of zeros: no label at
+            # all. XLA compiles these asserts away (jit_compile, Keras's "auto" on a GPU):
+            # there, check the indices before fit, or pass one-hot vectors (train.py does).
             message = f"Class indices must lie in [0, {self.label_dim}) ({self.describe_labels()})."
             tf.debugging.assert_non_negative(indices, message=message)
             tf.debugging.assert_less(indices, self.label_dim, message=message)

@@ -707,7 +707,14 @@ def fit_gmm(
 
 
 def fit_per_class(
-    kind, codes, classes, num_classes, validation_codes=None, validation_classes=None, **options
+    kind,
+    codes,
+    classes,
+    num_classes,
+    validation_codes=None,
+    validation_classes=None,
+    class_names=None,
+    **options,
 ):
     """A prior per class: `kind` ("gaussian" or "gmm") fitted to the codes of each class.
 
@@ -723,6 +730,7 @@ def fit_per_class(
             `COMPONENT_CANDIDATES` that keep the whole mixture within the
             largest of them (1 or 5 per class for 10 classes): the export
             and the explorer carry every component.
+        class_names: what an error calls each class (default: its index).
         **options: `fit_gmm`'s `components` (per class) and `seed`.
 
     Returns:
@@ -735,8 +743,9 @@ def fit_per_class(
     largest = max(COMPONENT_CANDIDATES)
     candidates = tuple(k for k in COMPONENT_CANDIDATES if k * num_classes <= largest) or (1,)
     for k in range(num_classes):
+        name = k if class_names is None else repr(class_names[k])
         if not counts[k]:
-            raise ValueError(f"Class {k} has no codes: a prior per class needs each one.")
+            raise ValueError(f"Class {name} has no codes: a prior per class needs each one.")
         held_out = None
         if validation_codes is not None and np.any(validation_classes == k):
             held_out = validation_codes[validation_classes == k]
@@ -748,7 +757,7 @@ def fit_per_class(
                 else fit_gmm(mine, held_out, candidates=candidates, **options)
             )
         except ValueError as error:
-            raise ValueError(f"Class {k}: {error}") from None
+            raise ValueError(f"Class {name}: {error}") from None
     sizes = [part.components for part in parts]
     label_weights = np.zeros((num_classes, sum(sizes)))
     for k, (part, first) in enumerate(zip(parts, np.cumsum([0, *sizes[:-1]]), strict=True)):
