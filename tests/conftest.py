@@ -5,13 +5,14 @@ each other.
 """
 
 import os
+import types
 
 import keras
 import numpy as np
 import pytest
 
 from keras_vae import datasets
-from tests.testing import train_in_process, write_idx
+from tests.testing import assert_unchanged, built_once, train_in_process, write_idx
 
 
 @pytest.fixture(autouse=True)
@@ -49,17 +50,32 @@ def fashion_mnist():
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """A run dir made by train.py's main, in this process: 2 tiny epochs on real Fashion-MNIST."""
-    run_dir = tmp_path_factory.mktemp("run")
-    result = train_in_process(run_dir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir, result
+    """A run dir made by train.py's main in a test process: 2 tiny epochs on real Fashion-MNIST.
+
+    One for the whole test run, shared by the workers: tests read it and never write it.
+    """
+
+    def build(run_dir):
+        result = train_in_process(run_dir)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return {"stdout": result.stdout, "stderr": result.stderr}
+
+    run_dir, printed, digest = built_once(tmp_path_factory, "trained_run", build)
+    yield run_dir, types.SimpleNamespace(returncode=0, **printed)
+    assert_unchanged(run_dir, digest)
 
 
 @pytest.fixture(scope="session")
 def conditional_run(tmp_path_factory):
-    """train.py --conditional: 2 tiny epochs on real Fashion-MNIST, every export file."""
-    run = tmp_path_factory.mktemp("conditional") / "run"
-    result = train_in_process(run, "--conditional")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run
+    """train.py --conditional: 2 tiny epochs on real Fashion-MNIST, every export file.
+
+    One for the whole test run, shared by the workers like trained_run.
+    """
+
+    def build(folder):
+        result = train_in_process(folder / "run", "--conditional")
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    folder, _, digest = built_once(tmp_path_factory, "conditional_run", build)
+    yield folder / "run"
+    assert_unchanged(folder, digest)

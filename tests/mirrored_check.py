@@ -1,6 +1,9 @@
 """One training step on a global batch, mirrored over 2 logical CPUs vs one device.
 
-Usage: python mirrored_check.py OUT.json [sgd|fused_adam] [vamp|conditional]
+Usage: python mirrored_check.py OUT.json CASE [CASE ...]
+  CASE: OPTIMIZER:MODEL, OPTIMIZER sgd or fused_adam, MODEL standard, vamp or conditional
+
+Writes {CASE: results}; every case starts from the same global seed.
 
 Runs in its own process because logical devices must be configured before
 TensorFlow initializes. The posterior's log-variance is pinned at the floor
@@ -39,6 +42,10 @@ from tests.testing import TINY  # noqa: E402
 
 GLOBAL_BATCH = 8
 
+# One strategy for every case: a second MirroredStrategy in the same process reuses
+# the first one's collective keys, and its all-reduces then fail on mismatched shapes.
+MIRRORED = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
 
 OPTIMIZERS = {"sgd": lambda: keras.optimizers.SGD(0.05), "fused_adam": lambda: FusedAdam(0.05)}
 
@@ -59,10 +66,10 @@ def pin_log_var(model):
     layer.set_weights([np.zeros_like(kernel), np.full_like(bias, -30.0)])
 
 
-def vamp_steps(out_path, optimizer):
+def vamp_steps(optimizer):
     keras.utils.set_random_seed(0)
     images = np.random.default_rng(0).uniform(size=(4 * GLOBAL_BATCH, 28, 28, 1)).astype("float32")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = MIRRORED
     with strategy.scope():
         model = VAE(seed=0, learned_prior="vamp", pseudo_inputs=4, **TINY)
         model.compile(optimizer=OPTIMIZERS[optimizer]())
@@ -80,14 +87,12 @@ def vamp_steps(out_path, optimizer):
         ),
         "pseudo_input_step": float(np.max(np.abs(model.pseudo_input_logits.numpy() - start))),
     }
-    with open(out_path, "w") as f:
-        json.dump(results, f)
+    return results
 
 
-def main(out_path, optimizer="sgd", prior="standard"):
+def one_step(optimizer, prior):
     if prior == "vamp":
-        vamp_steps(out_path, optimizer)
-        return
+        return vamp_steps(optimizer)
     # Seeded: over 40 seeds, one (21) gave a 5e-5 weight difference, the same before and
     # after the restructuring (the replicas draw their own eps; the cause is not pinned
     # down); seed 0 keeps this check deterministic.
@@ -95,7 +100,7 @@ def main(out_path, optimizer="sgd", prior="standard"):
     images = np.random.default_rng(0).uniform(size=(GLOBAL_BATCH, 28, 28, 1)).astype("float32")
     conditional = prior == "conditional"
     labels = np.arange(GLOBAL_BATCH) % 3 if conditional else None
-    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored_strategy = MIRRORED
     assert mirrored_strategy.num_replicas_in_sync == 2
     single = build(tf.distribute.get_strategy(), optimizer, conditional)
     mirrored = build(mirrored_strategy, optimizer, conditional)
@@ -121,6 +126,11 @@ def main(out_path, optimizer="sgd", prior="standard"):
     results["max_replica_diff"] = max(
         float(np.max(np.abs(c[0] - other))) for c in copies for other in c[1:]
     )
+    return results
+
+
+def main(out_path, *cases):
+    results = {case: one_step(*case.split(":")) for case in cases}
     with open(out_path, "w") as f:
         json.dump(results, f)
 

@@ -23,6 +23,7 @@ from keras_vae.utils import images as image_io
 from tests import generator_check
 from tests.testing import (
     REPO_ROOT,
+    built_once,
     call_main,
     prior_draws,
     run_serialization_test,
@@ -183,21 +184,24 @@ def test_train_py_conditional_writes_a_run_of_every_class(conditional_run):
 
 @pytest.fixture(scope="module")
 def fresh_outputs(conditional_run, tmp_path_factory):
-    """generator_check.py on the conditional export, in a process without keras_vae."""
-    work = tmp_path_factory.mktemp("conditional_generator")
+    """generator_check.py on the conditional export, in a process without keras_vae (once a run)."""
     model = keras.models.load_model(conditional_run / "model.keras")
     z = np.random.default_rng(42).standard_normal((16, model.latent_dim)).astype(np.float32)
-    np.save(work / "z.npy", z)
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, "tests", "generator_check.py")]
-        + [str(conditional_run / "export"), str(work / "z.npy"), str(work / "out.npz")],
-        capture_output=True,
-        text=True,
-        cwd=str(work),
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": ""},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+
+    def build(work):
+        np.save(work / "z.npy", z)
+        result = subprocess.run(
+            [sys.executable, os.path.join(REPO_ROOT, "tests", "generator_check.py")]
+            + [str(conditional_run / "export"), str(work / "z.npy"), str(work / "out.npz")],
+            capture_output=True,
+            text=True,
+            cwd=str(work),
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": ""},
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    work, _, _ = built_once(tmp_path_factory, "conditional_generator", build)
     metadata = json.loads((conditional_run / "export" / "generator.json").read_text())
     labels = generator_check.labels(metadata, len(z))["label"]
     expected = keras.ops.convert_to_numpy(model.decode(z, labels))

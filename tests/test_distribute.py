@@ -15,34 +15,43 @@ from PIL import Image
 from keras_vae.training import distribute
 from keras_vae.training import train as training
 from keras_vae.training.config import TrainingConfig
-from tests.testing import REPO_ROOT, SMALL_EXPORT_ARGS, free_ports
+from tests.testing import REPO_ROOT, SMALL_EXPORT_ARGS, built_once, free_ports
+
+MIRRORED_CASES = [("sgd", "standard"), ("fused_adam", "standard"), ("sgd", "conditional")]
 
 
-def mirrored_check(tmp_path, *arguments):
-    """What tests/mirrored_check.py reports for `arguments`, run in its own process."""
-    out = tmp_path / "mirrored.json"
-    check = os.path.join(REPO_ROOT, "tests", "mirrored_check.py")
-    result = subprocess.run(
-        [sys.executable, check, str(out), *arguments],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(out.read_text())
+@pytest.fixture(scope="module")
+def mirrored_results(tmp_path_factory):
+    """What tests/mirrored_check.py reports for every case, run once in its own process."""
+    cases = [
+        f"{optimizer}:{model}" for optimizer, model in MIRRORED_CASES + [("fused_adam", "vamp")]
+    ]
+
+    def build(folder):
+        check = os.path.join(REPO_ROOT, "tests", "mirrored_check.py")
+        result = subprocess.run(
+            [sys.executable, check, str(folder / "mirrored.json"), *cases],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads((folder / "mirrored.json").read_text())
+
+    return built_once(tmp_path_factory, "mirrored_check", build)[1]
 
 
 @pytest.mark.processes
-@pytest.mark.parametrize(
-    "optimizer, model", [("sgd", "standard"), ("fused_adam", "standard"), ("sgd", "conditional")]
-)
-def test_mirrored_step_on_two_replicas_equals_single_device_step(tmp_path, optimizer, model):
+@pytest.mark.parametrize("optimizer, model", MIRRORED_CASES)
+def test_mirrored_step_on_two_replicas_equals_single_device_step(
+    mirrored_results, optimizer, model
+):
     # The loss scaling across replicas (distribute.per_replica): without its division by
     # the replica count both optimizers take a step of the wrong size here and fail.
     # fused_adam: FusedAdam's kernel updates each replica's copy through its own handle.
     # conditional: a ConditionalVAE's step, on images and their labels.
-    results = mirrored_check(tmp_path, optimizer, model)
+    results = mirrored_results[f"{optimizer}:{model}"]
     assert results["single_loss"] == pytest.approx(results["mirrored_loss"], rel=1e-6)
     # The step is large enough that a doubled or halved one (a wrong cross-replica
     # reduction) would differ by far more than the tolerance under SGD. Adam's first
@@ -67,8 +76,8 @@ def write_pictures(root, count=48):
 
 
 @pytest.mark.processes
-def test_a_vamp_prior_trains_in_sync_on_two_replicas(tmp_path):
-    results = mirrored_check(tmp_path, "fused_adam", "vamp")
+def test_a_vamp_prior_trains_in_sync_on_two_replicas(mirrored_results):
+    results = mirrored_results["fused_adam:vamp"]
     assert results["losses_finite"] and results["replica_copies"] == 2
     assert results["max_replica_diff"] == 0.0 and results["pseudo_input_step"] > 1e-4
 

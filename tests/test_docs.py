@@ -1,9 +1,14 @@
 """Every Python and shell block of README.md and docs/*.md runs as a user would paste it.
 
-A fenced block tagged ```python runs in a fresh Python process, one tagged ```sh in
-bash (`set -e`: every line must succeed), each with its working directory a new
-temporary folder that holds what the docs assume: a trained run in
-runs/fashion_mnist-default (made by `python train.py` with the tiny settings below),
+A fenced block tagged ```python runs as a script (`exec` in a fresh namespace), one
+tagged ```sh line by line, each line a `keras-vae`, `python train.py` or `python -m
+export` command whose `main` gets the line's words (`~` expanded, comments dropped);
+a line that is more than such a command sends the whole block to bash (`set -e`:
+every line must succeed). Both run in this process, so a block costs its own work,
+not a TensorFlow import per command; the console script itself and a fresh
+process's `import keras_vae` are run by test_cli.py and below. The working directory
+is a new temporary folder that holds what the docs assume: a trained run in
+runs/fashion_mnist-default (made by train.py's `main` with the tiny settings below),
 train.py, shoe.png and boot.jpg, MNIST's IDX files in ~/mnist and a folder of
 colour pictures with classes and attributes.csv in ~/pictures (HOME is that
 folder). Blocks that are output, trees or prose are tagged ```text; an untagged
@@ -13,9 +18,13 @@ Where a block trains, TINY_PYTHON / TINY_SHELL shrink it (fewer images and epoch
 the code that runs is otherwise the block's own code.
 """
 
+import contextlib
 import glob
+import io
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,7 +33,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.testing import REPO_ROOT, write_idx
+from tests.testing import REPO_ROOT, assert_unchanged, built_once, call_main, write_idx
 
 RUNNABLE = ("python", "sh")
 NOT_RUN = ("text",)
@@ -155,32 +164,98 @@ def environment(home):
     }
 
 
+def command_mains():
+    """The commands a shell block may hold -> the `main` each one runs."""
+    import train
+    from export import __main__ as export_main
+    from keras_vae import cli
+
+    return {
+        ("keras-vae",): cli.main,
+        ("python", "-m", "keras_vae"): cli.main,
+        ("python", "train.py"): train.main,
+        ("python", "-m", "export"): export_main.main,
+    }
+
+
+def shell_commands(code, home):
+    """A shell block as [(main, argv)], or None where a line is more than one such command."""
+    mains = command_mains()
+    commands = []
+    for line in code.replace("\\\n", " ").splitlines():
+        if re.search(r"[|&;<>$`(){}*?]|\\", line.split("#")[0]):
+            return None
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        words = [os.path.join(home, w[2:]) if w.startswith("~/") else w for w in words]
+        found = [prefix for prefix in mains if tuple(words[: len(prefix)]) == prefix]
+        if not found:
+            return None
+        commands.append((mains[found[0]], words[len(found[0]) :]))
+    return commands
+
+
+@contextlib.contextmanager
+def inside(folder):
+    """The working directory and HOME of a user in `folder`, for code run in this process."""
+    cwd, home = os.getcwd(), os.environ.get("HOME")
+    os.chdir(folder)
+    os.environ["HOME"] = str(folder)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if home is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = home
+
+
 def run_block(tag, code, cwd):
-    command = (
-        [sys.executable, "-c", code]
-        if tag == "python"
-        else ["bash", "-euo", "pipefail", "-c", code]
-    )
-    return subprocess.run(
-        command, capture_output=True, text=True, cwd=cwd, env=environment(cwd), timeout=600
-    )
+    """Runs a block in `cwd`: (exit code, stdout, stderr)."""
+    if tag == "python":
+        out, err = io.StringIO(), io.StringIO()
+        with inside(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            exec(compile(code, "<block>", "exec"), {"__name__": "__main__"})
+        return 0, out.getvalue(), err.getvalue()
+    commands = shell_commands(code, str(cwd))
+    if commands is None:
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=environment(cwd),
+            timeout=600,
+        )
+        return result.returncode, result.stdout, result.stderr
+    printed, logged = [], []
+    with inside(cwd):
+        for main, argv in commands:
+            code, out, err = call_main(main, argv)
+            printed.append(out)
+            logged.append(err)
+            if code:
+                break
+    return code or 0, "".join(printed), "".join(logged)
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """runs/fashion_mnist-default as `make train` makes it, with the tiny settings."""
-    folder = tmp_path_factory.mktemp("docs_run")
-    os.symlink(os.path.join(REPO_ROOT, "train.py"), folder / "train.py")
-    result = run_block(
-        "sh",
-        shrink("python train.py --run-dir runs/fashion_mnist-default --verbose 0", TINY_SHELL[:1]),
-        folder,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder / "runs" / "fashion_mnist-default"
+    """runs/fashion_mnist-default as `make train` makes it, with the tiny settings (shared)."""
+
+    def build(folder):
+        command = "python train.py --run-dir runs/fashion_mnist-default --verbose 0"
+        code, _, err = run_block("sh", shrink(command, TINY_SHELL[:1]), folder)
+        assert code == 0, err[-3000:]
+
+    folder, _, digest = built_once(tmp_path_factory, "docs_run", build)
+    yield folder / "runs" / "fashion_mnist-default"
+    assert_unchanged(folder, digest)
 
 
-def write_pictures(root, per_class=150):
+def write_pictures(root, per_class=60):
     """root/cats/ and root/dogs/: 64x64 colour pictures, and attributes.csv with `smiling`."""
     rng = np.random.default_rng(0)
     rows = ["file,smiling"]
@@ -223,13 +298,11 @@ def test_the_block_runs(path, tag, code, workdir):
     is_readme_example = path == "README.md" and tag == "python"
     if is_readme_example:
         code += README_CHECK
-    result = run_block(tag, code, workdir)
-    assert result.returncode == 0, f"{path}:\n{code}\n{result.stderr[-3000:]}"
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    returncode, out, err = run_block(tag, code, workdir)
+    assert returncode == 0, f"{path}:\n{code}\n{err[-3000:]}"
+    assert "Traceback" not in err, err[-3000:]
     if is_readme_example:
-        import json
-
-        facts = json.loads(result.stdout.strip().splitlines()[-1])
+        facts = json.loads(out.strip().splitlines()[-1])
         assert facts["prior"] == "gmm" and facts["components"] >= 1
         assert facts["images"] == [16, 28, 28, 1]
         assert facts["logs"] == ["train", "validation"]

@@ -23,6 +23,7 @@ from tests.testing import (
     REPO_ROOT,
     TINY,
     assert_draws_follow_prior,
+    built_once,
     call_main,
     prior_draws,
     staging_exists,
@@ -41,27 +42,31 @@ RUNTIMES = ["interpreter", "compiled_model"]
 
 @pytest.fixture(scope="module")
 def generator_outputs(trained_run, tmp_path_factory):
+    """generator_check.py on trained_run's export, in a process without keras_vae (once a run)."""
     run_dir, _ = trained_run
     export_dir = run_dir / "export"
     model = keras.models.load_model(run_dir / "model.keras")
-    work = tmp_path_factory.mktemp("generator")
     z = np.random.default_rng(42).standard_normal((16, model.latent_dim)).astype(np.float32)
-    np.save(work / "z.npy", z)
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO_ROOT, "tests", "generator_check.py"),
-            str(export_dir),
-            str(work / "z.npy"),
-            str(work / "out.npz"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=str(work),
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": ""},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+
+    def build(work):
+        np.save(work / "z.npy", z)
+        result = subprocess.run(
+            [
+                sys.executable,
+                os.path.join(REPO_ROOT, "tests", "generator_check.py"),
+                str(export_dir),
+                str(work / "z.npy"),
+                str(work / "out.npz"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=str(work),
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": ""},
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    work, _, _ = built_once(tmp_path_factory, "generator_outputs", build)
     outputs = dict(np.load(work / "out.npz"))
     expected = keras.ops.convert_to_numpy(model.decode(z))
     return export_dir, model, z, expected, outputs
@@ -869,21 +874,44 @@ def test_a_full_disk_is_one_line_naming_the_export(tmp_path, small_disk, size):
     assert os.listdir(disk) == []  # no staging folder, no lock
 
 
+# `keras-vae export` of each model file given, in one fresh process: [exit code, stderr].
+EXPORT_EACH = """
+import contextlib, io, json, sys
+from keras_vae import cli
+results = []
+for model, out in zip(sys.argv[1::2], sys.argv[2::2]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = cli.main(["export", "--model", model, "--out", out, "--variants", "float32"])
+    results.append([code, err.getvalue()])
+print(json.dumps(results))
+"""
+
+
 def test_a_prior_of_absurd_scale_is_refused_before_converting(tmp_path):
     d = 3
     huge_cholesky = priors.GaussianMixture([1.0], np.zeros((1, d)), [np.eye(d) * 1e200])
     huge_means = priors.GaussianMixture([1.0], np.full((1, d), 1e300), [np.eye(d)])
-    for name, prior, what in (
-        ("cholesky", huge_cholesky, "cholesky reach 1e+200"),
-        ("means", huge_means, "means"),
+    cases = (("cholesky", huge_cholesky, "cholesky reach 1e+200"), ("means", huge_means, "means"))
+    argv = []
+    for name, prior, _ in cases:
+        argv += [saved_vae(tmp_path / name, latent_dim=d, prior=prior), tmp_path / f"{name}_gen"]
+    # In a fresh process: the LiteRT converter crashes on such constants.
+    result = subprocess.run(
+        [sys.executable, "-c", EXPORT_EACH, *map(str, argv)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for (name, _, what), (code, stderr) in zip(
+        cases, json.loads(result.stdout.strip().splitlines()[-1]), strict=True
     ):
-        model = saved_vae(tmp_path / name, latent_dim=d, prior=prior)
+        assert code == 2, (name, code, stderr[-2000:])
+        assert len(stderr.strip().splitlines()) == 1, stderr[-2000:]
+        assert what in stderr and "--prior standard" in stderr
         out = tmp_path / f"{name}_gen"
-        # In a fresh process: the LiteRT converter crashes on such constants.
-        result = run_cli("export", "--model", model, "--out", out, "--variants", "float32")
-        assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
-        assert what in result.stderr and "--prior standard" in result.stderr
         assert not out.exists() and f".{out.name}.lock" not in os.listdir(tmp_path)
     # The standard prior exports the same model.
     code, _, err = call_main(

@@ -113,7 +113,7 @@ def test_train_py_two_stage_prior_exports_and_the_explorer_samples_it(tmp_path):
     assert np.max(np.abs(drawn["images"] - expected)) <= 1e-5
     assert metadata["prior_artifacts"]["prior_b16"]["max_abs_error"] <= 1e-5
     # The explorer draws its grid through the static prior file, in the browser.
-    seen = browse_run(tmp_path / "run")
+    seen = browse_run(tmp_path / "run", tmp_path / "site")
     assert seen["state"] == "ready" and real_errors(seen) == [], seen
     grid = seen["first_grid"]
     eps = np.array(grid["eps"], np.float64)

@@ -53,10 +53,11 @@ def browse(url, *arguments):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def browse_run(run, *arguments):
-    """What browser_check.mjs saw of `keras-vae web --run-dir run`, served for the visit."""
+def browse_run(run, site, *arguments):
+    """What browser_check.mjs saw of `keras-vae web --run-dir run --out site`, while served."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "keras_vae", "web", "--run-dir", str(run), "--port", "0"],
+        [sys.executable, "-m", "keras_vae", "web", "--run-dir", str(run)]
+        + ["--out", str(site), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -765,7 +766,7 @@ def test_a_colour_run_of_a_folder_is_drawn_in_colour_with_its_named_sliders(tmp_
     model = keras.models.load_model(run / "model.keras")
     z = np.random.default_rng(5).standard_normal((16, model.latent_dim)).astype(np.float32)
     (tmp_path / "z.json").write_text(json.dumps(z.tolist()))
-    seen = browse_run(run, tmp_path / "z.json")
+    seen = browse_run(run, tmp_path / "site", tmp_path / "z.json")
     assert seen["state"] == "ready" and real_errors(seen) == [], seen
     expected = keras.ops.convert_to_numpy(model.decode(z)).reshape(16, -1)
     images = np.array(seen["grid"]["images"], np.float32)
@@ -780,9 +781,9 @@ def test_a_colour_run_of_a_folder_is_drawn_in_colour_with_its_named_sliders(tmp_
 
 @pytest.mark.browser
 def test_a_conditional_run_has_a_class_picker_and_draws_every_class_of_the_picks(
-    conditional_run,
+    conditional_run, tmp_path
 ):
-    seen = browse_run(conditional_run)
+    seen = browse_run(conditional_run, tmp_path / "site")
     assert seen["state"] == "ready" and real_errors(seen) == [], seen
     assert "conditional on 10 classes" in seen["about"]
     conditioning = seen["conditioning"]

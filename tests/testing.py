@@ -1,11 +1,13 @@
 """Helpers shared by the test modules (test modules never import each other)."""
 
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import io
 import json
 import os
+import shutil
 import socket
 import struct
 import time
@@ -262,3 +264,31 @@ def assert_draws_follow_prior(prior, z, components, sigmas=5.0):
     covariance = np.cov(whitened, rowvar=False).reshape(z.shape[1], z.shape[1])
     # Each entry of a sample covariance of N(0, I) has a standard error of about sqrt(2/n).
     assert np.max(np.abs(covariance - np.eye(z.shape[1]))) <= sigmas * np.sqrt(2.0 / n), covariance
+
+
+def built_once(tmp_path_factory, name, build):
+    """`build(folder)` once for the whole test run, by whichever pytest-xdist worker asks first.
+
+    The other workers wait for it and share the folder (read-only for every test: a
+    test that writes there fails `assert_unchanged`). `build` returns what the
+    fixture yields (JSON), saved beside the folder. A build that fails is tried
+    again by the next worker that asks, and fails there the same way.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, which every worker's own folder sits in
+    folder, record = root / name, root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            value = build(folder)
+            record.write_text(json.dumps({"value": value, "digest": tree_digest(folder)}))
+    saved = json.loads(record.read_text())
+    return folder, saved["value"], saved["digest"]
+
+
+def assert_unchanged(folder, digest):
+    """Fails when a test wrote into a folder that `built_once` shares."""
+    assert tree_digest(folder) == digest, f"a test changed the shared folder {folder}"
