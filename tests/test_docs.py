@@ -86,6 +86,7 @@ TINY_SHELL = [
     ("keras-vae train --dataset", f"keras-vae train {TINY_TRAIN} --dataset"),
     ("--epochs 30", "--epochs 1"),
     ("--kl-warmup-epochs 5", "--kl-warmup-epochs 1"),
+    ("--image-size 64", "--image-size 32"),
 ]
 TINY_PYTHON = [
     (

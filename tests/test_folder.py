@@ -11,20 +11,7 @@ from PIL import Image
 from keras_vae import cli, datasets
 from keras_vae.datasets import folder
 from keras_vae.datasets.folder import FolderImages
-from tests.testing import SMALL_EXPORT_ARGS, call_main, logged_images
-
-RED, BLUE = (200, 30, 30), (30, 30, 200)
-
-
-def write_folder(root, per_class=12, size=(48, 40)):
-    """root/red/*.png and root/blue/*.jpg: flat colours with a green square of varying shade."""
-    for name, colour, extension in (("red", RED, "png"), ("blue", BLUE, "jpg")):
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            pixels = np.full((size[1], size[0], 3), colour, np.uint8)
-            pixels[8:24, 8:24, 1] = 6 * i
-            Image.fromarray(pixels).save(root / name / f"{i}.{extension}")
-    return root
+from tests.testing import SMALL_EXPORT_ARGS, call_main, logged_images, write_folder
 
 
 def test_scan_reads_every_format_class_folders_and_attributes(tmp_path):

@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 from keras_vae import VAE, generation
 from keras_vae.models import priors
 from keras_vae.training import train as training
-from tests.testing import TINY, tiny_config
+from tests.testing import TINY, browse_run, real_errors, tiny_config
 
 
 def two_clusters(count, seed=0):
@@ -88,8 +88,6 @@ def test_fit_two_stage_refuses_codes_it_cannot_fit():
 
 @pytest.mark.browser
 def test_train_py_two_stage_prior_exports_and_the_explorer_samples_it(tmp_path):
-    from tests.test_web import browse_run, real_errors
-
     config = tiny_config(epochs=1, prior="two_stage", export_static_batch_sizes=(1, 16))
     with tfds.testing.mock_data(num_examples=64):
         metrics = training.train_and_evaluate(config, str(tmp_path / "run"), verbose=0)

@@ -23,66 +23,15 @@ from keras_vae import datasets
 from keras_vae.export import explorer
 from keras_vae.generation import latent
 from keras_vae.models import priors
-from tests.testing import REPO_ROOT, assert_draws_follow_prior, call_main
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-DRIVER = os.path.join(REPO_ROOT, "tests", "browser_check.mjs")
-
-
-def browse(url, *arguments):
-    """What browser_check.mjs saw at `url` (a dict)."""
-    for needed, how in (
-        (shutil.which("node"), "Node.js (apt-get install nodejs)"),
-        (os.path.isfile(CHROMIUM), f"Chromium at {CHROMIUM} (apt-get install chromium)"),
-        (
-            os.path.isdir(os.path.join(REPO_ROOT, "node_modules", "puppeteer-core")),
-            "puppeteer-core (npm ci)",
-        ),
-    ):
-        if not needed:
-            pytest.fail(f"The browser tests need {how}.")
-    result = subprocess.run(
-        ["node", DRIVER, url, *map(str, arguments)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=REPO_ROOT,
-        env={**os.environ, "CHROMIUM": CHROMIUM},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def browse_run(run, site, *arguments):
-    """What browser_check.mjs saw of `keras-vae web --run-dir run --out site`, while served."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "keras_vae", "web", "--run-dir", str(run)]
-        + ["--out", str(site), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO_ROOT,
-    )
-    try:
-        address = next(
-            (line.split()[2] for line in server.stdout if line.startswith("Latent explorer: ")),
-            None,
-        )
-        assert address, server.stderr.read()[-3000:]
-        return browse(address, *arguments)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def real_errors(seen):
-    """Console errors and page errors, less LiteRT's native INFO/WARNING log lines.
-
-    LiteRT.js prints its C++ log (e.g. "INFO: Created TensorFlow Lite XNNPACK
-    delegate") through console.error; those are not errors of the page.
-    """
-    native_log = ("INFO: ", "WARNING: ")
-    return [m for m in seen["console_errors"] if not m.startswith(native_log)] + seen["page_errors"]
+from tests.testing import (
+    REPO_ROOT,
+    assert_draws_follow_prior,
+    browse,
+    browse_run,
+    call_main,
+    real_errors,
+    write_folder,
+)
 
 
 @pytest.fixture(scope="module")
@@ -754,7 +703,6 @@ def test_export_readme_kotlin_snippets_are_complete_and_read_real_fields(trained
 @pytest.mark.browser
 def test_a_colour_run_of_a_folder_is_drawn_in_colour_with_its_named_sliders(tmp_path):
     from keras_vae import cli
-    from tests.test_folder import write_folder
 
     pictures = write_folder(tmp_path / "pictures", per_class=40)
     run = tmp_path / "run"

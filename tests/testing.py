@@ -10,11 +10,14 @@ import os
 import shutil
 import socket
 import struct
+import subprocess
+import sys
 import time
 import types
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from PIL import Image
 
@@ -292,3 +295,77 @@ def built_once(tmp_path_factory, name, build):
 def assert_unchanged(folder, digest):
     """Fails when a test wrote into a folder that `built_once` shares."""
     assert tree_digest(folder) == digest, f"a test changed the shared folder {folder}"
+
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+DRIVER = os.path.join(REPO_ROOT, "tests", "browser_check.mjs")
+
+
+def browse(url, *arguments):
+    """What browser_check.mjs saw at `url` (a dict)."""
+    for needed, how in (
+        (shutil.which("node"), "Node.js (apt-get install nodejs)"),
+        (os.path.isfile(CHROMIUM), f"Chromium at {CHROMIUM} (apt-get install chromium)"),
+        (
+            os.path.isdir(os.path.join(REPO_ROOT, "node_modules", "puppeteer-core")),
+            "puppeteer-core (npm ci)",
+        ),
+    ):
+        if not needed:
+            pytest.fail(f"The browser tests need {how}.")
+    result = subprocess.run(
+        ["node", DRIVER, url, *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO_ROOT,
+        env={**os.environ, "CHROMIUM": CHROMIUM},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def browse_run(run, site, *arguments):
+    """What browser_check.mjs saw of `keras-vae web --run-dir run --out site`, while served."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "keras_vae", "web", "--run-dir", str(run)]
+        + ["--out", str(site), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    try:
+        address = next(
+            (line.split()[2] for line in server.stdout if line.startswith("Latent explorer: ")),
+            None,
+        )
+        assert address, server.stderr.read()[-3000:]
+        return browse(address, *arguments)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def real_errors(seen):
+    """Console errors and page errors, less LiteRT's native INFO/WARNING log lines.
+
+    LiteRT.js prints its C++ log (e.g. "INFO: Created TensorFlow Lite XNNPACK
+    delegate") through console.error; those are not errors of the page.
+    """
+    native_log = ("INFO: ", "WARNING: ")
+    return [m for m in seen["console_errors"] if not m.startswith(native_log)] + seen["page_errors"]
+
+
+RED, BLUE = (200, 30, 30), (30, 30, 200)  # write_folder's class colours
+
+
+def write_folder(root, per_class=12, size=(48, 40)):
+    """root/red/*.png and root/blue/*.jpg: flat colours with a green square of varying shade."""
+    for name, colour, extension in (("red", RED, "png"), ("blue", BLUE, "jpg")):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = np.full((size[1], size[0], 3), colour, np.uint8)
+            pixels[8:24, 8:24, 1] = 6 * i
+            Image.fromarray(pixels).save(root / name / f"{i}.{extension}")
+    return root
