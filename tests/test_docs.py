@@ -65,6 +65,9 @@ SKIPPED = {
     ),
     ("docs/benchmarks.md", "make bench "): "70 minutes; benchmarks have their own tests",
     ("docs/testing.md", "make test "): "this suite itself",
+    ("docs/testing.md", ".venv/bin/python -m pytest -n auto -p tests.suite_profile"): (
+        "this suite itself, profiled"
+    ),
 }
 
 
