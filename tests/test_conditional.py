@@ -1,9 +1,6 @@
 """The conditional VAE: trained on images and labels, it draws the label it is asked for."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -22,10 +19,10 @@ from keras_vae.training.config import TrainingConfig
 from keras_vae.utils import images as image_io
 from tests import generator_check
 from tests.testing import (
-    REPO_ROOT,
     built_once,
     call_main,
     prior_draws,
+    run_generator_check,
     run_serialization_test,
     tiny_config,
 )
@@ -187,21 +184,11 @@ def fresh_outputs(conditional_run, tmp_path_factory):
     """generator_check.py on the conditional export, in a process without keras_vae (once a run)."""
     model = keras.models.load_model(conditional_run / "model.keras")
     z = np.random.default_rng(42).standard_normal((16, model.latent_dim)).astype(np.float32)
-
-    def build(work):
-        np.save(work / "z.npy", z)
-        result = subprocess.run(
-            [sys.executable, os.path.join(REPO_ROOT, "tests", "generator_check.py")]
-            + [str(conditional_run / "export"), str(work / "z.npy"), str(work / "out.npz")],
-            capture_output=True,
-            text=True,
-            cwd=str(work),
-            timeout=300,
-            env={**os.environ, "PYTHONPATH": ""},
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-
-    work, _, _ = built_once(tmp_path_factory, "conditional_generator", build)
+    work, _, _ = built_once(
+        tmp_path_factory,
+        "conditional_generator",
+        lambda work: run_generator_check(conditional_run / "export", z, work),
+    )
     metadata = json.loads((conditional_run / "export" / "generator.json").read_text())
     labels = generator_check.labels(metadata, len(z))["label"]
     expected = keras.ops.convert_to_numpy(model.decode(z, labels))

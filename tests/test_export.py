@@ -26,6 +26,7 @@ from tests.testing import (
     built_once,
     call_main,
     prior_draws,
+    run_generator_check,
     staging_exists,
     tree_digest,
     wait_for,
@@ -47,26 +48,11 @@ def generator_outputs(trained_run, tmp_path_factory):
     export_dir = run_dir / "export"
     model = keras.models.load_model(run_dir / "model.keras")
     z = np.random.default_rng(42).standard_normal((16, model.latent_dim)).astype(np.float32)
-
-    def build(work):
-        np.save(work / "z.npy", z)
-        result = subprocess.run(
-            [
-                sys.executable,
-                os.path.join(REPO_ROOT, "tests", "generator_check.py"),
-                str(export_dir),
-                str(work / "z.npy"),
-                str(work / "out.npz"),
-            ],
-            capture_output=True,
-            text=True,
-            cwd=str(work),
-            timeout=300,
-            env={**os.environ, "PYTHONPATH": ""},
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-
-    work, _, _ = built_once(tmp_path_factory, "generator_outputs", build)
+    work, _, _ = built_once(
+        tmp_path_factory,
+        "generator_outputs",
+        lambda work: run_generator_check(export_dir, z, work),
+    )
     outputs = dict(np.load(work / "out.npz"))
     expected = keras.ops.convert_to_numpy(model.decode(z))
     return export_dir, model, z, expected, outputs

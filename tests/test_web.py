@@ -30,6 +30,7 @@ from tests.testing import (
     browse_run,
     call_main,
     real_errors,
+    serving,
     write_folder,
 )
 
@@ -39,25 +40,8 @@ def served_page(trained_run, tmp_path_factory):
     """`keras-vae web` on train.py's run, serving on a free port; stopped at the end."""
     run_dir, _ = trained_run
     site = tmp_path_factory.mktemp("web") / "site"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "keras_vae", "web", "--run-dir", str(run_dir)]
-        + ["--out", str(site), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO_ROOT,
-    )
-    try:
-        address = None
-        for line in server.stdout:
-            if line.startswith("Latent explorer: http://"):
-                address = line.split()[2]
-                break
-        assert address, server.stderr.read()[-3000:]
+    with serving(run_dir, site) as address:
         yield run_dir, site, address
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     host, port = address.removeprefix("http://").rstrip("/").split(":")
     with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=2):
         pass  # the server is gone

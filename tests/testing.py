@@ -325,8 +325,9 @@ def browse(url, *arguments):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def browse_run(run, site, *arguments):
-    """What browser_check.mjs saw of `keras-vae web --run-dir run --out site`, while served."""
+@contextlib.contextmanager
+def serving(run, site):
+    """`keras-vae web --run-dir run --out site` on a free port: yields its address, then stops."""
     server = subprocess.Popen(
         [sys.executable, "-m", "keras_vae", "web", "--run-dir", str(run)]
         + ["--out", str(site), "--port", "0"],
@@ -341,10 +342,34 @@ def browse_run(run, site, *arguments):
             None,
         )
         assert address, server.stderr.read()[-3000:]
-        return browse(address, *arguments)
+        yield address
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def browse_run(run, site, *arguments):
+    """What browser_check.mjs saw of `keras-vae web --run-dir run --out site`, while served."""
+    with serving(run, site) as address:
+        return browse(address, *arguments)
+
+
+def run_generator_check(export_dir, z, work):
+    """tests/generator_check.py on an export, in a process without keras_vae: its outputs.
+
+    `z` (saved as work/z.npy) are the codes every runtime decodes.
+    """
+    np.save(work / "z.npy", z)
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "tests", "generator_check.py")]
+        + [str(export_dir), str(work / "z.npy"), str(work / "out.npz")],
+        capture_output=True,
+        text=True,
+        cwd=str(work),
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def real_errors(seen):
