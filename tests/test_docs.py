@@ -234,15 +234,15 @@ def run_block(tag, code, cwd):
             timeout=600,
         )
         return result.returncode, result.stdout, result.stderr
-    printed, logged = [], []
+    status, printed, logged = 0, [], []
     with inside(cwd):
-        for main, argv in commands:
-            code, out, err = call_main(main, argv)
+        for main, argv in commands:  # as `set -e`: the first failing command ends the block
+            status, out, err = call_main(main, argv)
             printed.append(out)
             logged.append(err)
-            if code:
+            if status:
                 break
-    return code or 0, "".join(printed), "".join(logged)
+    return status or 0, "".join(printed), "".join(logged)
 
 
 @pytest.fixture(scope="session")
@@ -310,6 +310,18 @@ def test_the_block_runs(path, tag, code, workdir):
         assert facts["prior"] == "gmm" and facts["components"] >= 1
         assert facts["images"] == [16, 28, 28, 1]
         assert facts["logs"] == ["train", "validation"]
+
+
+def test_a_failing_line_fails_its_block_and_shell_syntax_goes_to_bash(tmp_path):
+    missing = "keras-vae generate --model runs/missing --out a.png"
+    code, out, err = run_block("sh", f"{missing}\nkeras-vae train --help", tmp_path)
+    assert code == 2 and "runs/missing" in err and "usage" not in out  # the help never ran
+    assert shell_commands("keras-vae train --help | head -1", str(tmp_path)) is None
+    assert shell_commands("ls ~/pictures", str(tmp_path)) is None  # not a keras_vae command
+    ((main, argv),) = shell_commands("python train.py --data-dir ~/mnist  # IDX", "/home/u")
+    assert main.__module__ == "train" and argv == ["--data-dir", "/home/u/mnist"]
+    code, out, _ = run_block("sh", "echo $((6 * 7)) | tr 4 x", tmp_path)
+    assert (code, out) == (0, "x2\n")
 
 
 def test_every_block_says_whether_it_runs():
