@@ -186,10 +186,11 @@ def test_log_variance_is_clipped_so_exp_cannot_overflow():
     assert np.all(np.isfinite(reconstruction)) and np.all(np.isfinite(kl))
 
 
-def test_mixed_precision_keeps_losses_in_float32():
+@pytest.mark.parametrize("prior", [{}, {"learned_prior": "vamp", "pseudo_inputs": 4}])
+def test_mixed_precision_keeps_losses_in_float32(prior):
     images = np.random.default_rng(0).uniform(size=(16, 28, 28, 1)).astype(np.float32)
     with training.dtype_policy(mixed_precision=True):
-        model = VAE(seed=0, **TINY)
+        model = VAE(seed=0, **TINY, **prior)
         model.compile(optimizer="adam")
         assert model.compute_dtype == "bfloat16"
         reconstruction, kl = model.loss_terms(images)

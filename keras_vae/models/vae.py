@@ -184,6 +184,7 @@ class VAE(LatentImageModel):
         reconstruction = self.reconstruction_nll(images, logits)
         if self.learned_prior == priors.STANDARD:
             return reconstruction, losses.kl_to_standard_normal(mean, log_var)
+        z = ops.cast(z, "float32")  # the Sampling layer computes in the policy's dtype
         kl = losses.log_normal(z, mean, log_var) - self.log_prior(z, training=training)
         return reconstruction, kl
 
