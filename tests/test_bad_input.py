@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import VAE, datasets
+from keras_vae import VAE, cli, datasets
 from keras_vae.datasets import pipeline
 from keras_vae.training import train as training
 from tests.testing import (
@@ -219,3 +219,18 @@ def test_the_fit_pipeline_checks_array_pixels_where_they_enter(fill, message):
         pipeline.make_dataset(images, name="test images")
     if fill == 255.0:  # the Gaussian likelihood takes any finite pixels
         pipeline.fit_arguments(images, images, batch_size=4, likelihood="gaussian")
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "celeba"])
+def test_tensorflow_datasets_offline_is_one_line_naming_data_dir(dataset, tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def offline(*args, **kwargs):  # the network, as it fails without one
+        raise ConnectionError("Failed to resolve 'storage.googleapis.com'\nmore lines")
+
+    monkeypatch.setattr(tfds, "load", offline)
+    argv = ["train", "--dataset", dataset, "--run-dir", tmp_path / "run", "--epochs", "1"]
+    code, _, err = call_main(cli.main, argv)
+    assert code == 2, err[-2000:]
+    assert len(err.strip().splitlines()) == 1, err[-2000:]
+    assert "ConnectionError: Failed to resolve" in err and "pass --data-dir" in err

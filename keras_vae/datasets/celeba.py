@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from keras_vae.datasets import folder as folders
-from keras_vae.datasets.errors import DataError
+from keras_vae.datasets.errors import DataError, load_tfds
 from keras_vae.utils.names import CELEBA_SPLITS, check_choice
 
 ATTRIBUTES = (
@@ -170,7 +170,7 @@ def load_from_tfds(split="all", limit=None, size=IMAGE_SIZE, crop=CROP, data_dir
 
     _check_split(split)
     tfds_split = "train+validation+test" if split == "all" else split
-    dataset = tfds.load("celeb_a", split=tfds_split, data_dir=data_dir)
+    dataset = load_tfds("celeb_a", split=tfds_split, data_dir=data_dir)
     if limit is not None:
         dataset = dataset.take(limit)
     images, attributes = [], []
@@ -299,7 +299,7 @@ class TfdsImages(folders.FolderImages):
     def _write_cache(self, cache, attributes_path):
         import tensorflow_datasets as tfds
 
-        dataset = tfds.load("celeb_a", split=self.split, data_dir=self.data_dir)
+        dataset = load_tfds("celeb_a", split=self.split, data_dir=self.data_dir)
         if self.limit:
             dataset = dataset.take(self.limit)
         writer = folders.RecordWriter(cache)

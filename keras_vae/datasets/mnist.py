@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_vae.datasets import idx
 from keras_vae.datasets.checks import check_labels
-from keras_vae.datasets.errors import DataError
+from keras_vae.datasets.errors import DataError, load_tfds
 
 # Where Debian's package `dataset-fashion-mnist` installs the IDX files.
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -45,7 +45,7 @@ def _load_tfds_split(tfds_name, split):
 
     # Batches of 10,000 rather than batch_size=-1: the latter aborts the
     # process on datasets of unknown cardinality (tfds.testing.mock_data).
-    dataset = tfds.load(tfds_name, split=split, as_supervised=True).batch(10_000)
+    dataset = load_tfds(tfds_name, split=split, as_supervised=True).batch(10_000)
     batches = list(tfds.as_numpy(dataset))
     if not batches:
         raise DataError(f"tensorflow-datasets {tfds_name!r} split {split!r} is empty.")
