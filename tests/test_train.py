@@ -289,6 +289,30 @@ def test_a_run_resumes_with_another_steps_per_execution_but_not_another_epoch_co
         run_dir.check_config(str(tmp_path), tiny_config(steps_per_execution=4, epochs=2))
 
 
+def test_a_rerun_that_names_the_defaults_it_trained_with_resumes(tmp_path):
+    from keras_vae import datasets
+    from keras_vae.training import run_dir
+    from keras_vae.training.config import TrainingConfig
+
+    (tmp_path / "model.keras").write_bytes(b"a checkpoint")
+    debian = datasets.DEBIAN_FASHION_MNIST_DIR
+    pictures = {"dataset": "folder", "data_dir": str(tmp_path)}
+    for saved, same, other, message in (
+        ({}, {"latent_dim": 32, "pseudo_inputs": 100}, {"latent_dim": 8}, "32 there, 8 now"),
+        ({}, {"data_dir": debian}, {"pseudo_inputs": 5}, "--pseudo-inputs 100 there, 5 now"),
+        (
+            {**pictures, "image_size": "32"},
+            {**pictures, "image_size": "32x32", "channels": 3},
+            {**pictures, "image_size": "32", "channels": 1},
+            "--channels 3 there, 1 now",
+        ),
+    ):
+        (tmp_path / "config.json").write_text(TrainingConfig(**saved).to_json())
+        run_dir.check_config(str(tmp_path), TrainingConfig(**same))
+        with pytest.raises(ValueError, match=message):
+            run_dir.check_config(str(tmp_path), TrainingConfig(**other))
+
+
 def test_a_relative_data_dir_is_stored_absolute(tmp_path, monkeypatch):
     # config.json must work from any directory.
     monkeypatch.chdir(tmp_path)

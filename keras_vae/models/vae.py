@@ -15,8 +15,7 @@ from keras_vae.utils import names
 # log_var is clipped to this range: sigma^2 from 1e-13 to 5e8, so exp() can
 # neither overflow nor underflow to a zero variance, in float32 or bfloat16.
 LOG_VAR_RANGE = (-30.0, 20.0)
-# The VampPrior's number of pseudo-inputs when none is given.
-DEFAULT_PSEUDO_INPUTS = 100
+DEFAULT_PSEUDO_INPUTS = names.DEFAULT_PSEUDO_INPUTS
 # Pseudo-inputs made from images are logit(clip(pixel)): a pixel of exactly 0 or 1
 # would be an infinite logit.
 _PSEUDO_INPUT_CLIP = (0.01, 0.99)

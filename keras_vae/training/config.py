@@ -12,6 +12,7 @@ import json
 import math
 import os
 
+from keras_vae.datasets.mnist import DEBIAN_FASHION_MNIST_DIR
 from keras_vae.models import presets
 from keras_vae.utils import names
 
@@ -336,6 +337,28 @@ class TrainingConfig:
             "latent_dim": self.latent_dim,
             **{option: getattr(self, option) for option in names.VAE_OPTIONS},
         }
+
+    def effective(self):
+        """`to_dict()` with the defaults that other fields decide filled in.
+
+        What the run computes with: two configs of the same run are equal here
+        whether a value was given or left to its default (`--latent-dim 32` with
+        `--preset default`, `--image-size 32x32` and `32`, Debian's Fashion-MNIST
+        directory named or found).
+        """
+        values = self.to_dict()
+        values["latent_dim"] = self.latent_dim or presets.PRESETS[self.preset].latent_dim
+        if self.learned_prior == "vamp" and self.pseudo_inputs is None:
+            values["pseudo_inputs"] = names.DEFAULT_PSEUDO_INPUTS
+        height, width, channels = self.image_shape()
+        values["image_size"], values["channels"] = f"{height}x{width}", channels
+        if (
+            self.data_dir is None
+            and self.dataset == "fashion_mnist"
+            and os.path.isdir(DEBIAN_FASHION_MNIST_DIR)
+        ):
+            values["data_dir"] = DEBIAN_FASHION_MNIST_DIR
+        return values
 
     def to_dict(self):
         """The fields as JSON values (tuples as lists), as config.json holds them."""

@@ -138,10 +138,14 @@ def check_config(directory, config):
         return
     with open(path) as f:
         saved = json.load(f)
-    wanted = config.to_dict()
+    wanted = config.effective()
     # A field added after the run was made counts as its default there, or as
     # what such runs did where the default is another (config.WITHOUT_THE_FIELD).
     saved = {**type(config)().to_dict(), **WITHOUT_THE_FIELD, **saved}
+    try:
+        saved = type(config).from_dict(saved).effective()
+    except (TypeError, ValueError):
+        pass  # a config.json this version cannot rebuild: compared as written
     differences = [
         f"{flag_name(name)} {saved.get(name)!r} there, {wanted.get(name)!r} now"
         for name in sorted(set(saved) | set(wanted))

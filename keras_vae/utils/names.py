@@ -36,6 +36,8 @@ PRIORS = ("standard", "gaussian", "gmm", "vamp", "two_stage")
 # The prior in a VAE's own bound while it trains: N(0, I), or the VampPrior (a mixture
 # of the encoder's posteriors at learned pseudo-inputs).
 LEARNED_PRIORS = ("standard", "vamp")
+# The VampPrior's number of pseudo-inputs when none is given.
+DEFAULT_PSEUDO_INPUTS = 100
 # keras_vae.VAE's own options beyond its networks': its config holds them under
 # these names, and a TrainingConfig has a field of each name.
 VAE_OPTIONS = ("likelihood", "gaussian_scale", "beta", "seed", "learned_prior", "pseudo_inputs")
