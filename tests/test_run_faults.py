@@ -92,6 +92,10 @@ def test_a_damaged_backup_falls_back_to_the_previous_epochs(tmp_path, monkeypatc
     [line] = [line for line in err.splitlines() if "cannot be read (" in line]
     assert line.endswith("resuming from the previous backup, after epoch 2."), line
     assert metrics["epochs"] == 3 and metrics["optimizer_iterations"] == 3 * 3
+    # Each epoch shows once, also where Keras counts optimizer steps (3 an epoch).
+    logs = tmp_path / "logs"
+    assert shown_epoch_steps(logs / "train") == shown_epoch_steps(logs / "validation") == [0, 1, 2]
+    assert shown_epoch_steps(logs / "validation", "evaluation_loss_vs_iterations") == [3, 6, 9]
 
 
 def test_a_kill_between_the_weights_and_the_epoch_record_resumes_after_the_weights(

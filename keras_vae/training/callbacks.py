@@ -301,8 +301,17 @@ def _event_records(path):
             return
 
 
-def drop_summaries_from(path, step):
-    """Rewrites the event file `path` without its summaries at `step` or later.
+# Keras's TensorBoard callback logs these tags at the optimizer's step count, not
+# the epoch (evaluation_loss_vs_iterations...).
+ITERATION_TAG_SUFFIX = "_vs_iterations"
+
+
+def drop_summaries_from(path, epoch, steps_per_epoch):
+    """Rewrites the event file `path` without its summaries of epoch `epoch` or later.
+
+    Per-epoch tags are logged at the epoch's index (dropped at steps >= `epoch`);
+    `*_vs_iterations` tags at the optimizer's step count at the epoch's end
+    (dropped past `epoch * steps_per_epoch`, where the last kept epoch ended).
 
     Returns:
         int: the number of events dropped (0: the file is left as it was).
@@ -312,10 +321,14 @@ def drop_summaries_from(path, step):
     kept, dropped = [], 0
     for record in _event_records(path):
         event = event_pb2.Event.FromString(record)
-        if event.HasField("summary") and event.step >= step:
-            dropped += 1
-        else:
-            kept.append(record)
+        if event.HasField("summary"):
+            tags = [value.tag for value in event.summary.value]
+            by_iterations = any(tag.endswith(ITERATION_TAG_SUFFIX) for tag in tags)
+            first = epoch * steps_per_epoch + 1 if by_iterations else epoch
+            if event.step >= first:
+                dropped += 1
+                continue
+        kept.append(record)
     if dropped:
 
         def write(tmp_path):
@@ -334,7 +347,7 @@ class TensorBoardRestart(keras.callbacks.Callback):
     training it reads how many epochs the restored optimizer has finished
     (its iterations over the steps per epoch), k, and rewrites the event
     files that earlier runs left in the TensorBoard runs without their
-    summaries at steps >= k. An epoch logged before an interruption and run
+    summaries of epochs >= k (`drop_summaries_from`). An epoch logged before an interruption and run
     again then appears once, whatever reads the logs (TensorBoard's own
     restart markers are honoured by some of its readers only). The files are
     listed when the callback is made, before this fit's writers open theirs.
@@ -357,9 +370,10 @@ class TensorBoardRestart(keras.callbacks.Callback):
         ]
 
     def on_train_begin(self, logs=None):
-        epoch = int(self.model.optimizer.iterations.numpy()) // self.params["steps"]
+        steps = self.params["steps"]
+        epoch = int(self.model.optimizer.iterations.numpy()) // steps
         for path in self._earlier_files:
-            drop_summaries_from(path, epoch)
+            drop_summaries_from(path, epoch, steps)
 
 
 class FlushingTensorBoard(keras.callbacks.TensorBoard):
