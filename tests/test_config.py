@@ -32,6 +32,19 @@ def test_every_field_is_a_flag_with_its_help_and_parser():
     config = config_from_flags(args)
     assert config == TrainingConfig(latent_dim=8, gaussian_scale=0.2, mixed_precision=True)
     assert config_from_flags(parser.parse_args([])) == TrainingConfig()
+    # One default per flag: a default that other flags decide is the help text's to say.
+    for action in parser._actions:
+        assert (action.help or "").count("(default:") <= 1, action.help
+    assert "None" not in help_text
+
+
+def test_a_gaussian_scale_that_is_no_number_says_what_it_takes(capsys):
+    parser = argparse.ArgumentParser(prog="train.py")
+    add_config_flags(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--gaussian-scale", "abc"])
+    message = "argument --gaussian-scale: expected 'learned' or a positive number; got 'abc'"
+    assert message in capsys.readouterr().err
 
 
 def test_a_new_field_needs_one_edit():

@@ -55,7 +55,15 @@ def option(default, help, parse=None, choices=None, minimum=None, maximum=None, 
 
 
 def _gaussian_scale(value):
-    return value if value == "learned" else float(value)
+    """The --gaussian-scale flag's value: 'learned' or a float (checked by the config)."""
+    if value == "learned":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'learned' or a positive number; got {value!r}"
+        ) from None
 
 
 # What a config.json without the field trained with, where the field's default
@@ -440,7 +448,8 @@ def add_config_flags(parser, config_class=TrainingConfig):
             flag_name(field.name),
             type=meta["parse"] or str,
             default=field.default,
-            help=help_text + " (default: %(default)s)",
+            # A None default is decided by other flags, which the help text says.
+            help=help_text + ("" if field.default is None else " (default: %(default)s)"),
         )
 
 
