@@ -32,6 +32,15 @@ def run_cli(*args):
     return result.returncode, result.stdout, result.stderr
 
 
+def test_an_argument_no_flag_takes_is_named_with_its_command_s_usage():
+    argv = ["attribute", "--model", "runs/a", "--attribute", "Coat", "Bag", "--out", "c.npy"]
+    code, _, err = call_main(cli.main, argv)
+    assert code == 2 and "usage: keras-vae attribute" in err
+    assert err.strip().splitlines()[-1] == "keras-vae attribute: error: unrecognized arguments: Bag"
+    code, _, err = call_main(cli.main, ["web", "--model", "runs/a"])
+    assert code == 2 and "keras-vae web: error: unrecognized arguments: --model runs/a" in err
+
+
 def png(path):
     return np.asarray(Image.open(path))
 

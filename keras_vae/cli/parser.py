@@ -288,9 +288,24 @@ def _add(parser, entry):
         _add(target, inner)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Arguments no flag takes are reported with the usage of the command they were given to."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.commands = {}  # subcommand name -> its parser
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command = self.commands.get(getattr(parsed, "command", None), self)
+            command.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+
 def build_parser():
     """The `keras-vae` argparse parser, one subcommand per entry of `COMMANDS`."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-vae",
         description="Train a keras_vae VAE; then its latent space toolkit: generate, "
         "interpolate, attribute vectors, edits and average images; export; the web explorer.",
@@ -307,4 +322,5 @@ def build_parser():
         )
         for entry in command.arguments:
             _add(subparser, entry)
+        parser.commands[name] = subparser
     return parser
