@@ -265,6 +265,10 @@ def test_output_names_are_what_gets_written(trained_run, tmp_path):
     assert code == 0, err
     assert stdout.strip() == str(tmp_path / "new" / "bag.npy")
     assert np.load(stdout.strip()).shape == (2,)
+    for directory in (f"{tmp_path / 'other'}{os.sep}", tmp_path / "new"):
+        code, _, err = call_main(cli.main, argv + ["--out", directory])
+        assert code == 2 and f"--out {directory} is a directory; give a file name such as" in err
+    assert sorted(os.listdir(tmp_path / "new")) == ["bag.npy"] and not (tmp_path / "other").exists()
     code, _, err = call_main(
         cli.main, ["generate", "--model", run_dir, "--out", tmp_path / "x.jpg"]
     )

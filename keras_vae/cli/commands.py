@@ -305,7 +305,12 @@ def _interpolate(session):
 def _attribute(session):
     args = session.args
     vector, name, count = session.attribute_vector(args.attribute)
-    out = args.out or f"{name.lower().replace('/', '_').replace(' ', '_')}.npy"
+    default = f"{name.lower().replace('/', '_').replace(' ', '_')}.npy"
+    out = args.out or default
+    if out.endswith(os.sep) or os.path.isdir(out):
+        raise ValueError(
+            f"--out {out} is a directory; give a file name such as {os.path.join(out, default)}."
+        )
     if not out.endswith(".npy"):
         out += ".npy"  # what np.save would write anyway: print the real name
     atomic_write(out, lambda tmp_path: np.save(tmp_path, vector), suffix=".npy")
