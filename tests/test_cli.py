@@ -356,6 +356,22 @@ def test_a_limit_below_one_is_refused_by_the_parser(trained_run, limit):
     assert code == 2 and f"argument --limit: must be >= 1; got {limit}" in err
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "--seed", "-1"], "argument --seed: must be >= 0; got -1"),
+        (["fit-prior", "--seed", "x"], "argument --seed: expected an integer >= 0; got 'x'"),
+        (
+            ["edit", "--indices", "1", "--vector", "v.npy", "--alphas", "0", "nan"],
+            "argument --alphas: expected a finite number; got 'nan'",
+        ),
+    ],
+)
+def test_a_seed_or_strength_out_of_range_is_named_by_the_parser(argv, message):
+    code, _, err = call_main(cli.main, [argv[0], "--model", "runs/unread", *argv[1:]])
+    assert code == 2 and message in err
+
+
 def test_a_preview_not_named_png_is_refused_before_exporting(trained_run, tmp_path):
     run_dir, _ = trained_run
     argv = ["export", "--model", run_dir, "--out", tmp_path / "gen", "--variants", "float32"]

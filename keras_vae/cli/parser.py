@@ -5,6 +5,7 @@ No TensorFlow: `keras-vae --help` and a bad flag answer at once.
 
 import argparse
 import dataclasses
+import math
 
 from keras_vae.cli import train
 from keras_vae.utils import images as image_io
@@ -21,6 +22,28 @@ def positive_int(text):
         raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
+    return value
+
+
+def seed(text):
+    """argparse type of a seed: an integer >= 0 (what NumPy and TensorFlow take)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0; got {value}")
+    return value
+
+
+def finite_float(text):
+    """argparse type of a strength: a finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
     return value
 
 
@@ -110,7 +133,7 @@ COMMANDS = {
             MODEL,
             out("generated.png"),
             arg("--n", type=positive_int, default=64, help="Number of images."),
-            arg("--seed", type=int, default=0, help="Seed of the z draws."),
+            arg("--seed", type=seed, default=0, help="Seed of the z draws."),
             arg("--cols", type=positive_int, default=8, help="Images per grid row."),
             PRIOR,
             group(
@@ -155,7 +178,7 @@ COMMANDS = {
                 help="Mixture components (default: chosen by held-out log-likelihood).",
             ),
             arg("--codes", default="mean", choices=names.PRIOR_CODES),
-            arg("--seed", type=int, default=0, help="Seed of the fit."),
+            arg("--seed", type=seed, default=0, help="Seed of the fit."),
             dataset(split="train"),
         ),
     ),
@@ -191,7 +214,7 @@ COMMANDS = {
             ),
             arg(
                 "--alphas",
-                type=float,
+                type=finite_float,
                 nargs="+",
                 default=[0.0, 0.5, 1.0, 1.5, 2.0],
                 help="Edit strengths.",
