@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import datasets
+from keras_vae import cli, datasets
 from keras_vae.export import explorer
 from keras_vae.generation import latent
 from keras_vae.models import priors
@@ -202,7 +202,6 @@ def test_site_needs_static_files_and_refuses_a_foreign_folder(trained_run, tmp_p
         if facts.get("layout") != "static"
     }
     (old / "generator.json").write_text(json.dumps(metadata))
-    from keras_vae import cli
 
     code, _, err = call_main(cli.main, ["web", "--export", str(old), "--no-serve"])
     assert code == 2 and "no static-shape .tflite files" in err and "--overwrite" in err
@@ -234,6 +233,9 @@ def test_latest_run_is_the_newest_export_and_a_rebuilt_site_replaces_the_old(tra
     assert explorer.latest_run(str(runs)) == str(runs / "new")
     with pytest.raises(explorer.SiteError, match="No run with an export"):
         explorer.latest_run(str(tmp_path / "nothing"))
+    missing = tmp_path / "nothing"
+    code, _, err = call_main(cli.main, ["web", "--run-dir", missing, "--no-serve"])
+    assert code == 2 and f"Run dir not found: {missing} (--run-dir; or --export DIR)." in err
     site = explorer.build_site(str(runs / "new" / "export"), str(tmp_path / "site"))
     (tmp_path / "site" / "explorer.js").write_text("// from an earlier build")
     assert explorer.build_site(str(runs / "old" / "export"), site) == site
@@ -360,7 +362,6 @@ def test_site_generator_json_holds_what_the_page_reads_and_no_local_paths(traine
 
 
 def test_port_in_use_fails_before_building_and_says_what_to_do(trained_run, tmp_path):
-    from keras_vae import cli
 
     run_dir, _ = trained_run
     site = tmp_path / "site"
@@ -481,7 +482,6 @@ def _no_path(metadata):
     ],
 )
 def test_build_refuses_a_generator_json_that_is_not_an_export(trained_run, tmp_path, edit, message):
-    from keras_vae import cli
 
     run_dir, _ = trained_run
     run = tmp_path / "a" / "run"
@@ -498,7 +498,6 @@ def test_build_refuses_a_generator_json_that_is_not_an_export(trained_run, tmp_p
 
 
 def test_build_refuses_a_linked_or_foreign_model_file(trained_run, tmp_path):
-    from keras_vae import cli
 
     run_dir, _ = trained_run
     secret = tmp_path / "secret"
@@ -686,7 +685,6 @@ def test_export_readme_kotlin_snippets_are_complete_and_read_real_fields(trained
 
 @pytest.mark.browser
 def test_a_colour_run_of_a_folder_is_drawn_in_colour_with_its_named_sliders(tmp_path):
-    from keras_vae import cli
 
     pictures = write_folder(tmp_path / "pictures", per_class=40)
     run = tmp_path / "run"
