@@ -334,3 +334,13 @@ def test_a_worker_decodes_only_its_own_shard_of_the_training_files(tmp_path, cap
     assert not paths[0] & paths[1] and broken not in paths[0] | paths[1]
     errors = capsys.readouterr().err
     assert errors.count("skipped 1 of") == 1 and os.path.basename(broken) in errors
+
+
+def test_a_run_dir_inside_the_folder_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    write_folder(tmp_path / "pictures", per_class=3)
+    monkeypatch.chdir(tmp_path / "pictures")
+    argv = ["train", "--dataset", "folder", "--data-dir", ".", "--run-dir", "runs/latest"]
+    code, _, err = call_main(cli.main, argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--run-dir runs/latest is inside --data-dir" in err and "outside the folder" in err
+    assert sorted(os.listdir(tmp_path / "pictures")) == ["blue", "red"]

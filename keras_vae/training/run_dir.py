@@ -158,6 +158,22 @@ def check_config(directory, config):
         )
 
 
+def check_outside_data(directory, config):
+    """Raises ValueError if the run dir `directory` lies inside the folder of pictures it reads.
+
+    The run's own pictures (samples, grids, the projector's sprite) would be
+    read back as training pictures by the next run on that folder.
+    """
+    if config.dataset != "folder" or config.data_dir is None:
+        return
+    data = os.path.join(os.path.realpath(config.data_dir), "")
+    if os.path.join(os.path.realpath(directory), "").startswith(data):
+        raise ValueError(
+            f"--run-dir {directory} is inside --data-dir {config.data_dir}: the run's pictures "
+            "would be read as training pictures. Choose a --run-dir outside the folder."
+        )
+
+
 def of_model(path):
     """The run dir that `path` belongs to, or None.
 

@@ -703,6 +703,7 @@ def train_and_evaluate(config, directory, verbose="auto"):
         Empty on the non-chief workers of a cluster.
     """
     config.validate()
+    run_dir.check_outside_data(directory, config)  # before the run dir is made
     # First: a multi-worker strategy must configure collectives before any op runs.
     strategy = distribute.make_strategy(config.strategy)
     chief = distribute.is_chief(strategy)
