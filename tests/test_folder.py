@@ -237,7 +237,7 @@ def test_keras_vae_train_on_a_folder_of_colour_pictures_then_export_explorer_and
     train += ["--prior", "standard", "--verbose", "0", *SMALL_EXPORT_ARGS, "16"]
     code, out, err = call_main(cli.main, train)
     assert code == 0, err
-    assert "skipped 1 of" in err and "broken.png" in err
+    assert "skipped 1 of 81 files" in err and "broken.png" in err  # of all 81, not a split's
     assert "test: negative_elbo" in out
     run = tmp_path / "run"
     config = json.loads((run / "config.json").read_text())
@@ -273,7 +273,7 @@ def test_keras_vae_train_on_a_folder_of_colour_pictures_then_export_explorer_and
     assert code == 0, err
     assert np.load(out.strip().splitlines()[-1]).shape == (32,)
     code, _, err = call_main(cli.main, [*train[:6], "24", *train[7:]])
-    assert code == 2 and "--image-size '32' there, '24' now" in err, err
+    assert code == 2 and "--image-size '32x32' there, '24x24' now" in err, err
 
 
 def test_a_cache_written_with_skipped_files_reads_back_the_same_pictures(tmp_path):

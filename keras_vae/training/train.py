@@ -185,16 +185,17 @@ def _streamed_splits(config, cache_dir, shard):
     train, test = train.subset(config.train_subset), test.subset(config.test_subset)
     if shard and not train.needs_cache:
         train = train.shard(*shard)  # before the first pass: a worker decodes its own files
+    skipped, total = [], 0  # over the three splits: one line for the folder
     for images in (train, validation, test):
         if images is None:
             continue
         cache = None
         if (config.cache or images.needs_cache) and cache_dir is not None:
             cache = os.path.join(cache_dir, folder.cache_name(images))
-        total = len(images)
-        skipped = images.verify(config.strict, cache)
-        if skipped:
-            print(f"{config.data_dir}: {folder.skipped_message(skipped, total)}", file=sys.stderr)
+        total += len(images)
+        skipped += images.verify(config.strict, cache)
+    if skipped:
+        print(f"{config.data_dir}: {folder.skipped_message(skipped, total)}", file=sys.stderr)
     if shard and train.needs_cache:
         train = train.shard(*shard)  # tensorflow-datasets: read whole into the cache first
     labels = None
