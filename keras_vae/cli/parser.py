@@ -14,26 +14,25 @@ from keras_vae.utils import names
 _DEFAULT_STATIC_BATCHES = " ".join(map(str, names.STATIC_BATCH_SIZES))
 
 
-def positive_int(text):
-    """argparse type of a count: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1; got {value}")
-    return value
+def integer_at_least(minimum):
+    """An argparse type: an integer >= `minimum`, else a message naming the bound."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}; got {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}; got {value}")
+        return value
+
+    return parse
 
 
-def seed(text):
-    """argparse type of a seed: an integer >= 0 (what NumPy and TensorFlow take)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0; got {value}")
-    return value
+positive_int = integer_at_least(1)  # a count
+seed = integer_at_least(0)  # what NumPy and TensorFlow take
 
 
 def finite_float(text):
