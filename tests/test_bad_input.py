@@ -1,6 +1,7 @@
 """Bad input gets a clear one-line error; numerically extreme input trains without NaN."""
 
 import gzip
+import logging
 import struct
 import time
 
@@ -226,7 +227,8 @@ def test_tensorflow_datasets_offline_is_one_line_naming_data_dir(dataset, tmp_pa
     import tensorflow_datasets as tfds
 
     def offline(*args, **kwargs):  # the network, as it fails without one
-        raise ConnectionError("Failed to resolve 'storage.googleapis.com'\nmore lines")
+        assert logging.getLogger("urllib3").level == logging.ERROR  # no warning per retry
+        raise ConnectionError("Failed to resolve 'storage.googleapis.com'" + " x" * 200 + "\nmore")
 
     monkeypatch.setattr(tfds, "load", offline)
     argv = ["train", "--dataset", dataset, "--run-dir", tmp_path / "run", "--epochs", "1"]
@@ -234,3 +236,5 @@ def test_tensorflow_datasets_offline_is_one_line_naming_data_dir(dataset, tmp_pa
     assert code == 2, err[-2000:]
     assert len(err.strip().splitlines()) == 1, err[-2000:]
     assert "ConnectionError: Failed to resolve" in err and "pass --data-dir" in err
+    assert " x x..." in err and "more" not in err  # the first line, cut where it is long
+    assert logging.getLogger("urllib3").level != logging.ERROR  # put back

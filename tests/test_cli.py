@@ -57,6 +57,13 @@ def test_help_of_every_command_through_both_entry_points(monkeypatch):
         code, out, err = call_main(cli.main, [command, "--help"])
         assert code == 0, err
         assert f"usage: keras-vae {command}" in out and "--model" in out
+    # One default per flag, and none where there is none.
+    for name, command in cli.build_parser().commands.items():
+        formatter = command._get_formatter()
+        for action in command._actions:
+            shown = formatter._get_help_string(action) or ""
+            assert shown.count("(default:") <= 1, (name, action.dest, shown)
+            assert not (action.default is None and "%(default)s" in shown), (name, action.dest)
 
 
 def test_generate_writes_a_seeded_grid(trained_run, tmp_path, capsys):

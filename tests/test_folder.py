@@ -344,3 +344,9 @@ def test_a_run_dir_inside_the_folder_is_refused_before_anything_is_written(tmp_p
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "--run-dir runs/latest is inside --data-dir" in err and "outside the folder" in err
     assert sorted(os.listdir(tmp_path / "pictures")) == ["blue", "red"]
+    # Also through a link to a folder elsewhere, which the folder's reader follows.
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "pictures" / "runs")
+    code, _, err = call_main(cli.main, argv)
+    assert code == 2 and "is inside --data-dir" in err, err
+    assert os.listdir(tmp_path / "elsewhere") == []

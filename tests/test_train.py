@@ -311,6 +311,10 @@ def test_a_rerun_that_names_the_defaults_it_trained_with_resumes(tmp_path):
         run_dir.check_config(str(tmp_path), TrainingConfig(**same))
         with pytest.raises(ValueError, match=message):
             run_dir.check_config(str(tmp_path), TrainingConfig(**other))
+    # A config.json this version cannot rebuild is compared as written: one difference.
+    (tmp_path / "config.json").write_text(json.dumps({**TrainingConfig().to_dict(), "old": 1}))
+    with pytest.raises(ValueError, match=r"other settings \(--old 1 there, None now\)\."):
+        run_dir.check_config(str(tmp_path), TrainingConfig())
 
 
 def test_a_relative_data_dir_is_stored_absolute(tmp_path, monkeypatch):

@@ -236,6 +236,9 @@ def test_latest_run_is_the_newest_export_and_a_rebuilt_site_replaces_the_old(tra
     missing = tmp_path / "nothing"
     code, _, err = call_main(cli.main, ["web", "--run-dir", missing, "--no-serve"])
     assert code == 2 and f"Run dir not found: {missing} (--run-dir; or --export DIR)." in err
+    model_file = run_dir / "model.keras"
+    code, _, err = call_main(cli.main, ["web", "--run-dir", model_file, "--no-serve"])
+    assert code == 2 and f"--run-dir {model_file} is a file; give the run's directory." in err
     site = explorer.build_site(str(runs / "new" / "export"), str(tmp_path / "site"))
     (tmp_path / "site" / "explorer.js").write_text("// from an earlier build")
     assert explorer.build_site(str(runs / "old" / "export"), site) == site

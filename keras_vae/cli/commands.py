@@ -25,8 +25,10 @@ def web(args):
         out = args.out or os.path.join(os.path.dirname(os.path.abspath(export_dir)), "web")
     else:
         run = args.run_dir or explorer.latest_run()
-        if not os.path.isdir(run):
+        if not os.path.exists(run):
             raise FileNotFoundError(f"Run dir not found: {run} (--run-dir; or --export DIR).")
+        if not os.path.isdir(run):
+            raise NotADirectoryError(f"--run-dir {run} is a file; give the run's directory.")
         export_dir = os.path.join(run, "export")
         out = args.out or os.path.join(run, "web")
     # Bind first: a port in use fails before the page (maybe being served) is rebuilt.

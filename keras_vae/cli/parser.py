@@ -310,6 +310,15 @@ def _add(parser, entry):
         _add(target, inner)
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends each flag's default, except where the help names it or there is none."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """Arguments no flag takes are reported with the usage of the command they were given to."""
 
@@ -338,7 +347,7 @@ def build_parser():
             name,
             help=command.help,
             description=command.description or command.help,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter
+            formatter_class=_DefaultsHelpFormatter
             if command.show_defaults
             else argparse.HelpFormatter,
         )

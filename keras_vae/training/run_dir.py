@@ -145,7 +145,7 @@ def check_config(directory, config):
     try:
         saved = type(config).from_dict(saved).effective()
     except (TypeError, ValueError):
-        pass  # a config.json this version cannot rebuild: compared as written
+        wanted = config.to_dict()  # a config.json this version cannot rebuild: as written
     differences = [
         f"{flag_name(name)} {saved.get(name)!r} there, {wanted.get(name)!r} now"
         for name in sorted(set(saved) | set(wanted))
@@ -166,8 +166,12 @@ def check_outside_data(directory, config):
     """
     if config.dataset != "folder" or config.data_dir is None:
         return
-    data = os.path.join(os.path.realpath(config.data_dir), "")
-    if os.path.join(os.path.realpath(directory), "").startswith(data):
+    # Both as written and resolved: the folder's reader follows symbolic links.
+    inside = any(
+        os.path.join(resolve(directory), "").startswith(os.path.join(resolve(config.data_dir), ""))
+        for resolve in (os.path.abspath, os.path.realpath)
+    )
+    if inside:
         raise ValueError(
             f"--run-dir {directory} is inside --data-dir {config.data_dir}: the run's pictures "
             "would be read as training pictures. Choose a --run-dir outside the folder."
