@@ -193,7 +193,7 @@ def test_mixed_precision_keeps_losses_in_float32(prior):
     with training.dtype_policy(mixed_precision=True):
         model = VAE(seed=0, **TINY, **prior)
         model.compile(optimizer="adam")
-        assert model.compute_dtype == "bfloat16"
+        assert model.compute_dtype == "bfloat16" and model.sampling.compute_dtype == "float32"
         reconstruction, kl = model.loss_terms(images)
         history = model.fit(images, epochs=2, batch_size=8, verbose=0)
     assert reconstruction.dtype == "float32" and kl.dtype == "float32"

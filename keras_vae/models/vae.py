@@ -110,7 +110,8 @@ class VAE(LatentImageModel):
         self.beta = float(beta)
         self.seed = seed
 
-        self.sampling = Sampling(seed=seed, name="sampling")
+        # float32 under mixed precision too: log q(z | x) is then taken at the z drawn.
+        self.sampling = Sampling(seed=seed, name="sampling", dtype="float32")
         self.kl_weight = self.add_weight(
             shape=(),
             initializer=keras.initializers.Constant(self.beta),
@@ -183,7 +184,6 @@ class VAE(LatentImageModel):
         reconstruction = self.reconstruction_nll(images, logits)
         if self.learned_prior == priors.STANDARD:
             return reconstruction, losses.kl_to_standard_normal(mean, log_var)
-        z = ops.cast(z, "float32")  # the Sampling layer computes in the policy's dtype
         kl = losses.log_normal(z, mean, log_var) - self.log_prior(z, training=training)
         return reconstruction, kl
 
