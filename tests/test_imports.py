@@ -5,6 +5,7 @@ test fails as soon as an import goes the wrong way, whatever is installed.
 """
 
 import ast
+import glob
 import os
 import subprocess
 import sys
@@ -253,3 +254,14 @@ def test_a_fresh_process_loads_a_model_compiled_with_fused_adam(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-1] == "FusedAdam"
+
+
+def test_no_function_of_the_command_line_is_over_60_lines():
+    long = []
+    for path in glob.glob(os.path.join(PACKAGE, "cli", "*.py")):
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{os.path.basename(path)}:{node.name} ({lines} lines)")
+    assert not long, long

@@ -457,63 +457,18 @@ def _fit_prior(args):
 
 
 def _write_prior(args, is_run_dir):
-    from keras_vae import generation
     from keras_vae.training import run_dir
-    from keras_vae.training import train as training
-    from keras_vae.training.config import TrainingConfig
 
     session = Session(args)
-    model, config = session.model, session.config
+    model = session.model
     earlier = dict(model.priors)
-    if is_run_dir and config and not (args.dataset or args.data_dir or args.limit):
-        # The run's own splits, as train.py made them; metrics.json records the prior.
-        run_config = dataclasses.replace(
-            TrainingConfig.from_dict(config),
-            prior=args.prior,
-            prior_components=args.components,
-            prior_codes=args.codes,
-        )
-        splits = training.load_splits(run_config)
-        held_out = 0 if splits.validation is None else len(splits.validation)
-        print(
-            f"fitting to the codes of the run's own {session.dataset} training split: "
-            f"{len(splits.train)} images ({held_out} held out to choose the mixture)",
-            file=sys.stderr,
-        )
-        training.fit_run_priors(
-            model, run_config, splits, args.model, seed=args.seed, codec=session.codec
-        )
+    if is_run_dir and session.config and not (args.dataset or args.data_dir or args.limit):
+        _refit_run(session, args)
         path = os.path.join(args.model, run_dir.MODEL_FILE)
-    elif getattr(model, "label_dim", 0):
-        asked = " and ".join(
-            flag
-            for flag, value in (
-                ("--dataset", args.dataset),
-                ("--data-dir", args.data_dir),
-                ("--limit", args.limit),
-            )
-            if value
-        )
-        raise ValueError(
-            f"{args.model} is a conditional VAE: fit-prior refits it on its run dir's own "
-            "training split, with the labels; "
-            + (f"drop {asked}." if asked else "pass the run dir that train.py wrote.")
-        )
     else:
-        images = session.data()[0]
-        print(
-            f"fitting to the codes of {session.dataset} {args.split}: {len(images)} images",
-            file=sys.stderr,
-        )
-        generation.fit_priors(
-            model,
-            images,
-            kind=args.prior,
-            components=args.components,
-            codes=args.codes,
-            seed=args.seed,
-            codec=session.codec,
-        )
+        if getattr(model, "label_dim", 0):
+            raise ValueError(_conditional_needs_its_run(args))
+        _fit_to_data(session, args)
         path = os.path.join(args.model, run_dir.MODEL_FILE) if is_run_dir else args.model
         atomic_write(path, model.save, suffix=".keras")
     for kind, prior in model.priors.items():
@@ -529,6 +484,67 @@ def _write_prior(args, is_run_dir):
         file=sys.stderr,
     )
     return path
+
+
+def _refit_run(session, args):
+    """Refits the run dir's priors on its own splits, as train.py made them (metrics.json too)."""
+    from keras_vae.training import train as training
+    from keras_vae.training.config import TrainingConfig
+
+    run_config = dataclasses.replace(
+        TrainingConfig.from_dict(session.config),
+        prior=args.prior,
+        prior_components=args.components,
+        prior_codes=args.codes,
+    )
+    splits = training.load_splits(run_config)
+    held_out = 0 if splits.validation is None else len(splits.validation)
+    print(
+        f"fitting to the codes of the run's own {session.dataset} training split: "
+        f"{len(splits.train)} images ({held_out} held out to choose the mixture)",
+        file=sys.stderr,
+    )
+    training.fit_run_priors(
+        session.model, run_config, splits, args.model, seed=args.seed, codec=session.codec
+    )
+
+
+def _conditional_needs_its_run(args):
+    """The refusal of a conditional model given without its run dir, or with data flags."""
+    asked = " and ".join(
+        flag
+        for flag, value in (
+            ("--dataset", args.dataset),
+            ("--data-dir", args.data_dir),
+            ("--limit", args.limit),
+        )
+        if value
+    )
+    return (
+        f"{args.model} is a conditional VAE: fit-prior refits it on its run dir's own "
+        "training split, with the labels; "
+        + (f"drop {asked}." if asked else "pass the run dir that train.py wrote.")
+    )
+
+
+def _fit_to_data(session, args):
+    """Fits the priors to the codes of the dataset split the flags name."""
+    from keras_vae import generation
+
+    images = session.data()[0]
+    print(
+        f"fitting to the codes of {session.dataset} {args.split}: {len(images)} images",
+        file=sys.stderr,
+    )
+    generation.fit_priors(
+        session.model,
+        images,
+        kind=args.prior,
+        components=args.components,
+        codes=args.codes,
+        seed=args.seed,
+        codec=session.codec,
+    )
 
 
 def default_export_dir(model_path):
