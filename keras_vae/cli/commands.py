@@ -306,15 +306,18 @@ def _interpolate(session):
     )
 
 
+def _npy_name(attribute):
+    """The default file of an attribute's vector: `Ankle boot` -> `ankle_boot.npy`."""
+    return f"{attribute.lower().replace('/', '_').replace(' ', '_')}.npy"
+
+
 def _attribute(session):
     args = session.args
+    if args.out and (args.out.endswith(os.sep) or os.path.isdir(args.out)):  # before encoding
+        example = os.path.join(args.out, _npy_name(args.attribute))
+        raise ValueError(f"--out {args.out} is a directory; give a file name such as {example}.")
     vector, name, count = session.attribute_vector(args.attribute)
-    default = f"{name.lower().replace('/', '_').replace(' ', '_')}.npy"
-    out = args.out or default
-    if out.endswith(os.sep) or os.path.isdir(out):
-        raise ValueError(
-            f"--out {out} is a directory; give a file name such as {os.path.join(out, default)}."
-        )
+    out = args.out or _npy_name(name)
     if not out.endswith(".npy"):
         out += ".npy"  # what np.save would write anyway: print the real name
     atomic_write(out, lambda tmp_path: np.save(tmp_path, vector), suffix=".npy")
